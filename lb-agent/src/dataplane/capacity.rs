@@ -1,0 +1,78 @@
+//! Capacities fixed when the program is loaded.
+
+use std::ops::RangeInclusive;
+
+use lb_common::{
+    DEFAULT_FLOW_TABLE_SIZE, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_VIPS, DEFAULT_RING_SIZE,
+    DEFAULT_SNAT_PORT_MAX, DEFAULT_SNAT_PORT_MIN, maglev::is_prime,
+};
+
+use super::DataplaneError;
+
+/// Sizes of the maps and tables, set at load time (not compile time).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capacities {
+    /// Services (VIP, port, protocol) at most.
+    pub max_vips: u32,
+    /// Backends of all services together at most.
+    pub max_backends: u32,
+    /// Flow table entries (the NAT binding table gets as many).
+    pub flow_table_size: u32,
+    /// Maglev ring entries per service: a prime.
+    pub ring_size: u32,
+    /// NAT source ports.
+    pub snat_ports: RangeInclusive<u16>,
+}
+
+impl Default for Capacities {
+    fn default() -> Self {
+        Self {
+            max_vips: DEFAULT_MAX_VIPS,
+            max_backends: DEFAULT_MAX_BACKENDS,
+            flow_table_size: DEFAULT_FLOW_TABLE_SIZE,
+            ring_size: DEFAULT_RING_SIZE,
+            snat_ports: DEFAULT_SNAT_PORT_MIN..=DEFAULT_SNAT_PORT_MAX,
+        }
+    }
+}
+
+impl Capacities {
+    /// Checks every value; the error names the first one that is wrong.
+    pub fn validate(&self) -> Result<(), DataplaneError> {
+        let bad = |what, why: String| Err(DataplaneError::Capacity { what, why });
+        if self.max_vips == 0 || self.max_vips > 4096 {
+            return bad("max_vips", format!("{} is not in 1..=4096", self.max_vips));
+        }
+        if self.max_backends == 0 || self.max_backends > 1 << 20 {
+            return bad("max_backends", format!("{} is not in 1..=1048576", self.max_backends));
+        }
+        if self.flow_table_size < 1024 || self.flow_table_size > 1 << 26 {
+            return bad(
+                "flow_table_size",
+                format!("{} is not in 1024..=67108864", self.flow_table_size),
+            );
+        }
+        if !is_prime(self.ring_size) || self.ring_size < 7 || self.ring_size > 1_000_003 {
+            return bad(
+                "ring_size",
+                format!("{} is not a prime in 7..=1000003", self.ring_size),
+            );
+        }
+        let rings = u64::from(self.max_vips) * 2 * u64::from(self.ring_size);
+        if rings > u64::from(u32::MAX) {
+            return bad("ring_size", format!("max_vips x 2 x ring_size = {rings} entries is too many"));
+        }
+        if self.snat_ports.is_empty() || *self.snat_ports.start() == 0 {
+            return bad(
+                "snat_ports",
+                format!("{:?} is empty or starts at 0", self.snat_ports),
+            );
+        }
+        Ok(())
+    }
+
+    /// Entries of the rings map: two rings per VIP slot.
+    pub fn ring_entries(&self) -> u32 {
+        self.max_vips * 2 * self.ring_size
+    }
+}

@@ -1,0 +1,56 @@
+//! Errors of the data plane layer.
+
+use std::net::IpAddr;
+
+/// What went wrong loading, attaching or programming the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    #[error("invalid capacity {what}: {why}")]
+    Capacity { what: &'static str, why: String },
+    #[error("loading the XDP object failed")]
+    Load {
+        #[source]
+        source: aya::EbpfError,
+    },
+    #[error("program {name} is missing from the object")]
+    MissingProgram { name: &'static str },
+    #[error("map {name} is missing from the object")]
+    MissingMap { name: &'static str },
+    #[error("program {name}: {what} failed")]
+    Program {
+        name: &'static str,
+        what: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("map {name}: {what} failed")]
+    Map {
+        name: &'static str,
+        what: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("cannot count the possible CPUs")]
+    Cpus {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("interface {name} not found")]
+    NoInterface { name: String },
+    #[error("service {service}: {why}")]
+    Service { service: String, why: String },
+    #[error("too many {what}: capacity is {capacity}")]
+    Full { what: &'static str, capacity: u32 },
+    #[error("service {service}: address families differ ({vip} vs {other})")]
+    FamilyMismatch {
+        service: String,
+        vip: IpAddr,
+        other: IpAddr,
+    },
+    #[error("service {service}: Maglev table")]
+    Maglev {
+        service: String,
+        #[source]
+        source: lb_common::maglev::MaglevError,
+    },
+}

@@ -1,0 +1,462 @@
+//! Programming services into the maps.
+//!
+//! The agent is the only writer. `Dataplane::apply` takes the whole desired set of
+//! services, checks all of it before writing anything, then per service: backend slots
+//! (a backend keeps its slot, so its flows stay), the Maglev ring written into the
+//! service's idle ring, and finally the VIP entry replaced whole to point at the new
+//! ring: a packet sees the old ring or the new one, never a half-written one.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    net::IpAddr,
+};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+use lb_common::{
+    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, AddrInfo, AddrKey, BACKEND_DOWN,
+    BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_RINGS,
+    MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, PROTO_TCP, PROTO_UDP, TrafficCounters, VIP_F_DSR,
+    VIP_F_RESET, VipKey, VipMeta,
+    maglev::{self, MaglevBackend},
+    maps::addr::to_words,
+};
+
+use super::{Capacities, Dataplane, DataplaneError};
+
+/// Transport protocol of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => PROTO_TCP,
+            Protocol::Udp => PROTO_UDP,
+        }
+    }
+}
+
+/// How packets reach the backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forwarding {
+    /// Full NAT: backends see the SNAT address and reply to the LB.
+    Nat,
+    /// L2 direct server return: backends hold the VIP and reply to the client.
+    Dsr,
+}
+
+/// What a service does when no backend is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoBackend {
+    Drop,
+    /// TCP gets a RST (UDP is dropped).
+    Reset,
+}
+
+/// A backend's effective state (configured state combined with health).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendState {
+    Up,
+    /// Keeps its flows, gets no new ones.
+    Drain,
+    /// Gets nothing; its flows move.
+    Down,
+}
+
+/// One backend of a service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendSpec {
+    pub addr: IpAddr,
+    /// 0 = the port the client connected to.
+    pub port: u16,
+    pub weight: u32,
+    pub state: BackendState,
+}
+
+/// One service: VIP, port (0 = every port), protocol and its backends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub forwarding: Forwarding,
+    /// NAT source address (required for NAT, ignored for DSR).
+    pub snat: Option<IpAddr>,
+    pub on_no_backend: NoBackend,
+    pub backends: Vec<BackendSpec>,
+}
+
+type ServiceId = (IpAddr, u16, Protocol);
+type BackendId = (IpAddr, u16);
+
+/// What the agent remembers of a programmed service.
+struct Programmed {
+    id: u32,
+    ring: u32,
+    key: VipKey,
+    backends: HashMap<BackendId, u32>,
+    /// The live ring's content, to skip rewriting an unchanged table.
+    table: Vec<u32>,
+}
+
+/// Slot bookkeeping (kept in the agent; rebuilt from the maps on restart later).
+pub(super) struct Programmer {
+    services: HashMap<ServiceId, Programmed>,
+    free_vips: VecDeque<u32>,
+    /// Freed backend slots are reused oldest first, and every reuse bumps the slot's
+    /// generation, so a stale flow never follows a slot to another backend.
+    free_backends: VecDeque<u32>,
+    generations: Vec<u32>,
+}
+
+impl Programmer {
+    pub(super) fn new(caps: &Capacities) -> Self {
+        Self {
+            services: HashMap::new(),
+            free_vips: (0..caps.max_vips).collect(),
+            free_backends: (0..caps.max_backends).collect(),
+            generations: vec![0; caps.max_backends as usize],
+        }
+    }
+}
+
+fn map_err(name: &'static str, what: &'static str) -> impl Fn(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { name, what, source }
+}
+
+fn state_word(s: BackendState) -> u32 {
+    match s {
+        BackendState::Up => BACKEND_UP,
+        BackendState::Drain => BACKEND_DRAIN,
+        BackendState::Down => BACKEND_DOWN,
+    }
+}
+
+/// Checks the whole desired set; nothing is written when this fails.
+fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneError> {
+    let mut seen = HashSet::new();
+    let mut backends = 0usize;
+    for s in specs {
+        let bad = |why: String| DataplaneError::Service {
+            service: s.name.clone(),
+            why,
+        };
+        if !seen.insert((s.vip, s.port, s.protocol)) {
+            return Err(bad(format!(
+                "{}:{} {:?} is defined twice",
+                s.vip, s.port, s.protocol
+            )));
+        }
+        if s.forwarding == Forwarding::Nat {
+            let snat = s.snat.ok_or_else(|| bad("NAT forwarding needs a SNAT address".into()))?;
+            if snat.is_ipv4() != s.vip.is_ipv4() {
+                return Err(DataplaneError::FamilyMismatch {
+                    service: s.name.clone(),
+                    vip: s.vip,
+                    other: snat,
+                });
+            }
+        }
+        let mut ids = HashSet::new();
+        for b in &s.backends {
+            if b.addr.is_ipv4() != s.vip.is_ipv4() {
+                return Err(DataplaneError::FamilyMismatch {
+                    service: s.name.clone(),
+                    vip: s.vip,
+                    other: b.addr,
+                });
+            }
+            if !ids.insert((b.addr, b.port)) {
+                return Err(bad(format!("backend {}:{} is listed twice", b.addr, b.port)));
+            }
+        }
+        backends += s.backends.len();
+    }
+    if specs.len() > caps.max_vips as usize {
+        return Err(DataplaneError::Full {
+            what: "services",
+            capacity: caps.max_vips,
+        });
+    }
+    if backends > caps.max_backends as usize {
+        return Err(DataplaneError::Full {
+            what: "backends",
+            capacity: caps.max_backends,
+        });
+    }
+    Ok(())
+}
+
+impl Dataplane {
+    /// Makes the data plane serve exactly `specs`.
+    pub fn apply(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
+        validate(specs, &self.caps)?;
+        let wanted: HashSet<ServiceId> = specs.iter().map(|s| (s.vip, s.port, s.protocol)).collect();
+        let gone: Vec<ServiceId> = self
+            .programmer
+            .services
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .copied()
+            .collect();
+        for id in gone {
+            self.remove_service(id)?;
+        }
+        for spec in specs {
+            self.apply_service(spec)?;
+        }
+        self.sync_addresses(specs)
+    }
+
+    fn apply_service(&mut self, spec: &ServiceSpec) -> Result<(), DataplaneError> {
+        let sid = (spec.vip, spec.port, spec.protocol);
+        let (addr, family) = to_words(spec.vip);
+        let key = VipKey {
+            addr,
+            port: spec.port.to_be(),
+            proto: spec.protocol.number(),
+            family,
+        };
+        if !self.programmer.services.contains_key(&sid) {
+            let id = self
+                .programmer
+                .free_vips
+                .pop_front()
+                .ok_or(DataplaneError::Full {
+                    what: "services",
+                    capacity: self.caps.max_vips,
+                })?;
+            zero_counters(&mut self.ebpf, MAP_VIP_STATS, id)?;
+            self.programmer.services.insert(
+                sid,
+                Programmed {
+                    id,
+                    ring: 1,
+                    key,
+                    backends: HashMap::new(),
+                    table: Vec::new(),
+                },
+            );
+        }
+        // Backend slots: keep existing, free removed, allocate new.
+        let wanted: HashSet<BackendId> = spec.backends.iter().map(|b| (b.addr, b.port)).collect();
+        let mut freed = Vec::new();
+        if let Some(p) = self.programmer.services.get_mut(&sid) {
+            p.backends.retain(|id, slot| {
+                let keep = wanted.contains(id);
+                if !keep {
+                    freed.push(*slot);
+                }
+                keep
+            });
+        }
+        for slot in freed {
+            self.write_backend_state(slot, BACKEND_DOWN)?;
+            self.programmer.free_backends.push_back(slot);
+        }
+        let mut slots = Vec::with_capacity(spec.backends.len());
+        for b in &spec.backends {
+            let existing = self
+                .programmer
+                .services
+                .get(&sid)
+                .and_then(|p| p.backends.get(&(b.addr, b.port)).copied());
+            let slot = match existing {
+                Some(slot) => slot,
+                None => {
+                    let slot = self.programmer.free_backends.pop_front().ok_or(
+                        DataplaneError::Full {
+                            what: "backends",
+                            capacity: self.caps.max_backends,
+                        },
+                    )?;
+                    let g = &mut self.programmer.generations[slot as usize];
+                    *g = g.wrapping_add(1);
+                    zero_counters(&mut self.ebpf, MAP_BACKEND_STATS, slot)?;
+                    if let Some(p) = self.programmer.services.get_mut(&sid) {
+                        p.backends.insert((b.addr, b.port), slot);
+                    }
+                    slot
+                }
+            };
+            let (baddr, bfamily) = to_words(b.addr);
+            let value = Backend {
+                addr: baddr,
+                port: b.port.to_be(),
+                family: bfamily,
+                _pad: 0,
+                state: state_word(b.state),
+                generation: self.programmer.generations[slot as usize],
+            };
+            let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
+            backends
+                .set(slot, value, 0)
+                .map_err(map_err(MAP_BACKENDS, "update"))?;
+            slots.push(slot);
+        }
+        // The ring over backends that take new flows.
+        let names: Vec<String> = spec
+            .backends
+            .iter()
+            .map(|b| format!("{}:{}", b.addr, b.port))
+            .collect();
+        let members: Vec<MaglevBackend<'_>> = spec
+            .backends
+            .iter()
+            .zip(&names)
+            .map(|(b, n)| MaglevBackend {
+                key: n.as_bytes(),
+                weight: if b.state == BackendState::Up { b.weight } else { 0 },
+            })
+            .collect();
+        let table: Vec<u32> = maglev::build(&members, self.caps.ring_size)
+            .map_err(|source| DataplaneError::Maglev {
+                service: spec.name.clone(),
+                source,
+            })?
+            .into_iter()
+            .map(|i| if i == NO_BACKEND { NO_BACKEND } else { slots[i as usize] })
+            .collect();
+        let (id, mut ring, unchanged) = match self.programmer.services.get(&sid) {
+            Some(p) => (p.id, p.ring, p.table == table),
+            None => return Ok(()),
+        };
+        if !unchanged {
+            ring ^= 1;
+            let base = (id * 2 + ring) * self.caps.ring_size;
+            let mut rings: Array<&mut MapData, u32> = self.map_mut(MAP_RINGS)?;
+            for (i, slot) in table.iter().enumerate() {
+                rings
+                    .set(base + i as u32, *slot, 0)
+                    .map_err(map_err(MAP_RINGS, "update"))?;
+            }
+        }
+        let meta = VipMeta {
+            id,
+            flags: match spec.forwarding {
+                Forwarding::Dsr => VIP_F_DSR,
+                Forwarding::Nat => 0,
+            } | match spec.on_no_backend {
+                NoBackend::Reset => VIP_F_RESET,
+                NoBackend::Drop => 0,
+            },
+            ring,
+            snat_addr: spec.snat.map(|a| to_words(a).0).unwrap_or_default(),
+        };
+        let mut vips: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
+        vips.insert(key, meta, 0)
+            .map_err(map_err(MAP_VIPS, "update"))?;
+        if let Some(p) = self.programmer.services.get_mut(&sid) {
+            p.ring = ring;
+            p.table = table;
+        }
+        Ok(())
+    }
+
+    fn remove_service(&mut self, sid: ServiceId) -> Result<(), DataplaneError> {
+        let Some(p) = self.programmer.services.remove(&sid) else {
+            return Ok(());
+        };
+        let mut vips: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
+        match vips.remove(&p.key) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(MAP_VIPS, "delete")(e)),
+        }
+        for slot in p.backends.values() {
+            self.write_backend_state(*slot, BACKEND_DOWN)?;
+            self.programmer.free_backends.push_back(*slot);
+        }
+        self.programmer.free_vips.push_back(p.id);
+        Ok(())
+    }
+
+    fn write_backend_state(&mut self, slot: u32, state: u32) -> Result<(), DataplaneError> {
+        let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
+        let mut b = backends.get(&slot, 0).map_err(map_err(MAP_BACKENDS, "lookup"))?;
+        b.state = state;
+        backends
+            .set(slot, b, 0)
+            .map_err(map_err(MAP_BACKENDS, "update"))
+    }
+
+    /// ADDRS holds exactly the VIP and SNAT addresses of `specs`.
+    fn sync_addresses(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
+        let mut want: BTreeMap<(u32, [u32; 4]), u32> = BTreeMap::new();
+        for s in specs {
+            let (a, f) = to_words(s.vip);
+            let bit = if s.port == 0 { ADDR_F_VIP_ANY_PORT } else { ADDR_F_VIP_PORTS };
+            *want.entry((u32::from(f), a)).or_default() |= bit;
+            if let (Forwarding::Nat, Some(snat)) = (s.forwarding, s.snat) {
+                let (a, f) = to_words(snat);
+                *want.entry((u32::from(f), a)).or_default() |= ADDR_F_SNAT;
+            }
+        }
+        let mut addrs: BpfHashMap<&mut MapData, AddrKey, AddrInfo> = self.map_mut(MAP_ADDRS)?;
+        let present: Vec<AddrKey> = addrs.keys().filter_map(Result::ok).collect();
+        for ((family, addr), flags) in &want {
+            let key = AddrKey {
+                addr: *addr,
+                family: *family,
+            };
+            addrs
+                .insert(key, AddrInfo { flags: *flags }, 0)
+                .map_err(map_err(MAP_ADDRS, "update"))?;
+        }
+        for key in present {
+            if !want.contains_key(&(key.family, key.addr)) {
+                match addrs.remove(&key) {
+                    Ok(()) | Err(MapError::KeyNotFound) => {}
+                    Err(e) => return Err(map_err(MAP_ADDRS, "delete")(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Slot of a programmed service, for counters.
+    pub fn service_slot(&self, vip: IpAddr, port: u16, protocol: Protocol) -> Option<u32> {
+        self.programmer.services.get(&(vip, port, protocol)).map(|p| p.id)
+    }
+
+    /// Slot of a programmed backend of a service, for counters.
+    pub fn backend_slot(
+        &self,
+        vip: IpAddr,
+        port: u16,
+        protocol: Protocol,
+        backend: IpAddr,
+        backend_port: u16,
+    ) -> Option<u32> {
+        self.programmer
+            .services
+            .get(&(vip, port, protocol))
+            .and_then(|p| p.backends.get(&(backend, backend_port)).copied())
+    }
+
+    pub(super) fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, DataplaneError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
+    {
+        self.ebpf
+            .map_mut(name)
+            .ok_or(DataplaneError::MissingMap { name })?
+            .try_into()
+            .map_err(map_err(name, "type check"))
+    }
+}
+
+fn zero_counters(ebpf: &mut aya::Ebpf, name: &'static str, slot: u32) -> Result<(), DataplaneError> {
+    let map = ebpf
+        .map_mut(name)
+        .ok_or(DataplaneError::MissingMap { name })?;
+    let mut stats: PerCpuArray<&mut MapData, TrafficCounters> =
+        map.try_into().map_err(map_err(name, "type check"))?;
+    let cpus = aya::util::nr_cpus().map_err(|(_, source)| DataplaneError::Cpus { source })?;
+    let zeros = PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])
+        .map_err(|source| DataplaneError::Cpus { source })?;
+    stats.set(slot, zeros, 0).map_err(map_err(name, "zero"))
+}

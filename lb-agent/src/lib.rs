@@ -1,0 +1,4 @@
+//! lb-agent: loads the XDP data plane, programs its maps, and (later) runs health
+//! checks, VRRP and the operator interfaces.
+
+pub mod dataplane;

@@ -1,0 +1,115 @@
+//! Every constant and flag bit of the data plane, defined once.
+//!
+//! Values written into maps use these; the XDP program reads them back. Addresses and
+//! ports inside map keys and values are kept in network byte order exactly as they
+//! appear in the packet (an IPv4 address sits in `addr[0]`, the other words are zero),
+//! so the program never swaps bytes on the packet path.
+
+// ---- Map names (the `static` names in lb-ebpf; the agent opens maps by these) ----
+
+/// `HashMap<AddrKey, AddrInfo>`: every address the program owns (VIPs, SNAT addresses).
+/// The first and only lookup a packet that is not for us pays.
+pub const MAP_ADDRS: &str = "ADDRS";
+/// `HashMap<VipKey, VipMeta>`: the services.
+pub const MAP_VIPS: &str = "VIPS";
+/// `Array<Backend>` indexed by backend slot.
+pub const MAP_BACKENDS: &str = "BACKENDS";
+/// `Array<u32>`: Maglev rings, two per VIP slot (double buffered), `ring_size` entries each.
+pub const MAP_RINGS: &str = "RINGS";
+/// `LruHashMap<FlowKey, FlowEntry>`: client flow -> backend choice.
+pub const MAP_FLOWS: &str = "FLOWS";
+/// `LruHashMap<FlowKey, NatEntry>`: NAT reply flow (backend -> SNAT addr:port) -> client.
+pub const MAP_NAT: &str = "NAT";
+/// `PerCpuArray<u64>` indexed by [`crate::Counter`].
+pub const MAP_STATS: &str = "STATS";
+/// `PerCpuArray<TrafficCounters>` indexed by VIP slot.
+pub const MAP_VIP_STATS: &str = "VIP_STATS";
+/// `PerCpuArray<TrafficCounters>` indexed by backend slot.
+pub const MAP_BACKEND_STATS: &str = "BACKEND_STATS";
+
+// ---- Program names ----
+
+/// The load balancer's XDP entry point.
+pub const PROG_XDP: &str = "lb_xdp";
+/// TC ingress companion: hands packets whose next hop had no neighbour entry to the
+/// kernel's neighbour subsystem (`bpf_redirect_neigh`).
+pub const PROG_TC_NEIGH: &str = "lb_tc_neigh";
+/// Benchmark floor: parse, swap MACs, XDP_TX. Not used by the agent.
+pub const PROG_FLOOR: &str = "lb_floor";
+/// Benchmark sink: count and drop. Not used by the agent.
+pub const PROG_SINK: &str = "lb_sink";
+
+// ---- Load-time globals (`.rodata`, set with `EbpfLoader::set_global`) ----
+
+/// Entries per Maglev ring (a prime).
+pub const GLOBAL_RING_SIZE: &str = "LB_RING_SIZE";
+/// Number of VIP slots (bounds the ring index).
+pub const GLOBAL_MAX_VIPS: &str = "LB_MAX_VIPS";
+/// Lowest source port handed out for NAT flows.
+pub const GLOBAL_SNAT_PORT_MIN: &str = "LB_SNAT_PORT_MIN";
+/// Highest source port handed out for NAT flows.
+pub const GLOBAL_SNAT_PORT_MAX: &str = "LB_SNAT_PORT_MAX";
+
+// ---- Capacity defaults (the agent may override every one at load time) ----
+
+/// Default Maglev ring size: prime, ~65k slots keeps the weight error well under 1%.
+pub const DEFAULT_RING_SIZE: u32 = 65_537;
+/// Default number of VIP slots.
+pub const DEFAULT_MAX_VIPS: u32 = 64;
+/// Default number of backend slots (all VIPs together).
+pub const DEFAULT_MAX_BACKENDS: u32 = 4_096;
+/// Default flow table entries (the NAT table gets as many).
+pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 262_144;
+/// Default NAT source port range: below the kernel's ephemeral range (32768-60999),
+/// so the LB's own connections (health checks) never collide with NAT bindings.
+pub const DEFAULT_SNAT_PORT_MIN: u16 = 1_024;
+/// See [`DEFAULT_SNAT_PORT_MIN`].
+pub const DEFAULT_SNAT_PORT_MAX: u16 = 32_767;
+/// Linear probes tried when a NAT source port is taken before the flow is refused.
+pub const SNAT_PORT_PROBES: u32 = 32;
+
+// ---- Address families, as stored in keys (not the kernel's AF_* numbers) ----
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+// ---- IP protocol numbers ----
+
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const PROTO_ICMPV6: u8 = 58;
+
+// ---- AddrInfo.flags ----
+
+/// The address is a VIP with at least one exact-port service.
+pub const ADDR_F_VIP_PORTS: u32 = 1 << 0;
+/// The address is a VIP with an any-port service (VipKey.port == 0).
+pub const ADDR_F_VIP_ANY_PORT: u32 = 1 << 1;
+/// The address is a NAT source address: replies to it may need translating back.
+pub const ADDR_F_SNAT: u32 = 1 << 2;
+
+// ---- VipMeta.flags ----
+
+/// Forwarding mode: set = L2 direct server return, clear = full NAT.
+pub const VIP_F_DSR: u32 = 1 << 0;
+/// No healthy backend: set = answer TCP with RST, clear = drop.
+pub const VIP_F_RESET: u32 = 1 << 1;
+
+// ---- Backend.state (u32, not an enum or bool: keeps the Pod layout free of padding
+//      and of invalid bit patterns) ----
+
+/// Gets new flows and keeps its own.
+pub const BACKEND_UP: u32 = 0;
+/// Keeps its flows, gets no new ones (it is not in the ring).
+pub const BACKEND_DRAIN: u32 = 1;
+/// Never chosen; flows pinned to it are re-hashed on their next packet.
+pub const BACKEND_DOWN: u32 = 2;
+
+/// Ring entry meaning "no backend".
+pub const NO_BACKEND: u32 = u32::MAX;
+
+// ---- XDP metadata handed to the TC companion when the neighbour is unresolved ----
+
+/// Marks [`crate::NeighMeta`] in front of a passed packet.
+pub const NEIGH_META_MAGIC: u32 = 0x4c42_4e48; // "LBNH"

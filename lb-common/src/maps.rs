@@ -1,0 +1,189 @@
+//! Map keys and values. Layout rules: `#[repr(C)]`, fields ordered so there is no
+//! implicit padding, explicit `_pad` fields zeroed by constructors, and a size assert
+//! per type (a layout change fails the build of both sides).
+//!
+//! Addresses are `[u32; 4]` holding the packet's bytes (network order); an IPv4
+//! address uses word 0 and leaves the rest zero. Ports are network order too.
+
+/// Key of [`crate::MAP_ADDRS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AddrKey {
+    pub addr: [u32; 4],
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`]; u32 so the key has no padding.
+    pub family: u32,
+}
+
+/// Value of [`crate::MAP_ADDRS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// `ADDR_F_*` bits.
+    pub flags: u32,
+}
+
+/// Key of [`crate::MAP_VIPS`]: one service.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VipKey {
+    pub addr: [u32; 4],
+    /// Network order; 0 = every port of `addr` for `proto`.
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+/// Value of [`crate::MAP_VIPS`]. Replaced whole (the map is not preallocated, so a
+/// reader keeps the old element until it is done: RCU), which is what makes a ring
+/// swap atomic.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VipMeta {
+    /// VIP slot: index of its counters and of its two rings.
+    pub id: u32,
+    /// `VIP_F_*` bits.
+    pub flags: u32,
+    /// Which of the slot's two rings is live (0 or 1).
+    pub ring: u32,
+    /// NAT source address (same family as the VIP); unused in DSR mode.
+    pub snat_addr: [u32; 4],
+}
+
+/// Value of [`crate::MAP_BACKENDS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backend {
+    pub addr: [u32; 4],
+    /// Network order; 0 = the packet's destination port is kept.
+    pub port: u16,
+    pub family: u8,
+    pub _pad: u8,
+    /// `BACKEND_UP`, `BACKEND_DRAIN` or `BACKEND_DOWN`.
+    pub state: u32,
+    /// Bumped whenever the slot is given to another backend: flows remember it, so a
+    /// flow never follows a slot to a backend it was not sent to.
+    pub generation: u32,
+}
+
+/// A flow's 5-tuple as seen on the wire: key of [`crate::MAP_FLOWS`] (client -> VIP)
+/// and of [`crate::MAP_NAT`] (backend -> SNAT address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Value of [`crate::MAP_FLOWS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEntry {
+    /// Backend slot.
+    pub backend: u32,
+    /// The slot's `Backend::generation` when the flow was bound.
+    pub generation: u32,
+    /// NAT source port (network order); 0 in DSR mode.
+    pub snat_port: u16,
+    pub _pad: u16,
+}
+
+/// Value of [`crate::MAP_NAT`]: how to turn a backend's reply back into the VIP's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatEntry {
+    pub client: [u32; 4],
+    pub vip: [u32; 4],
+    pub client_port: u16,
+    pub vip_port: u16,
+    pub vip_id: u32,
+    pub backend: u32,
+}
+
+/// Per-CPU traffic counters of a VIP or a backend
+/// ([`crate::MAP_VIP_STATS`], [`crate::MAP_BACKEND_STATS`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrafficCounters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub new_flows: u64,
+}
+
+/// XDP metadata in front of a packet passed to the stack because the next hop's
+/// neighbour entry is missing; the TC companion redirects it with `bpf_redirect_neigh`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NeighMeta {
+    /// [`crate::NEIGH_META_MAGIC`].
+    pub magic: u32,
+    /// Output interface.
+    pub ifindex: u32,
+    /// Next hop (network order), family as in `family`.
+    pub nexthop: [u32; 4],
+    pub family: u32,
+}
+
+const _: () = {
+    assert!(core::mem::size_of::<AddrKey>() == 20);
+    assert!(core::mem::size_of::<AddrInfo>() == 4);
+    assert!(core::mem::size_of::<VipKey>() == 20);
+    assert!(core::mem::size_of::<VipMeta>() == 28);
+    assert!(core::mem::size_of::<Backend>() == 28);
+    assert!(core::mem::size_of::<FlowKey>() == 40);
+    assert!(core::mem::size_of::<FlowEntry>() == 12);
+    assert!(core::mem::size_of::<NatEntry>() == 44);
+    assert!(core::mem::size_of::<TrafficCounters>() == 24);
+    assert!(core::mem::size_of::<NeighMeta>() == 28);
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: every type below is `#[repr(C)]`, made only of integers and integer
+    // arrays, has no implicit padding (asserted by size above) and no invalid bit
+    // patterns, which is what `aya::Pod` requires.
+    unsafe impl aya::Pod for super::AddrKey {}
+    unsafe impl aya::Pod for super::AddrInfo {}
+    unsafe impl aya::Pod for super::VipKey {}
+    unsafe impl aya::Pod for super::VipMeta {}
+    unsafe impl aya::Pod for super::Backend {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowEntry {}
+    unsafe impl aya::Pod for super::NatEntry {}
+    unsafe impl aya::Pod for super::TrafficCounters {}
+}
+
+/// Turns a packet-order address into the map representation and back.
+#[cfg(feature = "user")]
+pub mod addr {
+    use core::net::IpAddr;
+
+    /// `(words, family)` of an address as the maps store it.
+    pub fn to_words(ip: IpAddr) -> ([u32; 4], u8) {
+        match ip {
+            IpAddr::V4(v4) => ([u32::from_ne_bytes(v4.octets()), 0, 0, 0], crate::FAMILY_V4),
+            IpAddr::V6(v6) => {
+                let o = v6.octets();
+                let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+                ([w(0), w(4), w(8), w(12)], crate::FAMILY_V6)
+            }
+        }
+    }
+
+    /// The address stored as `words` with `family`.
+    pub fn from_words(words: [u32; 4], family: u8) -> IpAddr {
+        if family == crate::FAMILY_V4 {
+            IpAddr::from(words[0].to_ne_bytes())
+        } else {
+            let mut o = [0u8; 16];
+            for (i, w) in words.iter().enumerate() {
+                o[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
+            }
+            IpAddr::from(o)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Next hop and the way out: `bpf_fib_lookup`, then XDP_TX (same interface) or
+//! redirect; an unresolved neighbour is handed to the kernel through XDP metadata read
+//! by the TC companion (`tc.rs`), which calls `bpf_redirect_neigh`.
+//!
+//! The kernel helpers are called from here only; each call is one small `unsafe`.
+
+use aya_ebpf::{
+    bindings::{bpf_fib_lookup as FibLookupRaw, xdp_action},
+    helpers::{bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_meta},
+    programs::XdpContext,
+};
+use lb_common::{Counter, FAMILY_V4, NEIGH_META_MAGIC, NeighMeta};
+
+use crate::{maps::count, packet::Packet};
+
+const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const FIB_RET_SUCCESS: i64 = 0;
+const FIB_RET_NO_NEIGH: i64 = 7;
+
+/// `struct bpf_fib_lookup` of the kernel UAPI, laid out by hand so it does not depend
+/// on how bindgen named the unions.
+#[repr(C)]
+pub struct FibParams {
+    family: u8,
+    l4_protocol: u8,
+    sport: u16,
+    dport: u16,
+    /// tot_len in, mtu_result out. 0 skips the MTU check (the device enforces it).
+    tot_len: u16,
+    ifindex: u32,
+    flowinfo: u32,
+    src: [u32; 4],
+    dst: [u32; 4],
+    vlan: u32,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+}
+
+const _: () = assert!(core::mem::size_of::<FibParams>() == 64);
+
+/// Where a packet goes: its new addresses and ports (memory order; for DSR only `dst`,
+/// the backend, is routed on and nothing is rewritten) and the counter to bump when it
+/// leaves through XDP.
+pub struct Out {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u8,
+    pub proto: u8,
+    pub ok: Counter,
+}
+
+/// Routes the rewritten packet as if it came in on the context's interface, sets its
+/// Ethernet addresses and returns the verdict: XDP_TX (same interface), redirect, pass
+/// to the kernel (neighbour unresolved) or drop (no route), each counted.
+#[inline(never)]
+pub fn forward(ctx: &XdpContext, pkt: &Packet, out: &Out, params: &mut FibParams) -> u32 {
+    params.family = if out.family == FAMILY_V4 { AF_INET } else { AF_INET6 };
+    params.l4_protocol = out.proto;
+    params.sport = 0;
+    params.dport = 0;
+    params.tot_len = 0;
+    params.ifindex = ctx.ingress_ifindex() as u32;
+    params.flowinfo = 0;
+    params.src = out.src;
+    params.dst = out.dst;
+    params.vlan = 0;
+    params.smac = [0; 6];
+    params.dmac = [0; 6];
+    // SAFETY: `params` is a live, correctly sized `struct bpf_fib_lookup`.
+    let ret = unsafe {
+        bpf_fib_lookup(
+            ctx.ctx.cast(),
+            (params as *mut FibParams).cast::<FibLookupRaw>(),
+            core::mem::size_of::<FibParams>() as i32,
+            0,
+        )
+    };
+    if ret == FIB_RET_NO_NEIGH {
+        return to_kernel(ctx, params, out.family);
+    }
+    if ret != FIB_RET_SUCCESS {
+        count(Counter::DropFibFailed);
+        return xdp_action::XDP_DROP;
+    }
+    let Some(eth) = pkt.words::<6>(0) else {
+        count(Counter::DropInternal);
+        return xdp_action::XDP_DROP;
+    };
+    let d = &params.dmac;
+    let s = &params.smac;
+    eth.set(0, u16::from_ne_bytes([d[0], d[1]]));
+    eth.set(1, u16::from_ne_bytes([d[2], d[3]]));
+    eth.set(2, u16::from_ne_bytes([d[4], d[5]]));
+    eth.set(3, u16::from_ne_bytes([s[0], s[1]]));
+    eth.set(4, u16::from_ne_bytes([s[2], s[3]]));
+    eth.set(5, u16::from_ne_bytes([s[4], s[5]]));
+    count(out.ok);
+    if params.ifindex == ctx.ingress_ifindex() as u32 {
+        return xdp_action::XDP_TX;
+    }
+    // SAFETY: plain helper call with an interface index and no flags.
+    unsafe { bpf_redirect(params.ifindex, 0) as u32 }
+}
+
+/// No neighbour entry for the next hop yet: pass the (already rewritten) packet with
+/// metadata telling the TC companion where it goes; `bpf_redirect_neigh` there makes
+/// the kernel resolve the neighbour and transmit.
+#[inline(always)]
+fn to_kernel(ctx: &XdpContext, params: &FibParams, family: u8) -> u32 {
+    let size = core::mem::size_of::<NeighMeta>();
+    // SAFETY: grows the metadata area in front of the packet; checked below.
+    if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(size as i32)) } != 0 {
+        count(Counter::DropInternal);
+        return xdp_action::XDP_DROP;
+    }
+    let meta = ctx.metadata();
+    if meta + size > ctx.data() {
+        count(Counter::DropInternal);
+        return xdp_action::XDP_DROP;
+    }
+    let m = NeighMeta {
+        magic: NEIGH_META_MAGIC,
+        ifindex: params.ifindex,
+        nexthop: params.dst,
+        family: family as u32,
+    };
+    // SAFETY: [meta, meta + size) is inside the metadata area checked just above.
+    unsafe { core::ptr::write_unaligned(meta as *mut NeighMeta, m) };
+    count(Counter::PassNoNeigh);
+    xdp_action::XDP_PASS
+}

@@ -1,0 +1,212 @@
+//! The load balancer's XDP program and its TC companion.
+//!
+//! Packet path (`lb_xdp`): parse to the IP header, look the destination up among our
+//! addresses (a miss passes at once), then either
+//! - a NAT reply (to a SNAT address with a binding): translate back to the client;
+//! - a VIP service (TCP/UDP): choose the backend (flow table, else Maglev), rewrite
+//!   (NAT: addresses and ports; DSR: MACs only), route with `bpf_fib_lookup`, send;
+//! - an ICMP error about a VIP flow: relay it to the flow's backend;
+//! - anything else: pass to the stack, counted by reason.
+#![no_std]
+#![no_main]
+
+mod bench;
+mod csum;
+mod fib;
+mod flow;
+mod icmp;
+mod maps;
+mod nat;
+mod packet;
+mod parse;
+mod reset;
+mod rewrite;
+mod tc;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use lb_common::{
+    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, Counter, FAMILY_V6, PROTO_ICMP,
+    PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VIP_F_RESET, VipKey,
+};
+
+use crate::{
+    maps::{BACKEND_STATS, Scratch, VIP_STATS, account, count},
+    packet::Packet,
+    parse::Ip,
+};
+
+#[xdp]
+pub fn lb_xdp(ctx: XdpContext) -> u32 {
+    let pkt = Packet::new(&ctx);
+    let Some(s) = maps::scratch() else {
+        return pass(Counter::PassParseError);
+    };
+    match parse::ip(&pkt, &mut s.key, &mut s.addr) {
+        Ok(ip) => dispatch(&ctx, &pkt, &ip, s),
+        Err(reason) => pass(reason),
+    }
+}
+
+#[inline(always)]
+fn pass(reason: Counter) -> u32 {
+    count(reason);
+    xdp_action::XDP_PASS
+}
+
+#[inline(always)]
+fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    if ip.proto == PROTO_TCP || ip.proto == PROTO_UDP {
+        let Some(p) = pkt.words::<2>(ip.l4) else {
+            return pass(Counter::PassParseError);
+        };
+        s.key.sport = p.get(0);
+        s.key.dport = p.get(1);
+        s.key._pad = [0; 2];
+        if ip.addr_flags & ADDR_F_SNAT != 0 && nat::binding(&s.key, &mut s.nat) {
+            return nat_reply(ctx, pkt, ip, s);
+        }
+        if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) != 0 && service(ip, s) {
+            return to_backend(ctx, pkt, ip, s);
+        }
+        if ip.addr_flags & ADDR_F_SNAT != 0 {
+            return pass(Counter::PassNatNoEntry);
+        }
+        return pass(Counter::PassNoService);
+    }
+    if ip.proto == PROTO_ICMP || ip.proto == PROTO_ICMPV6 {
+        return icmp_error(ctx, pkt, ip, s);
+    }
+    if ip.family == FAMILY_V6 {
+        // An extension header we do not walk (routing, ESP, ...) or no transport.
+        return pass(Counter::PassIpv6Ext);
+    }
+    pass(Counter::PassNoService)
+}
+
+/// The service for the destination port, else the VIP's any-port service, into
+/// `s.vip`.
+#[inline(always)]
+fn service(ip: &Ip, s: &mut Scratch) -> bool {
+    let mut vk = VipKey {
+        addr: s.key.dst,
+        port: s.key.dport,
+        proto: ip.proto,
+        family: ip.family,
+    };
+    if ip.addr_flags & ADDR_F_VIP_PORTS != 0 && maps::vip(&vk, &mut s.vip) {
+        return true;
+    }
+    if ip.addr_flags & ADDR_F_VIP_ANY_PORT != 0 {
+        vk.port = 0;
+        return maps::vip(&vk, &mut s.vip);
+    }
+    false
+}
+
+#[inline(always)]
+fn no_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &Scratch) -> u32 {
+    if s.vip.flags & VIP_F_RESET != 0 && ip.proto == PROTO_TCP {
+        return reset::send(ctx, pkt, ip, &s.key);
+    }
+    count(Counter::DropNoBackend);
+    xdp_action::XDP_DROP
+}
+
+#[inline(never)]
+fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    if !flow::choose(&s.vip, &s.key, &mut s.choice) {
+        return no_backend(ctx, pkt, ip, s);
+    }
+    let bport = match s.choice.backend.port {
+        0 => s.key.dport,
+        p => p,
+    };
+    let dsr = s.vip.flags & VIP_F_DSR != 0;
+    if !dsr {
+        let mut bound = !s.choice.new_flow && s.choice.entry.snat_port != 0;
+        if bound {
+            let c = &s.choice;
+            nat::reply_key(
+                &s.key,
+                &c.backend.addr,
+                bport,
+                &s.vip.snat_addr,
+                c.entry.snat_port,
+                &mut s.reply,
+            );
+            bound = maps::nat_owned_by(&s.reply, &s.key);
+        }
+        if !bound {
+            let port = nat::claim_port(s, bport);
+            if port == 0 {
+                count(Counter::DropSnatExhausted);
+                return xdp_action::XDP_DROP;
+            }
+            s.choice.entry.snat_port = port;
+            s.choice.new_flow = true;
+        }
+    }
+    if s.choice.new_flow {
+        flow::remember(&s.key, &s.choice.entry);
+    }
+    account(&VIP_STATS, s.vip.id, ip.ip_len, s.choice.new_flow);
+    account(&BACKEND_STATS, s.choice.id, ip.ip_len, s.choice.new_flow);
+    s.out.src = if dsr { s.key.src } else { s.vip.snat_addr };
+    s.out.dst = s.choice.backend.addr;
+    s.out.sport = s.choice.entry.snat_port;
+    s.out.dport = bport;
+    s.out.family = ip.family;
+    s.out.proto = ip.proto;
+    s.out.ok = Counter::FwdToBackend;
+    if !dsr && !rewrite::endpoints(pkt, ip, &s.key, &s.out) {
+        return pass(Counter::PassParseError);
+    }
+    fib::forward(ctx, pkt, &s.out, &mut s.fib)
+}
+
+#[inline(never)]
+fn nat_reply(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    s.out.src = s.nat.vip;
+    s.out.dst = s.nat.client;
+    s.out.sport = s.nat.vip_port;
+    s.out.dport = s.nat.client_port;
+    s.out.family = ip.family;
+    s.out.proto = ip.proto;
+    s.out.ok = Counter::FwdNatReply;
+    if !rewrite::endpoints(pkt, ip, &s.key, &s.out) {
+        return pass(Counter::PassParseError);
+    }
+    account(&VIP_STATS, s.nat.vip_id, ip.ip_len, false);
+    account(&BACKEND_STATS, s.nat.backend, ip.ip_len, false);
+    fib::forward(ctx, pkt, &s.out, &mut s.fib)
+}
+
+#[inline(never)]
+fn icmp_error(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) == 0 || !icmp::target(pkt, ip, s)
+    {
+        return pass(Counter::PassIcmpLocal);
+    }
+    let dsr = s.vip.flags & VIP_F_DSR != 0;
+    if !dsr && !icmp::translate(pkt, ip, s) {
+        return pass(Counter::PassParseError);
+    }
+    s.out.src = if dsr { s.key.src } else { s.vip.snat_addr };
+    s.out.dst = s.choice.backend.addr;
+    s.out.sport = 0;
+    s.out.dport = 0;
+    s.out.family = ip.family;
+    s.out.proto = ip.proto;
+    s.out.ok = Counter::FwdIcmpError;
+    fib::forward(ctx, pkt, &s.out, &mut s.fib)
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

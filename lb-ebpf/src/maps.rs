@@ -1,0 +1,190 @@
+//! The program's maps and load-time globals. Sizes here are placeholders: the agent
+//! sets every capacity at load time (`EbpfLoader::set_max_entries`), names and types
+//! come from `lb_common::consts` / `lb_common::maps`.
+
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use lb_common::{
+    AddrInfo, AddrKey, Backend, COUNTER_COUNT, Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey,
+    NatEntry, TrafficCounters, VipKey, VipMeta,
+};
+
+/// Our addresses (VIPs, SNAT addresses). Not preallocated: readers are RCU-protected.
+#[map]
+pub static ADDRS: HashMap<AddrKey, AddrInfo> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// Services. Not preallocated, so replacing a value (ring swap) is atomic for readers.
+#[map]
+pub static VIPS: HashMap<VipKey, VipMeta> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// Backend slots.
+#[map]
+pub static BACKENDS: Array<Backend> = Array::with_max_entries(1, 0);
+
+/// Maglev rings: slot `vip.id * 2 + vip.ring`, `LB_RING_SIZE` entries each.
+#[map]
+pub static RINGS: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Client flow -> backend.
+#[map]
+pub static FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::with_max_entries(1, 0);
+
+/// NAT binding: backend reply 5-tuple -> client.
+#[map]
+pub static NAT: LruHashMap<FlowKey, NatEntry> = LruHashMap::with_max_entries(1, 0);
+
+/// Global counters, indexed by `Counter`.
+#[map]
+pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_COUNT, 0);
+
+/// Per VIP slot traffic.
+#[map]
+pub static VIP_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per backend slot traffic.
+#[map]
+pub static BACKEND_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entries(1, 0);
+
+// Load-time globals (`lb_common::GLOBAL_*`). Read with `read_volatile` so the compiler
+// does not fold the defaults in; the loader rewrites them in `.rodata`.
+#[unsafe(no_mangle)]
+static LB_RING_SIZE: u32 = DEFAULT_RING_SIZE;
+#[unsafe(no_mangle)]
+static LB_MAX_VIPS: u32 = 1;
+#[unsafe(no_mangle)]
+static LB_SNAT_PORT_MIN: u32 = lb_common::DEFAULT_SNAT_PORT_MIN as u32;
+#[unsafe(no_mangle)]
+static LB_SNAT_PORT_MAX: u32 = lb_common::DEFAULT_SNAT_PORT_MAX as u32;
+
+#[inline(always)]
+fn global(v: &'static u32) -> u32 {
+    // SAFETY: a valid, aligned static; volatile only to keep the load in the program.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+#[inline(always)]
+pub fn ring_size() -> u32 {
+    global(&LB_RING_SIZE)
+}
+
+#[inline(always)]
+pub fn max_vips() -> u32 {
+    global(&LB_MAX_VIPS)
+}
+
+#[inline(always)]
+pub fn snat_port_range() -> (u32, u32) {
+    (global(&LB_SNAT_PORT_MIN), global(&LB_SNAT_PORT_MAX))
+}
+
+/// Bumps a global counter.
+#[inline(always)]
+pub fn count(c: Counter) {
+    if let Some(p) = STATS.get_ptr_mut(c as u32) {
+        // SAFETY: per-CPU value of this CPU; XDP runs with preemption disabled.
+        unsafe { *p += 1 }
+    }
+}
+
+/// Adds one packet of `bytes` (and a new flow if `new_flow`) to a traffic counter.
+#[inline(always)]
+pub fn account(map: &PerCpuArray<TrafficCounters>, index: u32, bytes: usize, new_flow: bool) {
+    if let Some(p) = map.get_ptr_mut(index) {
+        // SAFETY: per-CPU value of this CPU, see `count`.
+        unsafe {
+            (*p).packets += 1;
+            (*p).bytes += bytes as u64;
+            (*p).new_flows += new_flow as u64;
+        }
+    }
+}
+
+/// A copy of a map value behind a pointer from a lookup.
+#[inline(always)]
+pub fn copy<T: Copy>(p: *const T) -> T {
+    // SAFETY: `p` comes from a successful map lookup (non-null, valid for T); the maps
+    // read this way are RCU-protected (not preallocated, LRU, or arrays whose slots
+    // the agent never reuses while flows may point at them).
+    unsafe { *p }
+}
+
+/// Looks up `key` in `VIPS` into `out`.
+#[inline(always)]
+pub fn vip(key: &VipKey, out: &mut VipMeta) -> bool {
+    match VIPS.get_ptr(key) {
+        Some(p) => {
+            *out = copy(p);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Does the NAT binding under `reply` belong to the client flow `client`?
+#[inline(always)]
+pub fn nat_owned_by(reply: &FlowKey, client: &FlowKey) -> bool {
+    let Some(p) = NAT.get_ptr(reply) else {
+        return false;
+    };
+    // SAFETY: `p` comes from a successful lookup of an LRU map (RCU-protected value).
+    let e = unsafe { &*p };
+    e.client == client.src
+        && e.client_port == client.sport
+        && e.vip == client.dst
+        && e.vip_port == client.dport
+}
+
+/// Looks up `key` in `ADDRS`.
+#[inline(always)]
+pub fn addr_flags(key: &AddrKey) -> u32 {
+    ADDRS.get_ptr(key).map(copy).map_or(0, |i| i.flags)
+}
+
+/// Backend slot `id` into `out`.
+#[inline(always)]
+pub fn backend(id: u32, out: &mut Backend) -> bool {
+    match BACKENDS.get_ptr(id) {
+        Some(p) => {
+            *out = copy(p);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Per-packet working state too large for the 512-byte BPF stack, in this CPU's slot
+/// of a per-CPU array (XDP runs to completion on one CPU, so the slot is ours).
+#[repr(C)]
+pub struct Scratch {
+    /// The packet's 5-tuple (for an ICMP error: its outer addresses, ports 0).
+    pub key: FlowKey,
+    /// The destination as an `ADDRS` key.
+    pub addr: AddrKey,
+    /// The service it is for.
+    pub vip: VipMeta,
+    /// A NAT binding (reply path).
+    pub nat: NatEntry,
+    /// The chosen backend.
+    pub choice: crate::flow::Choice,
+    /// The NAT binding key of a forward flow; for an ICMP error, the client flow it
+    /// is about.
+    pub reply: FlowKey,
+    /// Where the rewritten packet goes.
+    pub out: crate::fib::Out,
+    /// `bpf_fib_lookup` parameters.
+    pub fib: crate::fib::FibParams,
+}
+
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's scratch area.
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut Scratch> {
+    // SAFETY: a per-CPU array slot is only touched by the program running on this CPU,
+    // which runs to completion; no other reference to it exists during the packet.
+    SCRATCH.get_ptr_mut(0).map(|p| unsafe { &mut *p })
+}

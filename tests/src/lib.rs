@@ -1,0 +1,4 @@
+//! Test support: packet building and independent verification, network namespace
+//! labs. Tests run as root against the real kernel.
+
+pub mod packet;
