@@ -2,3 +2,4 @@
 //! checks, VRRP and the operator interfaces.
 
 pub mod dataplane;
+pub mod lab;

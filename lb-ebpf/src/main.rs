@@ -56,7 +56,13 @@ fn pass(reason: Counter) -> u32 {
 #[inline(always)]
 fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if ip.proto == PROTO_TCP || ip.proto == PROTO_UDP {
-        let Some(p) = pkt.words::<2>(ip.l4) else {
+        // The whole transport header must be there before any state is created.
+        let whole = if ip.proto == PROTO_TCP {
+            pkt.words::<10>(ip.l4).is_some()
+        } else {
+            pkt.words::<4>(ip.l4).is_some()
+        };
+        let Some(p) = pkt.words::<2>(ip.l4).filter(|_| whole) else {
             return pass(Counter::PassParseError);
         };
         s.key.sport = p.get(0);

@@ -1,4 +1,5 @@
 //! Test support: packet building and independent verification, network namespace
 //! labs. Tests run as root against the real kernel.
 
+pub mod harness;
 pub mod packet;

@@ -6,12 +6,14 @@ mod counters;
 mod error;
 mod loader;
 mod services;
+mod simulate;
 
 pub use capacity::Capacities;
 pub use counters::{GlobalCounters, Traffic};
 pub use error::DataplaneError;
 pub use loader::{AttachMode, Dataplane};
 pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};
+pub use simulate::{ClientFlow, Simulated};
 
 /// The compiled XDP object, built by build.rs into OUT_DIR.
 pub static LB_EBPF_OBJECT: &[u8] =

@@ -31,7 +31,8 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    fn number(self) -> u8 {
+    /// IP protocol number.
+    pub fn number(self) -> u8 {
         match self {
             Protocol::Tcp => PROTO_TCP,
             Protocol::Udp => PROTO_UDP,

@@ -1,0 +1,140 @@
+//! A network namespace guard and the commands that build a lab.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+/// Lab construction failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("cannot run `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot enter network namespace {name}")]
+    Enter {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// `prefix` + process id + counter, at most 15 characters (interface name limit).
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let name = format!("{prefix}{}x{n}", std::process::id());
+    name.chars().take(15).collect()
+}
+
+/// Runs a command, returning its stdout; a non-zero exit is an error with stderr.
+pub fn run_cmd(args: &[&str]) -> Result<String, LabError> {
+    let command = args.join(" ");
+    let (prog, rest) = args.split_first().ok_or_else(|| LabError::Command {
+        command: command.clone(),
+        stderr: "empty command".into(),
+    })?;
+    let out = Command::new(prog)
+        .args(rest)
+        .output()
+        .map_err(|source| LabError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(LabError::Command {
+            command,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A named network namespace (`ip netns add`), deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates a namespace named `prefix` + pid + counter, loopback up.
+    pub fn new(prefix: &str) -> Result<Self, LabError> {
+        let name = unique_name(prefix);
+        run_cmd(&["ip", "netns", "add", &name])?;
+        let ns = Self { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip -n NAME ARGS...`
+    pub fn ip(&self, args: &[&str]) -> Result<String, LabError> {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        run_cmd(&v)
+    }
+
+    /// Runs a command inside the namespace (`ip netns exec`).
+    pub fn exec(&self, args: &[&str]) -> Result<String, LabError> {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        run_cmd(&v)
+    }
+
+    /// Sets a sysctl inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<(), LabError> {
+        self.exec(&["sysctl", "-qw", &format!("{key}={value}")])
+            .map(|_| ())
+    }
+
+    /// Moves the calling thread into the namespace (network only): sockets it opens
+    /// and `BPF_PROG_TEST_RUN` calls it makes then live there.
+    pub fn enter_current_thread(&self) -> Result<(), LabError> {
+        let enter = |source| LabError::Enter {
+            name: self.name.clone(),
+            source,
+        };
+        let f = File::open(format!("/run/netns/{}", self.name)).map_err(enter)?;
+        // SAFETY: setns on a valid namespace fd; affects only this thread's network
+        // namespace.
+        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            return Err(enter(std::io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Index of an interface in this namespace.
+    pub fn ifindex(&self, dev: &str) -> Result<u32, LabError> {
+        let out = self.exec(&["cat", &format!("/sys/class/net/{dev}/ifindex")])?;
+        out.trim().parse().map_err(|_| LabError::Command {
+            command: format!("ifindex of {dev}"),
+            stderr: format!("unexpected output {out:?}"),
+        })
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kills what still runs inside, then deletes the namespace (its veths go too).
+        if let Ok(pids) = run_cmd(&["ip", "netns", "pids", &self.name]) {
+            for pid in pids.split_whitespace() {
+                let _ = run_cmd(&["kill", "-9", pid]);
+            }
+        }
+        if let Err(e) = run_cmd(&["ip", "netns", "del", &self.name]) {
+            eprintln!("lab: could not delete namespace {}: {e}", self.name);
+        }
+    }
+}
