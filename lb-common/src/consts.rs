@@ -38,6 +38,9 @@ pub const PROG_TC_NEIGH: &str = "lb_tc_neigh";
 pub const PROG_FLOOR: &str = "lb_floor";
 /// Benchmark sink: count and drop. Not used by the agent.
 pub const PROG_SINK: &str = "lb_sink";
+/// Pass-everything program for the far end of a veth (object `lb-peer`), so XDP_TX
+/// frames from the near end are received.
+pub const PROG_PEER_PASS: &str = "lb_peer_pass";
 
 // ---- Load-time globals (`.rodata`, set with `EbpfLoader::set_global`) ----
 

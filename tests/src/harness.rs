@@ -319,7 +319,8 @@ pub fn service(plan: &Plan, name: &str, port: u16, protocol: Protocol, forwardin
             .iter()
             .map(|b| BackendSpec {
                 addr: *b,
-                port: if port == 0 { 0 } else { 8080 },
+                // NAT may change the port; DSR cannot.
+                port: if port == 0 || forwarding == Forwarding::Dsr { 0 } else { 8080 },
                 weight: 1,
                 state: BackendState::Up,
             })

@@ -1,1 +1,81 @@
-fn main() {}
+//! Developer commands: `cargo xtask <command>`.
+//!
+//! - `build-ebpf`: installs what the eBPF build needs (nightly rust-src, bpf-linker
+//!   linked against the nightly's own libLLVM, into `.cache/`) and builds the object.
+//! - `test`: the above, bpffs, then every test of the workspace (as root).
+//! - `demo`: the above, then the demo lab (`lb-agent demo`).
+//! - `bench-dp`: per-packet cost of the XDP program under real traffic.
+
+mod bootstrap;
+mod cmd;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "lb developer commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the eBPF toolchain pieces if missing and build the XDP object.
+    BuildEbpf,
+    /// Bootstrap, mount bpffs, run every test of the workspace (needs root).
+    Test {
+        /// Extra arguments for `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Bootstrap and run the demo lab (needs root); `--config FILE` runs the agent.
+    Demo {
+        /// Arguments for `lb-agent demo`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Per-packet cost of the XDP program (bpf_stats) under real traffic.
+    BenchDp {
+        /// Arguments for the benchmark (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::BuildEbpf => {
+            bootstrap::ebpf_toolchain()?;
+            cmd::step("building lb-agent and the XDP object");
+            cmd::cargo(&["build", "--package", "lb-agent"], &[])?;
+            Ok(())
+        }
+        Command::Test { args } => {
+            cmd::require_root("the tests load XDP programs and build network namespaces")?;
+            bootstrap::ebpf_toolchain()?;
+            bootstrap::bpffs()?;
+            cmd::step("running the workspace tests");
+            let mut test = vec!["test", "--workspace"];
+            test.extend(args.iter().map(String::as_str));
+            cmd::cargo(&test, &[])
+        }
+        Command::Demo { args } => {
+            cmd::require_root("the demo builds network namespaces and attaches XDP")?;
+            bootstrap::ebpf_toolchain()?;
+            bootstrap::bpffs()?;
+            cmd::step("building lb-agent (release)");
+            let mut run = vec!["run", "--release", "--package", "lb-agent", "--", "demo"];
+            run.extend(args.iter().map(String::as_str));
+            cmd::cargo(&run, &[])
+        }
+        Command::BenchDp { args } => {
+            cmd::require_root("the benchmark attaches XDP programs in network namespaces")?;
+            bootstrap::ebpf_toolchain()?;
+            cmd::step("running the data-plane cost benchmark (release)");
+            let mut run = vec!["run", "--release", "--package", "tests", "--bin", "bench-dp", "--"];
+            run.extend(args.iter().map(String::as_str));
+            cmd::cargo(&run, &[])
+        }
+    }
+}

@@ -18,3 +18,7 @@ pub use simulate::{ClientFlow, Simulated};
 /// The compiled XDP object, built by build.rs into OUT_DIR.
 pub static LB_EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb-ebpf"));
+
+/// The pass-everything program for the far end of a veth (labs, benchmarks).
+pub static LB_PEER_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb-peer"));

@@ -171,6 +171,13 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
                     other: b.addr,
                 });
             }
+            if s.forwarding == Forwarding::Dsr && b.port != 0 && b.port != s.port {
+                return Err(bad(format!(
+                    "backend {}:{}: DSR forwards without rewriting ports, so the backend \
+                     port must be the VIP port ({}) or left out",
+                    b.addr, b.port, s.port
+                )));
+            }
             if !ids.insert((b.addr, b.port)) {
                 return Err(bad(format!("backend {}:{} is listed twice", b.addr, b.port)));
             }

@@ -2,6 +2,14 @@
 //! Namespace and interface names carry the process id and a counter, so labs run in
 //! parallel; guards delete what they made on drop, also on panic.
 
+mod client;
 mod netns;
+mod peer;
+mod server;
+mod topology;
 
-pub use netns::{LabError, Netns, run_cmd, unique_name};
+pub use client::{Tally, connections};
+pub use netns::{LabError, Netns, NetnsEntry, run_cmd, unique_name};
+pub use peer::PeerPass;
+pub use server::TcpServer;
+pub use topology::{Host, Lan, lan_v4, lan_v6};

@@ -98,21 +98,24 @@ impl Netns {
             .map(|_| ())
     }
 
-    /// Moves the calling thread into the namespace (network only): sockets it opens
-    /// and `BPF_PROG_TEST_RUN` calls it makes then live there.
+    /// Moves the calling thread into the namespace (network only): sockets it opens,
+    /// programs it attaches and `BPF_PROG_TEST_RUN` calls it makes then live there.
     pub fn enter_current_thread(&self) -> Result<(), LabError> {
-        let enter = |source| LabError::Enter {
+        self.entry()?.enter()
+    }
+
+    /// A handle another thread can use to enter the namespace.
+    pub fn entry(&self) -> Result<NetnsEntry, LabError> {
+        let file = File::open(format!("/run/netns/{}", self.name)).map_err(|source| {
+            LabError::Enter {
+                name: self.name.clone(),
+                source,
+            }
+        })?;
+        Ok(NetnsEntry {
             name: self.name.clone(),
-            source,
-        };
-        let f = File::open(format!("/run/netns/{}", self.name)).map_err(enter)?;
-        // SAFETY: setns on a valid namespace fd; affects only this thread's network
-        // namespace.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            return Err(enter(std::io::Error::last_os_error()));
-        }
-        Ok(())
+            file,
+        })
     }
 
     /// Index of an interface in this namespace.
@@ -122,6 +125,29 @@ impl Netns {
             command: format!("ifindex of {dev}"),
             stderr: format!("unexpected output {out:?}"),
         })
+    }
+}
+
+/// An open namespace, to enter from any thread.
+#[derive(Debug)]
+pub struct NetnsEntry {
+    name: String,
+    file: File,
+}
+
+impl NetnsEntry {
+    /// Moves the calling thread into the namespace (network only).
+    pub fn enter(&self) -> Result<(), LabError> {
+        // SAFETY: setns on a valid namespace fd; affects only this thread's network
+        // namespace.
+        let rc = unsafe { libc::setns(self.file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc != 0 {
+            return Err(LabError::Enter {
+                name: self.name.clone(),
+                source: std::io::Error::last_os_error(),
+            });
+        }
+        Ok(())
     }
 }
 

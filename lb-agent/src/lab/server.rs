@@ -1,0 +1,103 @@
+//! A real TCP server inside a lab namespace: answers every connection with its name
+//! and closes. Runs on a thread that entered the namespace; stops on drop.
+
+use std::{
+    io::Write,
+    net::{SocketAddr, TcpListener},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use super::{LabError, Netns};
+
+/// A running server; stopped and joined on drop.
+pub struct TcpServer {
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpServer {
+    /// Listens on `addr` inside `ns`; every client gets `reply` followed by a newline.
+    pub fn spawn(ns: &Netns, addr: SocketAddr, reply: &str) -> Result<Self, LabError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let ns_name = ns.name().to_string();
+        let reply = format!("{reply}\n");
+        let (stop2, served2) = (stop.clone(), served.clone());
+        let enter = ns.entry()?;
+        let thread = std::thread::spawn(move || {
+            let listener = enter
+                .enter()
+                .and_then(|()| {
+                    TcpListener::bind(addr).map_err(|source| LabError::Enter {
+                        name: format!("{ns_name} (bind {addr})"),
+                        source,
+                    })
+                })
+                .and_then(|l| {
+                    l.set_nonblocking(true).map_err(|source| LabError::Enter {
+                        name: ns_name.clone(),
+                        source,
+                    })?;
+                    Ok(l)
+                });
+            let listener = match listener {
+                Ok(l) => {
+                    let _ = ready_tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, _)) => {
+                        // Answer at once; clients send nothing (like a banner).
+                        let _ = s.set_nonblocking(false);
+                        if s.write_all(reply.as_bytes()).is_ok() {
+                            served2.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        match ready_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(Ok(())) => Ok(Self {
+                stop,
+                served,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(LabError::Command {
+                command: format!("server on {addr}"),
+                stderr: "did not start within 5 s".into(),
+            }),
+        }
+    }
+
+    /// Connections answered so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
