@@ -12,7 +12,10 @@ fn main() -> anyhow::Result<()> {
         .parent()
         .ok_or_else(|| anyhow::anyhow!("lb-agent has no parent directory"))?;
     let linker_bin = root.join(".cache").join("bpf-linker").join("bin");
-    println!("cargo:rerun-if-changed={}", root.join("lb-common").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("lb-common").display()
+    );
     if linker_bin.join("bpf-linker").exists() {
         let path = env::var_os("PATH").unwrap_or_default();
         let mut dirs = vec![linker_bin];

@@ -57,7 +57,11 @@ pub struct Out {
 /// to the kernel (neighbour unresolved) or drop (no route), each counted.
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, out: &Out, params: &mut FibParams) -> u32 {
-    params.family = if out.family == FAMILY_V4 { AF_INET } else { AF_INET6 };
+    params.family = if out.family == FAMILY_V4 {
+        AF_INET
+    } else {
+        AF_INET6
+    };
     params.l4_protocol = out.proto;
     params.sport = 0;
     params.dport = 0;

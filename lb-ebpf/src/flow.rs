@@ -50,8 +50,7 @@ pub fn hashed(vip: &VipMeta, key: &FlowKey, out: &mut Choice) -> bool {
         return false;
     };
     let id = maps::copy(p);
-    if id == NO_BACKEND || !maps::backend(id, &mut out.backend) || out.backend.state != BACKEND_UP
-    {
+    if id == NO_BACKEND || !maps::backend(id, &mut out.backend) || out.backend.state != BACKEND_UP {
         return false;
     }
     out.id = id;

@@ -5,9 +5,7 @@
 //!
 //! The quoted packet is the reply as the client saw it: VIP:vport -> client:cport.
 
-use lb_common::{
-    FAMILY_V4, FlowKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VipKey,
-};
+use lb_common::{FAMILY_V4, FlowKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VipKey};
 
 use crate::{
     csum::Delta,
@@ -94,7 +92,12 @@ fn quoted(pkt: &Packet, ip: &Ip) -> Option<Quoted> {
         if ihl < 20 {
             return None;
         }
-        (l3 + ihl, h.lo_byte(4), [h.get32(6), 0, 0, 0], [h.get32(8), 0, 0, 0])
+        (
+            l3 + ihl,
+            h.lo_byte(4),
+            [h.get32(6), 0, 0, 0],
+            [h.get32(8), 0, 0, 0],
+        )
     } else {
         let h = pkt.words::<20>(l3)?;
         let src = [h.get32(4), h.get32(6), h.get32(8), h.get32(10)];
@@ -126,6 +129,10 @@ pub fn translate(pkt: &Packet, ip: &Ip, s: &Scratch) -> bool {
 }
 
 #[inline(always)]
+#[expect(
+    clippy::needless_range_loop,
+    reason = "addresses and header word offsets are indexed together; plain indices unroll cleanly in BPF"
+)]
 fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
     let q = quoted(pkt, ip)?;
     let outer = &s.key;

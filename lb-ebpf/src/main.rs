@@ -189,8 +189,7 @@ fn nat_reply(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
 
 #[inline(never)]
 fn icmp_error(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
-    if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) == 0 || !icmp::target(pkt, ip, s)
-    {
+    if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) == 0 || !icmp::target(pkt, ip, s) {
         return pass(Counter::PassIcmpLocal);
     }
     let dsr = s.vip.flags & VIP_F_DSR != 0;

@@ -61,9 +61,20 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
     };
     // Start away from the Maglev position bits so neighbouring flows spread.
     let start = flow_hash(client).rotate_right(13);
+    #[expect(
+        clippy::needless_borrows_for_generic_args,
+        reason = "by value would copy the 40-byte key onto the 512-byte BPF stack"
+    )]
     for i in 0..SNAT_PORT_PROBES {
         let port = htons((min + (start.wrapping_add(i)) % span) as u16);
-        reply_key(client, &to.backend.addr, backend_port, &vip.snat_addr, port, &mut s.reply);
+        reply_key(
+            client,
+            &to.backend.addr,
+            backend_port,
+            &vip.snat_addr,
+            port,
+            &mut s.reply,
+        );
         if NAT.insert(&s.reply, &entry, BPF_NOEXIST as u64).is_ok()
             || maps::nat_owned_by(&s.reply, client)
         {

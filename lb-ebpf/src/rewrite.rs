@@ -15,7 +15,9 @@ pub fn endpoints(pkt: &Packet, ip: &Ip, from: &FlowKey, to: &Out) -> bool {
 #[inline(always)]
 fn rewrite(pkt: &Packet, ip: &Ip, from: &FlowKey, to: &Out) -> Option<()> {
     let (sport, dport) = (from.sport, from.dport);
-    let addrs = Delta::new().addr(&from.src, &to.src).addr(&from.dst, &to.dst);
+    let addrs = Delta::new()
+        .addr(&from.src, &to.src)
+        .addr(&from.dst, &to.dst);
     if ip.family == FAMILY_V4 {
         let h = pkt.words::<10>(ip.l3)?;
         h.set(5, addrs.apply(h.get(5)));

@@ -20,7 +20,12 @@ const AF_INET6: u32 = 10;
 pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
     // SAFETY: reads the skb's data_meta/data fields, then the metadata only after the
     // verifier-visible bounds check against data.
-    let (meta, data) = unsafe { ((*ctx.skb.skb).data_meta as usize, (*ctx.skb.skb).data as usize) };
+    let (meta, data) = unsafe {
+        (
+            (*ctx.skb.skb).data_meta as usize,
+            (*ctx.skb.skb).data as usize,
+        )
+    };
     if meta + core::mem::size_of::<NeighMeta>() > data {
         return TC_ACT_OK;
     }
@@ -30,7 +35,11 @@ pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     }
     let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
-    nh.nh_family = if m.family == FAMILY_V4 as u32 { AF_INET } else { AF_INET6 };
+    nh.nh_family = if m.family == FAMILY_V4 as u32 {
+        AF_INET
+    } else {
+        AF_INET6
+    };
     // SAFETY: the union holds either an IPv4 word or an IPv6 address; we write the
     // bytes of `nexthop` (IPv4 uses the first word).
     unsafe {

@@ -136,11 +136,20 @@ impl PacketLab {
         let v4 = v4();
         let v6 = v6();
         let setup = || -> Result<(), lb_agent::lab::LabError> {
-            ns.ip(&["link", "add", "lb0", "type", "veth", "peer", "name", "peer0"])?;
+            ns.ip(&[
+                "link", "add", "lb0", "type", "veth", "peer", "name", "peer0",
+            ])?;
             ns.ip(&["link", "set", "lb0", "address", "02:00:00:00:00:02", "up"])?;
             ns.ip(&["link", "set", "peer0", "up"])?;
             ns.ip(&["addr", "add", &format!("{}/24", v4.lb), "dev", "lb0"])?;
-            ns.ip(&["addr", "add", &format!("{}/64", v6.lb), "dev", "lb0", "nodad"])?;
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("{}/64", v6.lb),
+                "dev",
+                "lb0",
+                "nodad",
+            ])?;
             ns.sysctl("net.ipv4.ip_forward", "1")?;
             ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
             let mac = |m: [u8; 6]| {
@@ -156,8 +165,15 @@ impl PacketLab {
                 }
                 for (addr, m) in neigh {
                     ns.ip(&[
-                        "neigh", "replace", &addr.to_string(), "lladdr", &mac(m), "dev", "lb0",
-                        "nud", "permanent",
+                        "neigh",
+                        "replace",
+                        &addr.to_string(),
+                        "lladdr",
+                        &mac(m),
+                        "dev",
+                        "lb0",
+                        "nud",
+                        "permanent",
                     ])?;
                 }
             }
@@ -196,7 +212,8 @@ impl PacketLab {
             .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}\ninput:\n{}", hexdump(input)));
         out.truncate(res.data_size_out as usize);
         // ctx_out.data is the metadata length in front of the frame.
-        let meta_len = u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]) as usize;
+        let meta_len =
+            u32::from_ne_bytes([ctx_out[0], ctx_out[1], ctx_out[2], ctx_out[3]]) as usize;
         let frame = out.split_off(meta_len.min(out.len()));
         Outcome {
             verdict: res.return_value,
@@ -222,7 +239,11 @@ impl PacketLab {
                 _ => case.input.as_slice(),
             };
             fail(
-                &format!("verdict {} (expected {})", verdict_name(got.verdict), verdict_name(case.verdict)),
+                &format!(
+                    "verdict {} (expected {})",
+                    verdict_name(got.verdict),
+                    verdict_name(case.verdict)
+                ),
                 expected,
             );
         }
@@ -234,7 +255,10 @@ impl PacketLab {
             }
             Expect::Frame(f) => {
                 if let Err(e) = decode(f) {
-                    panic!("case `{}`: the expected frame itself is invalid: {e}", case.name);
+                    panic!(
+                        "case `{}`: the expected frame itself is invalid: {e}",
+                        case.name
+                    );
                 }
                 if &got.frame != f {
                     fail("output differs", f);
@@ -268,10 +292,7 @@ impl PacketLab {
             .unwrap_or_else(|e| panic!("read counters: {}", chain(&e)));
         let mut wrong = Vec::new();
         for c in Counter::ALL {
-            let want = expected
-                .iter()
-                .find(|(e, _)| e == c)
-                .map_or(0, |(_, v)| *v);
+            let want = expected.iter().find(|(e, _)| e == c).map_or(0, |(_, v)| *v);
             if all.get(*c) != want {
                 wrong.push(format!("{}: {} (expected {want})", c.label(), all.get(*c)));
             }
@@ -281,7 +302,14 @@ impl PacketLab {
 
     /// The NAT source port the program picks first for this client flow (network
     /// order in the packet; returned in host order).
-    pub fn first_snat_port(&self, client: IpAddr, cport: u16, vip: IpAddr, vport: u16, proto: Protocol) -> u16 {
+    pub fn first_snat_port(
+        &self,
+        client: IpAddr,
+        cport: u16,
+        vip: IpAddr,
+        vport: u16,
+        proto: Protocol,
+    ) -> u16 {
         let (src, family) = to_words(client);
         let key = FlowKey {
             src,
@@ -293,7 +321,10 @@ impl PacketLab {
             _pad: [0; 2],
         };
         let caps = self.dp.capacities();
-        let (min, max) = (u32::from(*caps.snat_ports.start()), u32::from(*caps.snat_ports.end()));
+        let (min, max) = (
+            u32::from(*caps.snat_ports.start()),
+            u32::from(*caps.snat_ports.end()),
+        );
         (min + flow_hash(&key).rotate_right(13) % (max - min + 1)) as u16
     }
 }
@@ -305,7 +336,13 @@ impl Default for PacketLab {
 }
 
 /// A service over the plan's three backends.
-pub fn service(plan: &Plan, name: &str, port: u16, protocol: Protocol, forwarding: Forwarding) -> ServiceSpec {
+pub fn service(
+    plan: &Plan,
+    name: &str,
+    port: u16,
+    protocol: Protocol,
+    forwarding: Forwarding,
+) -> ServiceSpec {
     ServiceSpec {
         name: name.into(),
         vip: plan.vip,
@@ -320,7 +357,11 @@ pub fn service(plan: &Plan, name: &str, port: u16, protocol: Protocol, forwardin
             .map(|b| BackendSpec {
                 addr: *b,
                 // NAT may change the port; DSR cannot.
-                port: if port == 0 || forwarding == Forwarding::Dsr { 0 } else { 8080 },
+                port: if port == 0 || forwarding == Forwarding::Dsr {
+                    0
+                } else {
+                    8080
+                },
                 weight: 1,
                 state: BackendState::Up,
             })

@@ -44,19 +44,37 @@ fn lab(forwarding: Forwarding) -> Lab {
         .collect();
     let (vip4, vip6) = (lan_v4(VIP), lan_v6(VIP));
     // The LB owns the VIP on its interface (answers ARP/ND for it) and forwards.
-    lb.ns.ip(&["addr", "add", &format!("{vip4}/32"), "dev", "eth0"]).expect("vip4");
-    lb.ns.ip(&["addr", "add", &format!("{vip6}/128"), "dev", "eth0", "nodad"]).expect("vip6");
-    lb.ns.sysctl("net.ipv4.ip_forward", "1").expect("forwarding");
-    lb.ns.sysctl("net.ipv6.conf.all.forwarding", "1").expect("forwarding6");
+    lb.ns
+        .ip(&["addr", "add", &format!("{vip4}/32"), "dev", "eth0"])
+        .expect("vip4");
+    lb.ns
+        .ip(&[
+            "addr",
+            "add",
+            &format!("{vip6}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])
+        .expect("vip6");
+    lb.ns
+        .sysctl("net.ipv4.ip_forward", "1")
+        .expect("forwarding");
+    lb.ns
+        .sysctl("net.ipv6.conf.all.forwarding", "1")
+        .expect("forwarding6");
     let mut servers = Vec::new();
     for b in &backends {
         if forwarding == Forwarding::Dsr {
             // DSR backends hold the VIP on loopback and never answer ARP for it.
-            b.ns.ip(&["addr", "add", &format!("{vip4}/32"), "dev", "lo"]).expect("vip on lo");
-            b.ns.ip(&["addr", "add", &format!("{vip6}/128"), "dev", "lo"]).expect("vip6 on lo");
+            b.ns.ip(&["addr", "add", &format!("{vip4}/32"), "dev", "lo"])
+                .expect("vip on lo");
+            b.ns.ip(&["addr", "add", &format!("{vip6}/128"), "dev", "lo"])
+                .expect("vip6 on lo");
             for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
                 for dev in ["all", "eth0"] {
-                    b.ns.sysctl(&format!("net.ipv4.conf.{dev}.{k}"), v).expect("arp sysctl");
+                    b.ns.sysctl(&format!("net.ipv4.conf.{dev}.{k}"), v)
+                        .expect("arp sysctl");
                 }
             }
         }
@@ -100,7 +118,8 @@ fn lab(forwarding: Forwarding) -> Lab {
                 .collect(),
         })
         .collect();
-    dp.apply(&services).unwrap_or_else(|e| panic!("apply: {}", chain(&e)));
+    dp.apply(&services)
+        .unwrap_or_else(|e| panic!("apply: {}", chain(&e)));
     Lab {
         dp,
         _peer: peer,
@@ -139,7 +158,11 @@ fn spread_follows_weights(forwarding: Forwarding) {
         }
         let total: u32 = WEIGHTS.iter().sum();
         for (n, w) in BACKENDS.iter().zip(WEIGHTS) {
-            let got = tally.answers.get(&format!("backend-{n}")).copied().unwrap_or(0);
+            let got = tally
+                .answers
+                .get(&format!("backend-{n}"))
+                .copied()
+                .unwrap_or(0);
             let share = got as f64 / f64::from(CONNECTIONS);
             let want = f64::from(w) / f64::from(total);
             assert!(

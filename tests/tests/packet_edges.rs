@@ -32,17 +32,35 @@ fn traffic_that_is_not_for_a_vip_passes_untouched() {
     let other4 = ip("198.18.0.50");
     let other6 = ip("fd00:1b::50");
     let cases = [
-        unchanged("IPv4 TCP to another host", Frame::tcp(p4.client, 1, other4, 80).build()),
-        unchanged("IPv6 TCP to another host", Frame::tcp(p6.client, 1, other6, 80).build()),
-        unchanged("IPv4 UDP to another host, VLAN tagged", Frame::udp(p4.client, 1, other4, 80).vlan(7).build()),
+        unchanged(
+            "IPv4 TCP to another host",
+            Frame::tcp(p4.client, 1, other4, 80).build(),
+        ),
+        unchanged(
+            "IPv6 TCP to another host",
+            Frame::tcp(p6.client, 1, other6, 80).build(),
+        ),
+        unchanged(
+            "IPv4 UDP to another host, VLAN tagged",
+            Frame::udp(p4.client, 1, other4, 80).vlan(7).build(),
+        ),
         unchanged(
             "ARP",
-            arp_request("198.18.0.100".parse().expect("v4"), "198.18.0.10".parse().expect("v4")),
+            arp_request(
+                "198.18.0.100".parse().expect("v4"),
+                "198.18.0.10".parse().expect("v4"),
+            ),
         ),
         unchanged("ping to the VIP", icmp_echo(p4.client, p4.vip)),
         unchanged("ping6 to the VIP", icmp_echo(p6.client, p6.vip)),
-        unchanged("TCP to a VIP port with no service", Frame::tcp(p4.client, 1, p4.vip, 22).build()),
-        unchanged("UDP to a TCP-only VIP port", Frame::udp(p4.client, 1, p4.vip, 80).build()),
+        unchanged(
+            "TCP to a VIP port with no service",
+            Frame::tcp(p4.client, 1, p4.vip, 22).build(),
+        ),
+        unchanged(
+            "UDP to a TCP-only VIP port",
+            Frame::udp(p4.client, 1, p4.vip, 80).build(),
+        ),
         unchanged("GRE to the VIP", Frame::raw(p4.client, p4.vip, 47).build()),
     ];
     for c in &cases {
@@ -68,7 +86,10 @@ fn truncated_and_malformed_headers_pass_to_the_kernel_without_state() {
     let syn4 = Frame::tcp(p4.client, 40000, p4.vip, 80).flags(SYN).build();
     let syn6 = Frame::tcp(p6.client, 40000, p6.vip, 80).flags(SYN).build();
     let udp4 = Frame::udp(p4.client, 40000, p4.vip, 53).build();
-    let tagged = Frame::tcp(p4.client, 40000, p4.vip, 80).flags(SYN).vlan(3).build();
+    let tagged = Frame::tcp(p4.client, 40000, p4.vip, 80)
+        .flags(SYN)
+        .vlan(3)
+        .build();
     let mut bad_ihl = syn4.clone();
     bad_ihl[14] = 0x44; // IHL 4 (< 5 words)
     let mut bad_version = syn4.clone();
@@ -85,8 +106,14 @@ fn truncated_and_malformed_headers_pass_to_the_kernel_without_state() {
         unchanged("IPv4 IHL below 5", bad_ihl),
         unchanged("IPv4 version field 6", bad_version),
         unchanged("IPv4 total length beyond the frame", too_long),
-        unchanged("TCP header cut at 10 bytes (v4)", syn4[..14 + 20 + 10].to_vec()),
-        unchanged("TCP header cut at 19 bytes (v6)", syn6[..14 + 40 + 19].to_vec()),
+        unchanged(
+            "TCP header cut at 10 bytes (v4)",
+            syn4[..14 + 20 + 10].to_vec(),
+        ),
+        unchanged(
+            "TCP header cut at 19 bytes (v6)",
+            syn6[..14 + 40 + 19].to_vec(),
+        ),
         unchanged("UDP header cut at 6 bytes", udp4[..14 + 20 + 6].to_vec()),
     ];
     for mut c in cases {
@@ -122,15 +149,23 @@ fn fragments_and_unknown_extension_headers_pass() {
     let cases = [
         unchanged(
             "IPv4 first fragment (more fragments)",
-            Frame::udp(p4.client, 5353, p4.vip, 53).payload(&[7; 64]).ipv4_fragment(true, 0).build(),
+            Frame::udp(p4.client, 5353, p4.vip, 53)
+                .payload(&[7; 64])
+                .ipv4_fragment(true, 0)
+                .build(),
         ),
         unchanged(
             "IPv4 later fragment",
-            Frame::udp(p4.client, 5353, p4.vip, 53).payload(&[7; 64]).ipv4_fragment(false, 8).build(),
+            Frame::udp(p4.client, 5353, p4.vip, 53)
+                .payload(&[7; 64])
+                .ipv4_fragment(false, 8)
+                .build(),
         ),
         unchanged(
             "IPv6 fragment header",
-            Frame::udp(p6.client, 5353, p6.vip, 53).ipv6_ext(44, &ipv6_frag_ext(true, 0, 9)).build(),
+            Frame::udp(p6.client, 5353, p6.vip, 53)
+                .ipv6_ext(44, &ipv6_frag_ext(true, 0, 9))
+                .build(),
         ),
         unchanged(
             "IPv6 routing header",
@@ -153,14 +188,30 @@ fn no_healthy_backend_drops_or_resets() {
         for b in &mut s.backends {
             b.state = BackendState::Down;
         }
-        s.on_no_backend = if reset { NoBackend::Reset } else { NoBackend::Drop };
+        s.on_no_backend = if reset {
+            NoBackend::Reset
+        } else {
+            NoBackend::Drop
+        };
         s
     };
     lab.apply(&[
-        down(service(&p4, "drop4", 80, Protocol::Tcp, Forwarding::Nat), false),
-        down(service(&p4, "reset4", 81, Protocol::Tcp, Forwarding::Nat), true),
-        down(service(&p6, "reset6", 81, Protocol::Tcp, Forwarding::Dsr), true),
-        down(service(&p4, "udp4", 53, Protocol::Udp, Forwarding::Nat), true),
+        down(
+            service(&p4, "drop4", 80, Protocol::Tcp, Forwarding::Nat),
+            false,
+        ),
+        down(
+            service(&p4, "reset4", 81, Protocol::Tcp, Forwarding::Nat),
+            true,
+        ),
+        down(
+            service(&p6, "reset6", 81, Protocol::Tcp, Forwarding::Dsr),
+            true,
+        ),
+        down(
+            service(&p4, "udp4", 53, Protocol::Udp, Forwarding::Nat),
+            true,
+        ),
     ]);
     lab.check(&Case::new(
         "SYN, no backend, drop",
@@ -173,7 +224,10 @@ fn no_healthy_backend_drops_or_resets() {
         let (client, vip) = (plan.client, plan.vip);
         lab.check(&Case::new(
             format!("SYN, no backend, reset ({})", plan.vip),
-            Frame::tcp(client, 40000, vip, 81).flags(SYN).ipv4_options_if_v4(&plan).build(),
+            Frame::tcp(client, 40000, vip, 81)
+                .flags(SYN)
+                .ipv4_options_if_v4(&plan)
+                .build(),
             XDP_TX,
             Expect::Decoded(Box::new(move |d| {
                 assert_eq!((d.src, d.dst), (vip, client));
@@ -259,9 +313,15 @@ fn icmp_too_big_reaches_the_flows_backend() {
     ]);
     for (plan, router) in [(p4, ip("198.18.0.200")), (p6, ip("fd00:1b::200"))] {
         // DSR: the error goes to the flow's backend unchanged but for the MACs.
-        let syn = lab.run(&Frame::tcp(plan.client, 40000, plan.vip, 81).flags(SYN).build());
+        let syn = lab.run(
+            &Frame::tcp(plan.client, 40000, plan.vip, 81)
+                .flags(SYN)
+                .build(),
+        );
         assert_eq!(syn.verdict, XDP_TX);
-        let b = (0..3).find(|&i| syn.frame[..6] == backend_mac(i)).expect("sent to a backend");
+        let b = (0..3)
+            .find(|&i| syn.frame[..6] == backend_mac(i))
+            .expect("sent to a backend");
         let mut expected = icmp_too_big(&plan, router, &quoted_reply(&plan, 81, 40000));
         let input = expected.clone();
         expected[..6].copy_from_slice(&backend_mac(b));
@@ -274,7 +334,11 @@ fn icmp_too_big_reaches_the_flows_backend() {
         ));
 
         // NAT: the error is translated to what the backend sent.
-        let syn = lab.run(&Frame::tcp(plan.client, 40001, plan.vip, 80).flags(SYN).build());
+        let syn = lab.run(
+            &Frame::tcp(plan.client, 40001, plan.vip, 80)
+                .flags(SYN)
+                .build(),
+        );
         assert_eq!(syn.verdict, XDP_TX);
         let sent = tests::packet::decode(&syn.frame).expect("forwarded SYN decodes");
         let backend = sent.dst;
@@ -291,7 +355,11 @@ fn icmp_too_big_reaches_the_flows_backend() {
                 assert_eq!(icmp.mtu, 1400);
                 let q = icmp.inner.as_ref().expect("quoted packet");
                 assert_eq!((q.src, q.sport), (backend, Some(8080)), "quoted source");
-                assert_eq!((q.dst, q.dport), (lb, Some(snat_port)), "quoted destination");
+                assert_eq!(
+                    (q.dst, q.dport),
+                    (lb, Some(snat_port)),
+                    "quoted destination"
+                );
             })),
         ));
         // An error about a flow we do not know goes to the kernel.
@@ -323,19 +391,35 @@ fn unresolved_next_hop_goes_to_the_kernel_and_unroutable_is_dropped() {
     unroutable.backends.truncate(1);
     unroutable.backends[0].addr = plan.unroutable;
     lab.apply(&[unresolved, unroutable]);
-    let input = Frame::tcp(plan.client, 40000, plan.vip, 80).flags(SYN).build();
-    let out = lab.check(&Case::new("next hop without neighbour", input, XDP_PASS, Expect::Unchanged));
+    let input = Frame::tcp(plan.client, 40000, plan.vip, 80)
+        .flags(SYN)
+        .build();
+    let out = lab.check(&Case::new(
+        "next hop without neighbour",
+        input,
+        XDP_PASS,
+        Expect::Unchanged,
+    ));
     // The metadata tells the TC companion where to send it: magic, ifindex, next hop,
     // family (struct NeighMeta).
     assert_eq!(out.meta.len(), 28, "metadata {:?}", out.meta);
-    let word = |i: usize| u32::from_ne_bytes([out.meta[i], out.meta[i + 1], out.meta[i + 2], out.meta[i + 3]]);
+    let word = |i: usize| {
+        u32::from_ne_bytes([
+            out.meta[i],
+            out.meta[i + 1],
+            out.meta[i + 2],
+            out.meta[i + 3],
+        ])
+    };
     assert_eq!(word(0), NEIGH_META_MAGIC);
     assert_eq!(word(4), lab.ifindex);
     assert_eq!(word(8), to_words(plan.unresolved).0[0]);
     assert_eq!(word(24), 4);
     lab.check(&Case::new(
         "backend without a route",
-        Frame::tcp(plan.client, 40000, plan.vip, 81).flags(SYN).build(),
+        Frame::tcp(plan.client, 40000, plan.vip, 81)
+            .flags(SYN)
+            .build(),
         XDP_DROP,
         Expect::Unchanged,
     ));
@@ -360,7 +444,11 @@ fn nat_source_ports_never_collide_and_exhaustion_is_counted() {
     let mut ports = HashSet::new();
     let mut refused = 0u64;
     for cport in 30000..30200u16 {
-        let out = lab.run(&Frame::tcp(plan.client, cport, plan.vip, 80).flags(SYN).build());
+        let out = lab.run(
+            &Frame::tcp(plan.client, cport, plan.vip, 80)
+                .flags(SYN)
+                .build(),
+        );
         match out.verdict {
             XDP_TX => {
                 let d = tests::packet::decode(&out.frame).expect("decodes");
@@ -368,7 +456,11 @@ fn nat_source_ports_never_collide_and_exhaustion_is_counted() {
                 assert!((2000..=2063).contains(&p), "port {p} outside the range");
                 assert!(ports.insert(p), "port {p} handed out twice");
                 // The same flow keeps its port.
-                let again = lab.run(&Frame::tcp(plan.client, cport, plan.vip, 80).flags(ACK).build());
+                let again = lab.run(
+                    &Frame::tcp(plan.client, cport, plan.vip, 80)
+                        .flags(ACK)
+                        .build(),
+                );
                 let d2 = tests::packet::decode(&again.frame).expect("decodes");
                 assert_eq!(d2.sport, Some(p), "flow {cport} changed its NAT port");
             }
@@ -376,7 +468,11 @@ fn nat_source_ports_never_collide_and_exhaustion_is_counted() {
             v => panic!("unexpected verdict {v}"),
         }
     }
-    assert!(ports.len() >= 48, "only {} of 64 ports used before refusing", ports.len());
+    assert!(
+        ports.len() >= 48,
+        "only {} of 64 ports used before refusing",
+        ports.len()
+    );
     assert_eq!(ports.len() as u64 + refused, 200);
     let forwarded = ports.len() as u64;
     lab.assert_counters(&[

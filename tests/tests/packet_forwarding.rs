@@ -3,9 +3,7 @@
 //! Needs root (CI runs it as root); fails loudly otherwise.
 
 use lb_agent::dataplane::{BackendState, ClientFlow, Forwarding, Protocol};
-use lb_common::{
-    Counter, FlowKey, hash::flow_hash, maglev, maps::addr::to_words,
-};
+use lb_common::{Counter, FlowKey, hash::flow_hash, maglev, maps::addr::to_words};
 use tests::{
     harness::{
         CLIENT_MAC, Case, Expect, LB_MAC, PacketLab, Plan, XDP_TX, backend_index, backend_mac,
@@ -15,7 +13,13 @@ use tests::{
 };
 
 /// The backend (index in the plan) the program will give this flow.
-fn chosen(lab: &mut PacketLab, plan: &Plan, cport: u16, port: u16, protocol: Protocol) -> (usize, bool) {
+fn chosen(
+    lab: &mut PacketLab,
+    plan: &Plan,
+    cport: u16,
+    port: u16,
+    protocol: Protocol,
+) -> (usize, bool) {
     let sim = lab
         .dp
         .which_backend(&ClientFlow {
@@ -35,9 +39,27 @@ fn syn_to_vip_in_nat_and_dsr_mode_v4_and_v6() {
     let mut lab = PacketLab::new();
     let mut services = Vec::new();
     for (plan, fam) in [(v4(), "v4"), (v6(), "v6")] {
-        services.push(service(&plan, &format!("nat-{fam}"), 80, Protocol::Tcp, Forwarding::Nat));
-        services.push(service(&plan, &format!("dsr-{fam}"), 81, Protocol::Tcp, Forwarding::Dsr));
-        services.push(service(&plan, &format!("udp-{fam}"), 53, Protocol::Udp, Forwarding::Nat));
+        services.push(service(
+            &plan,
+            &format!("nat-{fam}"),
+            80,
+            Protocol::Tcp,
+            Forwarding::Nat,
+        ));
+        services.push(service(
+            &plan,
+            &format!("dsr-{fam}"),
+            81,
+            Protocol::Tcp,
+            Forwarding::Dsr,
+        ));
+        services.push(service(
+            &plan,
+            &format!("udp-{fam}"),
+            53,
+            Protocol::Udp,
+            Forwarding::Nat,
+        ));
     }
     lab.apply(&services);
     for plan in [v4(), v6()] {
@@ -47,7 +69,10 @@ fn syn_to_vip_in_nat_and_dsr_mode_v4_and_v6() {
         let sport = lab.first_snat_port(plan.client, 40000, plan.vip, 80, Protocol::Tcp);
         lab.check(&Case::new(
             format!("NAT SYN {}", plan.vip),
-            Frame::tcp(plan.client, 40000, plan.vip, 80).flags(SYN).payload(b"hello").build(),
+            Frame::tcp(plan.client, 40000, plan.vip, 80)
+                .flags(SYN)
+                .payload(b"hello")
+                .build(),
             XDP_TX,
             Expect::Frame(
                 Frame::tcp(plan.lb, sport, plan.backends[b], 8080)
@@ -74,7 +99,9 @@ fn syn_to_vip_in_nat_and_dsr_mode_v4_and_v6() {
         let sport = lab.first_snat_port(plan.client, 5353, plan.vip, 53, Protocol::Udp);
         lab.check(&Case::new(
             format!("NAT UDP {}", plan.vip),
-            Frame::udp(plan.client, 5353, plan.vip, 53).payload(b"query").build(),
+            Frame::udp(plan.client, 5353, plan.vip, 53)
+                .payload(b"query")
+                .build(),
             XDP_TX,
             Expect::Frame(
                 Frame::udp(plan.lb, sport, plan.backends[b], 8080)
@@ -102,7 +129,11 @@ fn nat_replies_are_translated_back_to_the_client() {
         service(&p6, "nat-v6", 80, Protocol::Tcp, Forwarding::Nat),
         service(&p4, "udp-v4", 53, Protocol::Udp, Forwarding::Nat),
     ]);
-    for (plan, protocol, port) in [(p4, Protocol::Tcp, 80), (p6, Protocol::Tcp, 80), (p4, Protocol::Udp, 53)] {
+    for (plan, protocol, port) in [
+        (p4, Protocol::Tcp, 80),
+        (p6, Protocol::Tcp, 80),
+        (p4, Protocol::Udp, 53),
+    ] {
         let (b, _) = chosen(&mut lab, &plan, 40000, port, protocol);
         let sport = lab.first_snat_port(plan.client, 40000, plan.vip, port, protocol);
         let syn = match protocol {
@@ -112,8 +143,12 @@ fn nat_replies_are_translated_back_to_the_client() {
         assert_eq!(lab.run(&syn.build()).verdict, XDP_TX);
         let (reply, back) = match protocol {
             Protocol::Tcp => (
-                Frame::tcp(plan.backends[b], 8080, plan.lb, sport).flags(SYN | ACK).ack(2),
-                Frame::tcp(plan.vip, port, plan.client, 40000).flags(SYN | ACK).ack(2),
+                Frame::tcp(plan.backends[b], 8080, plan.lb, sport)
+                    .flags(SYN | ACK)
+                    .ack(2),
+                Frame::tcp(plan.vip, port, plan.client, 40000)
+                    .flags(SYN | ACK)
+                    .ack(2),
             ),
             Protocol::Udp => (
                 Frame::udp(plan.backends[b], 8080, plan.lb, sport).payload(b"answer"),
@@ -130,7 +165,10 @@ fn nat_replies_are_translated_back_to_the_client() {
     // The LB's own traffic to its address (health checks) is not a NAT reply.
     let own = Case::new(
         "LB's own connection",
-        Frame::tcp(p4.backends[0], 8080, p4.lb, 45000).flags(SYN | ACK).macs(backend_mac(0), LB_MAC).build(),
+        Frame::tcp(p4.backends[0], 8080, p4.lb, 45000)
+            .flags(SYN | ACK)
+            .macs(backend_mac(0), LB_MAC)
+            .build(),
         tests::harness::XDP_PASS,
         Expect::Unchanged,
     );
@@ -154,7 +192,11 @@ fn established_flows_keep_their_backend_when_the_set_changes() {
     for &p in &ports {
         let (b, _) = chosen(&mut lab, &plan, p, 80, Protocol::Tcp);
         assert!(b < 2);
-        assert_eq!(lab.run(&Frame::tcp(plan.client, p, plan.vip, 80).flags(SYN).build()).verdict, XDP_TX);
+        assert_eq!(
+            lab.run(&Frame::tcp(plan.client, p, plan.vip, 80).flags(SYN).build())
+                .verdict,
+            XDP_TX
+        );
         before.push(b);
     }
     lab.apply(&[service(&plan, "web", 80, Protocol::Tcp, Forwarding::Dsr)]);
@@ -162,7 +204,10 @@ fn established_flows_keep_their_backend_when_the_set_changes() {
     let names: Vec<String> = plan.backends.iter().map(|b| format!("{b}:8080")).collect();
     let members: Vec<maglev::MaglevBackend<'_>> = names
         .iter()
-        .map(|n| maglev::MaglevBackend { key: n.as_bytes(), weight: 1 })
+        .map(|n| maglev::MaglevBackend {
+            key: n.as_bytes(),
+            weight: 1,
+        })
         .collect();
     let ring = maglev::build(&members, lab.dp.capacities().ring_size).expect("ring");
     let mut moved_by_ring = 0;
@@ -197,7 +242,10 @@ fn established_flows_keep_their_backend_when_the_set_changes() {
     let newcomers = (41000..41100)
         .filter(|&p| chosen(&mut lab, &plan, p, 80, Protocol::Tcp).0 == 2)
         .count();
-    assert!(newcomers > 20, "only {newcomers} of 100 new flows would go to the new backend");
+    assert!(
+        newcomers > 20,
+        "only {newcomers} of 100 new flows would go to the new backend"
+    );
     lab.assert_counters(&[(Counter::FwdToBackend, 400)]);
 }
 
@@ -210,12 +258,24 @@ fn drain_keeps_flows_and_down_moves_them() {
     let mut flows = Vec::new();
     for p in 40000..40090u16 {
         let (b, _) = chosen(&mut lab, &plan, p, 80, Protocol::Tcp);
-        assert_eq!(lab.run(&Frame::tcp(plan.client, p, plan.vip, 80).flags(SYN).build()).verdict, XDP_TX);
+        assert_eq!(
+            lab.run(&Frame::tcp(plan.client, p, plan.vip, 80).flags(SYN).build())
+                .verdict,
+            XDP_TX
+        );
         flows.push((p, b));
     }
     let victim = 1;
-    let on_victim: Vec<u16> = flows.iter().filter(|f| f.1 == victim).map(|f| f.0).collect();
-    assert!(on_victim.len() > 10, "{} flows on the victim", on_victim.len());
+    let on_victim: Vec<u16> = flows
+        .iter()
+        .filter(|f| f.1 == victim)
+        .map(|f| f.0)
+        .collect();
+    assert!(
+        on_victim.len() > 10,
+        "{} flows on the victim",
+        on_victim.len()
+    );
 
     // Drain: its flows stay, new flows avoid it.
     spec.backends[victim].state = BackendState::Drain;
@@ -232,7 +292,11 @@ fn drain_keeps_flows_and_down_moves_them() {
     for p in 50000..50100u16 {
         let out = lab.run(&Frame::tcp(plan.client, p, plan.vip, 80).flags(SYN).build());
         assert_eq!(out.verdict, XDP_TX);
-        assert_ne!(out.frame[..6], backend_mac(victim), "new flow {p} went to the draining backend");
+        assert_ne!(
+            out.frame[..6],
+            backend_mac(victim),
+            "new flow {p} went to the draining backend"
+        );
     }
 
     // Down: its flows move at once, new flows avoid it.
@@ -241,8 +305,15 @@ fn drain_keeps_flows_and_down_moves_them() {
     for &p in &on_victim {
         let out = lab.run(&Frame::tcp(plan.client, p, plan.vip, 80).flags(ACK).build());
         assert_eq!(out.verdict, XDP_TX);
-        assert_ne!(out.frame[..6], backend_mac(victim), "flow {p} stayed on a down backend");
-        assert_eq!(chosen(&mut lab, &plan, p, 80, Protocol::Tcp).1, true, "flow {p} re-pinned");
+        assert_ne!(
+            out.frame[..6],
+            backend_mac(victim),
+            "flow {p} stayed on a down backend"
+        );
+        assert!(
+            chosen(&mut lab, &plan, p, 80, Protocol::Tcp).1,
+            "flow {p} re-pinned"
+        );
     }
     let total = 90 + on_victim.len() as u64 * 2 + 100;
     lab.assert_counters(&[
@@ -267,7 +338,10 @@ fn ipv4_options_vlan_tags_and_ipv6_extension_headers() {
     let sport = lab.first_snat_port(p4.client, 40000, p4.vip, 80, Protocol::Tcp);
     lab.check(&Case::new(
         "NAT SYN with IPv4 options",
-        Frame::tcp(p4.client, 40000, p4.vip, 80).flags(SYN).ipv4_options(&opts).build(),
+        Frame::tcp(p4.client, 40000, p4.vip, 80)
+            .flags(SYN)
+            .ipv4_options(&opts)
+            .build(),
         XDP_TX,
         Expect::Frame(
             Frame::tcp(p4.lb, sport, p4.backends[b], 8080)
@@ -302,7 +376,10 @@ fn ipv4_options_vlan_tags_and_ipv6_extension_headers() {
     let sport = lab.first_snat_port(p6.client, 40003, p6.vip, 80, Protocol::Tcp);
     lab.check(&Case::new(
         "NAT SYN over IPv6 with destination options",
-        Frame::tcp(p6.client, 40003, p6.vip, 80).flags(SYN).ipv6_ext(60, &ipv6_opts_ext()).build(),
+        Frame::tcp(p6.client, 40003, p6.vip, 80)
+            .flags(SYN)
+            .ipv6_ext(60, &ipv6_opts_ext())
+            .build(),
         XDP_TX,
         Expect::Frame(
             Frame::tcp(p6.lb, sport, p6.backends[b], 8080)
@@ -325,7 +402,9 @@ fn any_port_vip_keeps_the_destination_port() {
         let sport = lab.first_snat_port(plan.client, 40000, plan.vip, port, Protocol::Tcp);
         lab.check(&Case::new(
             format!("any-port VIP, port {port}"),
-            Frame::tcp(plan.client, 40000, plan.vip, port).flags(SYN).build(),
+            Frame::tcp(plan.client, 40000, plan.vip, port)
+                .flags(SYN)
+                .build(),
             XDP_TX,
             Expect::Frame(
                 Frame::tcp(plan.lb, sport, plan.backends[b], port)

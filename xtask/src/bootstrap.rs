@@ -21,7 +21,11 @@ pub fn ebpf_toolchain() -> Result<()> {
 
 fn rust_src() -> Result<()> {
     let installed = output(Command::new("rustup").args([
-        "component", "list", "--installed", "--toolchain", NIGHTLY,
+        "component",
+        "list",
+        "--installed",
+        "--toolchain",
+        NIGHTLY,
     ]))
     .context("the nightly toolchain is required for the eBPF crate")?;
     if installed.lines().any(|l| l.starts_with("rust-src")) {
@@ -43,7 +47,8 @@ fn bpf_linker() -> Result<()> {
         step("bpf-linker: present in .cache");
         return Ok(());
     }
-    let sysroot = output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
     let lib = PathBuf::from(sysroot.trim()).join("lib");
     // The file name differs per toolchain (libLLVM.so.22.1-rust-1.97.0-nightly).
     let llvm = fs::read_dir(&lib)
@@ -55,7 +60,10 @@ fn bpf_linker() -> Result<()> {
                 .is_some_and(|n| n.starts_with("libLLVM.so.") && n.contains("-rust-"))
         })
         .with_context(|| format!("no libLLVM.so.*-rust-* in {}", lib.display()))?;
-    let name = llvm.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = llvm
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let major = name
         .trim_start_matches("libLLVM.so.")
         .split('.')

@@ -25,13 +25,37 @@ pub fn step(what: &str) {
 /// Runs `cargo ARGS` in the workspace with extra environment, inheriting output.
 pub fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(Command::new(cargo).args(args).envs(env.iter().copied()).current_dir(root()))
+    run(Command::new(cargo)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(root()))
+}
+
+/// Runs `cargo ARGS` with the nightly toolchain (the eBPF crate's), through rustup.
+pub fn nightly_cargo(args: &[&str]) -> Result<()> {
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", "nightly", "cargo"])
+        .args(args)
+        .current_dir(root());
+    // The outer cargo's compiler settings are for the stable toolchain.
+    for var in [
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO",
+    ] {
+        cmd.env_remove(var);
+    }
+    run(&mut cmd)
 }
 
 /// Runs a command, inheriting output; a failure names the command.
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }
@@ -41,7 +65,9 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 /// Runs a command and returns its stdout.
 pub fn output(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
-    let out = cmd.output().with_context(|| format!("cannot start {shown}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
         bail!(
             "{shown} failed ({}): {}",

@@ -2,7 +2,8 @@
 //!
 //! - `build-ebpf`: installs what the eBPF build needs (nightly rust-src, bpf-linker
 //!   linked against the nightly's own libLLVM, into `.cache/`) and builds the object.
-//! - `test`: the above, bpffs, then every test of the workspace (as root).
+//! - `test`: the above, bpffs, clippy, then every test of the workspace (default
+//!   members: all but lb-ebpf, which only builds for BPF) as root.
 //! - `demo`: the above, then the demo lab (`lb-agent demo`).
 //! - `bench-dp`: per-packet cost of the XDP program under real traffic.
 
@@ -55,8 +56,34 @@ fn main() -> Result<()> {
             cmd::require_root("the tests load XDP programs and build network namespaces")?;
             bootstrap::ebpf_toolchain()?;
             bootstrap::bpffs()?;
+            cmd::step("clippy: host crates");
+            cmd::cargo(
+                &[
+                    "clippy",
+                    "--all-targets",
+                    "--all-features",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            )?;
+            cmd::step("clippy: lb-ebpf for bpfel-unknown-none");
+            cmd::nightly_cargo(&[
+                "clippy",
+                "--package",
+                "lb-ebpf",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+                "--",
+                "-D",
+                "warnings",
+            ])?;
             cmd::step("running the workspace tests");
-            let mut test = vec!["test", "--workspace"];
+            let mut test = vec!["test"];
             test.extend(args.iter().map(String::as_str));
             cmd::cargo(&test, &[])
         }
@@ -73,7 +100,15 @@ fn main() -> Result<()> {
             cmd::require_root("the benchmark attaches XDP programs in network namespaces")?;
             bootstrap::ebpf_toolchain()?;
             cmd::step("running the data-plane cost benchmark (release)");
-            let mut run = vec!["run", "--release", "--package", "tests", "--bin", "bench-dp", "--"];
+            let mut run = vec![
+                "run",
+                "--release",
+                "--package",
+                "tests",
+                "--bin",
+                "bench-dp",
+                "--",
+            ];
             run.extend(args.iter().map(String::as_str));
             cmd::cargo(&run, &[])
         }

@@ -44,7 +44,10 @@ impl Capacities {
             return bad("max_vips", format!("{} is not in 1..=4096", self.max_vips));
         }
         if self.max_backends == 0 || self.max_backends > 1 << 20 {
-            return bad("max_backends", format!("{} is not in 1..=1048576", self.max_backends));
+            return bad(
+                "max_backends",
+                format!("{} is not in 1..=1048576", self.max_backends),
+            );
         }
         if self.flow_table_size < 1024 || self.flow_table_size > 1 << 26 {
             return bad(
@@ -60,7 +63,10 @@ impl Capacities {
         }
         let rings = u64::from(self.max_vips) * 2 * u64::from(self.ring_size);
         if rings > u64::from(u32::MAX) {
-            return bad("ring_size", format!("max_vips x 2 x ring_size = {rings} entries is too many"));
+            return bad(
+                "ring_size",
+                format!("max_vips x 2 x ring_size = {rings} entries is too many"),
+            );
         }
         if self.snat_ports.is_empty() || *self.snat_ports.start() == 0 {
             return bad(

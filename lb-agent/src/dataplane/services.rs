@@ -153,7 +153,9 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
             )));
         }
         if s.forwarding == Forwarding::Nat {
-            let snat = s.snat.ok_or_else(|| bad("NAT forwarding needs a SNAT address".into()))?;
+            let snat = s
+                .snat
+                .ok_or_else(|| bad("NAT forwarding needs a SNAT address".into()))?;
             if snat.is_ipv4() != s.vip.is_ipv4() {
                 return Err(DataplaneError::FamilyMismatch {
                     service: s.name.clone(),
@@ -179,7 +181,10 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
                 )));
             }
             if !ids.insert((b.addr, b.port)) {
-                return Err(bad(format!("backend {}:{} is listed twice", b.addr, b.port)));
+                return Err(bad(format!(
+                    "backend {}:{} is listed twice",
+                    b.addr, b.port
+                )));
             }
         }
         backends += s.backends.len();
@@ -203,7 +208,8 @@ impl Dataplane {
     /// Makes the data plane serve exactly `specs`.
     pub fn apply(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
         validate(specs, &self.caps)?;
-        let wanted: HashSet<ServiceId> = specs.iter().map(|s| (s.vip, s.port, s.protocol)).collect();
+        let wanted: HashSet<ServiceId> =
+            specs.iter().map(|s| (s.vip, s.port, s.protocol)).collect();
         let gone: Vec<ServiceId> = self
             .programmer
             .services
@@ -273,24 +279,25 @@ impl Dataplane {
                 .services
                 .get(&sid)
                 .and_then(|p| p.backends.get(&(b.addr, b.port)).copied());
-            let slot = match existing {
-                Some(slot) => slot,
-                None => {
-                    let slot = self.programmer.free_backends.pop_front().ok_or(
-                        DataplaneError::Full {
-                            what: "backends",
-                            capacity: self.caps.max_backends,
-                        },
-                    )?;
-                    let g = &mut self.programmer.generations[slot as usize];
-                    *g = g.wrapping_add(1);
-                    zero_counters(&mut self.ebpf, MAP_BACKEND_STATS, slot)?;
-                    if let Some(p) = self.programmer.services.get_mut(&sid) {
-                        p.backends.insert((b.addr, b.port), slot);
+            let slot =
+                match existing {
+                    Some(slot) => slot,
+                    None => {
+                        let slot = self.programmer.free_backends.pop_front().ok_or(
+                            DataplaneError::Full {
+                                what: "backends",
+                                capacity: self.caps.max_backends,
+                            },
+                        )?;
+                        let g = &mut self.programmer.generations[slot as usize];
+                        *g = g.wrapping_add(1);
+                        zero_counters(&mut self.ebpf, MAP_BACKEND_STATS, slot)?;
+                        if let Some(p) = self.programmer.services.get_mut(&sid) {
+                            p.backends.insert((b.addr, b.port), slot);
+                        }
+                        slot
                     }
-                    slot
-                }
-            };
+                };
             let (baddr, bfamily) = to_words(b.addr);
             let value = Backend {
                 addr: baddr,
@@ -318,7 +325,11 @@ impl Dataplane {
             .zip(&names)
             .map(|(b, n)| MaglevBackend {
                 key: n.as_bytes(),
-                weight: if b.state == BackendState::Up { b.weight } else { 0 },
+                weight: if b.state == BackendState::Up {
+                    b.weight
+                } else {
+                    0
+                },
             })
             .collect();
         let table: Vec<u32> = maglev::build(&members, self.caps.ring_size)
@@ -327,7 +338,13 @@ impl Dataplane {
                 source,
             })?
             .into_iter()
-            .map(|i| if i == NO_BACKEND { NO_BACKEND } else { slots[i as usize] })
+            .map(|i| {
+                if i == NO_BACKEND {
+                    NO_BACKEND
+                } else {
+                    slots[i as usize]
+                }
+            })
             .collect();
         let (id, mut ring, unchanged) = match self.programmer.services.get(&sid) {
             Some(p) => (p.id, p.ring, p.table == table),
@@ -384,7 +401,9 @@ impl Dataplane {
 
     fn write_backend_state(&mut self, slot: u32, state: u32) -> Result<(), DataplaneError> {
         let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
-        let mut b = backends.get(&slot, 0).map_err(map_err(MAP_BACKENDS, "lookup"))?;
+        let mut b = backends
+            .get(&slot, 0)
+            .map_err(map_err(MAP_BACKENDS, "lookup"))?;
         b.state = state;
         backends
             .set(slot, b, 0)
@@ -396,7 +415,11 @@ impl Dataplane {
         let mut want: BTreeMap<(u32, [u32; 4]), u32> = BTreeMap::new();
         for s in specs {
             let (a, f) = to_words(s.vip);
-            let bit = if s.port == 0 { ADDR_F_VIP_ANY_PORT } else { ADDR_F_VIP_PORTS };
+            let bit = if s.port == 0 {
+                ADDR_F_VIP_ANY_PORT
+            } else {
+                ADDR_F_VIP_PORTS
+            };
             *want.entry((u32::from(f), a)).or_default() |= bit;
             if let (Forwarding::Nat, Some(snat)) = (s.forwarding, s.snat) {
                 let (a, f) = to_words(snat);
@@ -427,7 +450,10 @@ impl Dataplane {
 
     /// Slot of a programmed service, for counters.
     pub fn service_slot(&self, vip: IpAddr, port: u16, protocol: Protocol) -> Option<u32> {
-        self.programmer.services.get(&(vip, port, protocol)).map(|p| p.id)
+        self.programmer
+            .services
+            .get(&(vip, port, protocol))
+            .map(|p| p.id)
     }
 
     /// Slot of a programmed backend of a service, for counters.
@@ -457,7 +483,11 @@ impl Dataplane {
     }
 }
 
-fn zero_counters(ebpf: &mut aya::Ebpf, name: &'static str, slot: u32) -> Result<(), DataplaneError> {
+fn zero_counters(
+    ebpf: &mut aya::Ebpf,
+    name: &'static str,
+    slot: u32,
+) -> Result<(), DataplaneError> {
     let map = ebpf
         .map_mut(name)
         .ok_or(DataplaneError::MissingMap { name })?;

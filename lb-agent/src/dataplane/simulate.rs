@@ -42,7 +42,10 @@ fn lookup_err(name: &'static str) -> impl Fn(MapError) -> DataplaneError {
 
 impl Dataplane {
     /// The backend the program would send `flow` to now; `None` if it has none.
-    pub fn which_backend(&mut self, flow: &ClientFlow) -> Result<Option<Simulated>, DataplaneError> {
+    pub fn which_backend(
+        &mut self,
+        flow: &ClientFlow,
+    ) -> Result<Option<Simulated>, DataplaneError> {
         let (caddr, family) = to_words(flow.client);
         let (vaddr, _) = to_words(flow.vip);
         let proto = flow.protocol.number();
@@ -88,13 +91,11 @@ impl Dataplane {
             };
             match vips.get(&exact, 0) {
                 Ok(v) => v,
-                Err(MapError::KeyNotFound) => {
-                    match vips.get(&VipKey { port: 0, ..exact }, 0) {
-                        Ok(v) => v,
-                        Err(MapError::KeyNotFound) => return Ok(None),
-                        Err(e) => return Err(lookup_err(MAP_VIPS)(e)),
-                    }
-                }
+                Err(MapError::KeyNotFound) => match vips.get(&VipKey { port: 0, ..exact }, 0) {
+                    Ok(v) => v,
+                    Err(MapError::KeyNotFound) => return Ok(None),
+                    Err(e) => return Err(lookup_err(MAP_VIPS)(e)),
+                },
                 Err(e) => return Err(lookup_err(MAP_VIPS)(e)),
             }
         };

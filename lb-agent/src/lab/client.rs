@@ -29,7 +29,12 @@ impl Tally {
 }
 
 /// Opens `count` connections to `target` from inside `ns`, each read to the end.
-pub fn connections(ns: &Netns, target: SocketAddr, count: u32, timeout: Duration) -> Result<Tally, LabError> {
+pub fn connections(
+    ns: &Netns,
+    target: SocketAddr,
+    count: u32,
+    timeout: Duration,
+) -> Result<Tally, LabError> {
     let entry = ns.entry()?;
     let worker = std::thread::spawn(move || -> Result<Tally, LabError> {
         entry.enter()?;
@@ -54,10 +59,13 @@ pub fn connections(ns: &Netns, target: SocketAddr, count: u32, timeout: Duration
 }
 
 fn one(target: SocketAddr, timeout: Duration) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let mut answer = String::new();
-    s.read_to_string(&mut answer).map_err(|e| format!("read: {e}"))?;
+    s.read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
     let answer = answer.trim().to_string();
     if answer.is_empty() {
         return Err("empty answer".into());

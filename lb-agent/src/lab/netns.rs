@@ -106,12 +106,11 @@ impl Netns {
 
     /// A handle another thread can use to enter the namespace.
     pub fn entry(&self) -> Result<NetnsEntry, LabError> {
-        let file = File::open(format!("/run/netns/{}", self.name)).map_err(|source| {
-            LabError::Enter {
+        let file =
+            File::open(format!("/run/netns/{}", self.name)).map_err(|source| LabError::Enter {
                 name: self.name.clone(),
                 source,
-            }
-        })?;
+            })?;
         Ok(NetnsEntry {
             name: self.name.clone(),
             file,

@@ -44,7 +44,15 @@ pub struct Lan {
 impl Lan {
     pub fn new() -> Result<Self, LabError> {
         let switch = Netns::new("lbsw")?;
-        switch.ip(&["link", "add", "br0", "type", "bridge", "mcast_snooping", "0"])?;
+        switch.ip(&[
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
+        ])?;
         switch.ip(&["link", "set", "br0", "up"])?;
         Ok(Self { switch })
     }
@@ -54,19 +62,39 @@ impl Lan {
         let ns = Netns::new(prefix)?;
         let port = format!("p{index}");
         ns.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", &port, "netns",
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &port,
+            "netns",
             self.switch.name(),
         ])?;
-        self.switch.ip(&["link", "set", &port, "master", "br0", "up"])?;
+        self.switch
+            .ip(&["link", "set", &port, "master", "br0", "up"])?;
         // A veth hands the next hop a CHECKSUM_PARTIAL packet whose TCP/UDP checksum
         // field holds only the pseudo-header sum; the kernel finishes it, an XDP
         // program that forwards the bytes cannot. On a wire checksums are complete:
         // make the lab's hosts send them complete.
         ns.exec(&["ethtool", "-K", "eth0", "tx", "off"])?;
         ns.ip(&["link", "set", "eth0", "up"])?;
-        ns.ip(&["addr", "add", &format!("{}/24", lan_v4(index)), "dev", "eth0"])?;
         ns.ip(&[
-            "addr", "add", &format!("{}/64", lan_v6(index)), "dev", "eth0", "nodad",
+            "addr",
+            "add",
+            &format!("{}/24", lan_v4(index)),
+            "dev",
+            "eth0",
+        ])?;
+        ns.ip(&[
+            "addr",
+            "add",
+            &format!("{}/64", lan_v6(index)),
+            "dev",
+            "eth0",
+            "nodad",
         ])?;
         Ok(Host { ns, index, port })
     }
