@@ -104,6 +104,22 @@ impl Netns {
         self.entry()?.enter()
     }
 
+    /// Runs `f` on a thread inside the namespace and returns its result: for work
+    /// that resolves names there (attaching to an interface) without moving the
+    /// caller's thread.
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, LabError> {
+        let entry = self.entry()?;
+        std::thread::spawn(move || entry.enter().map(|()| f()))
+            .join()
+            .map_err(|_| LabError::Command {
+                command: format!("work inside {}", self.name),
+                stderr: "thread panicked".into(),
+            })?
+    }
+
     /// A handle another thread can use to enter the namespace.
     pub fn entry(&self) -> Result<NetnsEntry, LabError> {
         let file =
@@ -153,8 +169,10 @@ impl NetnsEntry {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kills what still runs inside, then deletes the namespace (its veths go too).
+        // Never this process: a thread of ours may have entered the namespace.
+        let me = std::process::id().to_string();
         if let Ok(pids) = run_cmd(&["ip", "netns", "pids", &self.name]) {
-            for pid in pids.split_whitespace() {
+            for pid in pids.split_whitespace().filter(|p| *p != me) {
                 let _ = run_cmd(&["kill", "-9", pid]);
             }
         }
