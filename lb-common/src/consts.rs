@@ -20,6 +20,8 @@ pub const MAP_RINGS: &str = "RINGS";
 pub const MAP_FLOWS: &str = "FLOWS";
 /// `LruHashMap<FlowKey, NatEntry>`: NAT reply flow (backend -> SNAT addr:port) -> client.
 pub const MAP_NAT: &str = "NAT";
+/// `PerCpuArray<NextHop>` indexed by backend slot: the last route lookup's result.
+pub const MAP_NEXTHOPS: &str = "NEXTHOPS";
 /// `PerCpuArray<u64>` indexed by [`crate::Counter`].
 pub const MAP_STATS: &str = "STATS";
 /// `PerCpuArray<TrafficCounters>` indexed by VIP slot.
@@ -36,8 +38,10 @@ pub const PROG_XDP: &str = "lb_xdp";
 pub const PROG_TC_NEIGH: &str = "lb_tc_neigh";
 /// Benchmark floor: parse, swap MACs, XDP_TX. Not used by the agent.
 pub const PROG_FLOOR: &str = "lb_floor";
-/// Benchmark sink: count and drop. Not used by the agent.
+/// Benchmark sink (object `lb-peer`): count and drop. Not used by the agent.
 pub const PROG_SINK: &str = "lb_sink";
+/// The sink's per-CPU counter.
+pub const MAP_SINK_COUNT: &str = "SINK_COUNT";
 /// Pass-everything program for the far end of a veth (object `lb-peer`), so XDP_TX
 /// frames from the near end are received.
 pub const PROG_PEER_PASS: &str = "lb_peer_pass";
@@ -108,6 +112,10 @@ pub const BACKEND_UP: u32 = 0;
 pub const BACKEND_DRAIN: u32 = 1;
 /// Never chosen; flows pinned to it are re-hashed on their next packet.
 pub const BACKEND_DOWN: u32 = 2;
+
+/// How long a cached next hop (egress interface and MACs of a backend) is used before
+/// the route is looked up again: bounds how long a backend's MAC change goes unseen.
+pub const NEXTHOP_TTL_NS: u64 = 1_000_000_000;
 
 /// Ring entry meaning "no backend".
 pub const NO_BACKEND: u32 = u32::MAX;

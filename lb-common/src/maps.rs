@@ -102,6 +102,9 @@ pub struct NatEntry {
     pub vip_port: u16,
     pub vip_id: u32,
     pub backend: u32,
+    pub _pad: u32,
+    /// Cached next hop towards the client (written by the program).
+    pub nh: NextHop,
 }
 
 /// Per-CPU traffic counters of a VIP or a backend
@@ -112,6 +115,19 @@ pub struct TrafficCounters {
     pub packets: u64,
     pub bytes: u64,
     pub new_flows: u64,
+}
+
+/// Value of [`crate::MAP_NEXTHOPS`] (per CPU, per backend slot): where packets to
+/// the backend leave, from the last successful `bpf_fib_lookup`. Written by the
+/// program; the agent zeroes a slot's entries when it gives the slot to a backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    /// `bpf_ktime_get_coarse_ns` after which the entry is looked up again; 0 = empty.
+    pub expires_ns: u64,
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
 }
 
 /// XDP metadata in front of a packet passed to the stack because the next hop's
@@ -136,9 +152,10 @@ const _: () = {
     assert!(core::mem::size_of::<Backend>() == 28);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 12);
-    assert!(core::mem::size_of::<NatEntry>() == 44);
+    assert!(core::mem::size_of::<NatEntry>() == 72);
     assert!(core::mem::size_of::<TrafficCounters>() == 24);
     assert!(core::mem::size_of::<NeighMeta>() == 28);
+    assert!(core::mem::size_of::<NextHop>() == 24);
 };
 
 #[cfg(feature = "user")]
@@ -155,6 +172,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowEntry {}
     unsafe impl aya::Pod for super::NatEntry {}
     unsafe impl aya::Pod for super::TrafficCounters {}
+    unsafe impl aya::Pod for super::NextHop {}
 }
 
 /// Turns a packet-order address into the map representation and back.

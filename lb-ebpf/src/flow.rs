@@ -24,7 +24,7 @@ pub fn remembered(key: &FlowKey, out: &mut Choice) -> bool {
     let Some(p) = FLOWS.get_ptr(key) else {
         return false;
     };
-    out.entry = maps::copy(p);
+    maps::copy_into(p, &mut out.entry);
     if maps::backend(out.entry.backend, &mut out.backend)
         && out.backend.generation == out.entry.generation
         && out.backend.state != BACKEND_DOWN

@@ -30,7 +30,7 @@ use lb_common::{
 };
 
 use crate::{
-    maps::{BACKEND_STATS, Scratch, VIP_STATS, account, count},
+    maps::{BACKEND_STATS, NEXTHOPS, Scratch, VIP_STATS, account, count},
     packet::Packet,
     parse::Ip,
 };
@@ -68,8 +68,11 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
         s.key.sport = p.get(0);
         s.key.dport = p.get(1);
         s.key._pad = [0; 2];
-        if ip.addr_flags & ADDR_F_SNAT != 0 && nat::binding(&s.key, &mut s.nat) {
-            return nat_reply(ctx, pkt, ip, s);
+        if ip.addr_flags & ADDR_F_SNAT != 0 {
+            let verdict = nat_reply(ctx, pkt, ip, s);
+            if verdict != NOT_A_REPLY {
+                return verdict;
+            }
         }
         if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) != 0 && service(ip, s) {
             return to_backend(ctx, pkt, ip, s);
@@ -167,11 +170,21 @@ fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if !dsr && !rewrite::endpoints(pkt, ip, &s.key, &s.out) {
         return pass(Counter::PassParseError);
     }
-    fib::forward(ctx, pkt, &s.out, &mut s.fib)
+    let cache = NEXTHOPS
+        .get_ptr_mut(s.choice.id)
+        .unwrap_or(core::ptr::null_mut());
+    fib::forward(ctx, pkt, s, cache)
 }
 
+/// `nat_reply`'s answer for a packet without a binding (not an XDP action).
+const NOT_A_REPLY: u32 = u32::MAX;
+
+/// Translates a backend's reply back to the client, or returns `NOT_A_REPLY`.
 #[inline(never)]
 fn nat_reply(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    let Some(binding) = nat::binding(&s.key, &mut s.nat) else {
+        return NOT_A_REPLY;
+    };
     s.out.src = s.nat.vip;
     s.out.dst = s.nat.client;
     s.out.sport = s.nat.vip_port;
@@ -184,7 +197,9 @@ fn nat_reply(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     }
     account(&VIP_STATS, s.nat.vip_id, ip.ip_len, false);
     account(&BACKEND_STATS, s.nat.backend, ip.ip_len, false);
-    fib::forward(ctx, pkt, &s.out, &mut s.fib)
+    // SAFETY: `binding` points at the LRU value found above, valid for this run.
+    let cache = unsafe { &raw mut (*binding).nh };
+    fib::forward(ctx, pkt, s, cache)
 }
 
 #[inline(never)]
@@ -203,7 +218,7 @@ fn icmp_error(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     s.out.family = ip.family;
     s.out.proto = ip.proto;
     s.out.ok = Counter::FwdIcmpError;
-    fib::forward(ctx, pkt, &s.out, &mut s.fib)
+    fib::forward(ctx, pkt, s, core::ptr::null_mut())
 }
 
 #[cfg(not(test))]

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use lb_common::{
     AddrInfo, AddrKey, Backend, COUNTER_COUNT, Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey,
-    NatEntry, TrafficCounters, VipKey, VipMeta,
+    NatEntry, NextHop, TrafficCounters, VipKey, VipMeta,
 };
 
 /// Our addresses (VIPs, SNAT addresses). Not preallocated: readers are RCU-protected.
@@ -35,6 +35,10 @@ pub static FLOWS: LruHashMap<FlowKey, FlowEntry> = LruHashMap::with_max_entries(
 /// NAT binding: backend reply 5-tuple -> client.
 #[map]
 pub static NAT: LruHashMap<FlowKey, NatEntry> = LruHashMap::with_max_entries(1, 0);
+
+/// Per CPU, per backend slot: the cached next hop.
+#[map]
+pub static NEXTHOPS: PerCpuArray<NextHop> = PerCpuArray::with_max_entries(1, 0);
 
 /// Global counters, indexed by `Counter`.
 #[map]
@@ -111,12 +115,22 @@ pub fn copy<T: Copy>(p: *const T) -> T {
     unsafe { *p }
 }
 
+/// Copies the map value behind `p` into `out` (scratch memory). A plain `*out = *p`
+/// between two pointers becomes a `memmove`, which BPF can only call as a byte loop;
+/// a non-overlapping copy is expanded inline into word loads and stores.
+#[inline(always)]
+pub fn copy_into<T: Copy>(p: *const T, out: &mut T) {
+    // SAFETY: `p` as in `copy`; `out` is a distinct, valid destination (scratch
+    // memory never aliases another map's value).
+    unsafe { core::ptr::copy_nonoverlapping(p, out, 1) }
+}
+
 /// Looks up `key` in `VIPS` into `out`.
 #[inline(always)]
 pub fn vip(key: &VipKey, out: &mut VipMeta) -> bool {
     match VIPS.get_ptr(key) {
         Some(p) => {
-            *out = copy(p);
+            copy_into(p, out);
             true
         }
         None => false,
@@ -148,7 +162,7 @@ pub fn addr_flags(key: &AddrKey) -> u32 {
 pub fn backend(id: u32, out: &mut Backend) -> bool {
     match BACKENDS.get_ptr(id) {
         Some(p) => {
-            *out = copy(p);
+            copy_into(p, out);
             true
         }
         None => false,

@@ -7,7 +7,7 @@
 //! claim a new one if not, so an evicted port is never shared by two live flows.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
-use lb_common::{FlowKey, NatEntry, SNAT_PORT_PROBES, hash::flow_hash};
+use lb_common::{FlowKey, NatEntry, NextHop, SNAT_PORT_PROBES, hash::flow_hash};
 
 use crate::{
     maps::{self, NAT, Scratch},
@@ -58,6 +58,13 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
         vip_port: client.dport,
         vip_id: vip.id,
         backend: to.id,
+        _pad: 0,
+        nh: NextHop {
+            expires_ns: 0,
+            ifindex: 0,
+            smac: [0; 6],
+            dmac: [0; 6],
+        },
     };
     // Start away from the Maglev position bits so neighbouring flows spread.
     let start = flow_hash(client).rotate_right(13);
@@ -84,14 +91,11 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
     0
 }
 
-/// The binding of a packet arriving at a SNAT address, if it is a NAT reply.
+/// The binding of a packet arriving at a SNAT address, if it is a NAT reply: copied
+/// into `out`, and a pointer to the map value (its next-hop cache) returned.
 #[inline(always)]
-pub fn binding(reply: &FlowKey, out: &mut NatEntry) -> bool {
-    match NAT.get_ptr(reply) {
-        Some(p) => {
-            *out = maps::copy(p);
-            true
-        }
-        None => false,
-    }
+pub fn binding(reply: &FlowKey, out: &mut NatEntry) -> Option<*mut NatEntry> {
+    let p = NAT.get_ptr_mut(reply)?;
+    maps::copy_into(p, out);
+    Some(p)
 }

@@ -157,16 +157,18 @@ fn build(forwarding: Forwarding) -> Result<Lab> {
         )?));
     }
     // Loaded and attached from a thread inside the LB's namespace.
-    let dp = lb.ns.run(|| -> Result<Dataplane, lb_agent::dataplane::DataplaneError> {
-        let mut dp = Dataplane::load(Capacities {
-            max_vips: 4,
-            max_backends: 16,
-            flow_table_size: 65_536,
-            ..Capacities::default()
-        })?;
-        dp.attach("eth0", AttachMode::Native)?;
-        Ok(dp)
-    })??;
+    let dp = lb.ns.run(
+        || -> Result<Dataplane, lb_agent::dataplane::DataplaneError> {
+            let mut dp = Dataplane::load(Capacities {
+                max_vips: 4,
+                max_backends: 16,
+                flow_table_size: 65_536,
+                ..Capacities::default()
+            })?;
+            dp.attach("eth0", AttachMode::Native)?;
+            Ok(dp)
+        },
+    )??;
     Ok(Lab {
         dp,
         servers,

@@ -6,8 +6,8 @@ use aya::{
 };
 use lb_common::{
     GLOBAL_MAX_VIPS, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX, GLOBAL_SNAT_PORT_MIN, MAP_ADDRS,
-    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_RINGS, MAP_VIP_STATS, MAP_VIPS,
-    PROG_TC_NEIGH, PROG_XDP,
+    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_VIP_STATS,
+    MAP_VIPS, PROG_FLOOR, PROG_TC_NEIGH, PROG_XDP,
 };
 
 use super::{Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer};
@@ -47,6 +47,7 @@ impl Dataplane {
             .map_max_entries(MAP_NAT, caps.flow_table_size)
             .map_max_entries(MAP_VIP_STATS, caps.max_vips)
             .map_max_entries(MAP_BACKEND_STATS, caps.max_backends)
+            .map_max_entries(MAP_NEXTHOPS, caps.max_backends)
             .override_global(GLOBAL_RING_SIZE, &caps.ring_size, true)
             .override_global(GLOBAL_MAX_VIPS, &caps.max_vips, true)
             .override_global(GLOBAL_SNAT_PORT_MIN, &snat_min, true)
@@ -90,6 +91,20 @@ impl Dataplane {
                 what: "type check",
                 source,
             })
+    }
+
+    /// The benchmark floor program (`lb_floor`: parse, swap MACs, XDP_TX), loaded on
+    /// first use. Not part of the load balancer.
+    pub fn floor_program(&mut self) -> Result<&mut Xdp, DataplaneError> {
+        let floor: &mut Xdp = program(&mut self.ebpf, PROG_FLOOR)?;
+        if floor.fd().is_err() {
+            floor.load().map_err(|source| DataplaneError::Program {
+                name: PROG_FLOOR,
+                what: "verifier load",
+                source,
+            })?;
+        }
+        Ok(floor)
     }
 
     /// Attaches the XDP program to `iface`, plus the TC companion on its ingress.

@@ -4,6 +4,7 @@
 mod capacity;
 mod counters;
 mod error;
+mod flows;
 mod loader;
 mod services;
 mod simulate;

@@ -14,9 +14,9 @@ use std::{
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
     ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, AddrInfo, AddrKey, BACKEND_DOWN,
-    BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_RINGS,
-    MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, PROTO_TCP, PROTO_UDP, TrafficCounters, VIP_F_DSR,
-    VIP_F_RESET, VipKey, VipMeta,
+    BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS,
+    MAP_RINGS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, TrafficCounters,
+    VIP_F_DSR, VIP_F_RESET, VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
@@ -244,7 +244,7 @@ impl Dataplane {
                     what: "services",
                     capacity: self.caps.max_vips,
                 })?;
-            zero_counters(&mut self.ebpf, MAP_VIP_STATS, id)?;
+            zero_slot::<TrafficCounters>(&mut self.ebpf, MAP_VIP_STATS, id)?;
             self.programmer.services.insert(
                 sid,
                 Programmed {
@@ -291,7 +291,9 @@ impl Dataplane {
                         )?;
                         let g = &mut self.programmer.generations[slot as usize];
                         *g = g.wrapping_add(1);
-                        zero_counters(&mut self.ebpf, MAP_BACKEND_STATS, slot)?;
+                        zero_slot::<TrafficCounters>(&mut self.ebpf, MAP_BACKEND_STATS, slot)?;
+                        // A cached next hop belongs to the slot's previous backend.
+                        zero_slot::<NextHop>(&mut self.ebpf, MAP_NEXTHOPS, slot)?;
                         if let Some(p) = self.programmer.services.get_mut(&sid) {
                             p.backends.insert((b.addr, b.port), slot);
                         }
@@ -483,7 +485,8 @@ impl Dataplane {
     }
 }
 
-fn zero_counters(
+/// Zeroes every CPU's value of `slot` in a per-CPU array.
+fn zero_slot<T: aya::Pod + Default>(
     ebpf: &mut aya::Ebpf,
     name: &'static str,
     slot: u32,
@@ -491,10 +494,10 @@ fn zero_counters(
     let map = ebpf
         .map_mut(name)
         .ok_or(DataplaneError::MissingMap { name })?;
-    let mut stats: PerCpuArray<&mut MapData, TrafficCounters> =
+    let mut values: PerCpuArray<&mut MapData, T> =
         map.try_into().map_err(map_err(name, "type check"))?;
     let cpus = aya::util::nr_cpus().map_err(|(_, source)| DataplaneError::Cpus { source })?;
-    let zeros = PerCpuValues::try_from(vec![TrafficCounters::default(); cpus])
+    let zeros = PerCpuValues::try_from(vec![T::default(); cpus])
         .map_err(|source| DataplaneError::Cpus { source })?;
-    stats.set(slot, zeros, 0).map_err(map_err(name, "zero"))
+    values.set(slot, zeros, 0).map_err(map_err(name, "zero"))
 }

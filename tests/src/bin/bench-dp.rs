@@ -1,0 +1,337 @@
+//! `cargo xtask bench-dp`: the XDP program's own cost per packet, from the kernel's
+//! BPF run-time statistics (`BPF_ENABLE_STATS`), under real traffic on a veth.
+//!
+//! Lab: a generator namespace and an LB namespace joined by one veth. The generator
+//! sends crafted UDP frames with an AF_PACKET socket; the LB runs the program in
+//! native mode; what the LB sends back is counted and dropped by `lb_sink` on the
+//! generator's end. Scenarios, all in one run: the floor program (parse, swap MACs,
+//! XDP_TX), non-VIP pass, new flow and established flow (NAT and DSR), NAT reply.
+//! Output: a markdown table (ns per packet, ratio to the floor).
+
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use aya::{
+    Ebpf,
+    maps::PerCpuArray,
+    programs::{Xdp, XdpMode},
+    sys::{Stats, enable_stats},
+};
+use lb_agent::{
+    dataplane::{
+        AttachMode, BackendSpec, BackendState, Capacities, Dataplane, Forwarding, LB_PEER_OBJECT,
+        NoBackend, Protocol, ServiceSpec,
+    },
+    lab::Netns,
+};
+use lb_common::{MAP_SINK_COUNT, PROG_SINK, maps::addr::from_words};
+use tests::{
+    harness::ip,
+    packet::{DEFAULT_DST_MAC, DEFAULT_SRC_MAC, Frame},
+    rawsock::RawSender,
+};
+
+const NAT_PORT: u16 = 53;
+const DSR_PORT: u16 = 54;
+const ESTABLISHED_FLOWS: usize = 1000;
+
+struct Args {
+    packets: usize,
+    flows: usize,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        packets: 200_000,
+        flows: 60_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut num = |name: &str| -> Result<usize> {
+            it.next()
+                .with_context(|| format!("{name} needs a number"))?
+                .parse()
+                .with_context(|| format!("{name} needs a number"))
+        };
+        match k.as_str() {
+            "--packets" => a.packets = num("--packets")?,
+            "--flows" => a.flows = num("--flows")?,
+            "--quick" => {
+                a.packets = 20_000;
+                a.flows = 5_000;
+            }
+            other => bail!("unknown argument {other} (expected --packets N, --flows N, --quick)"),
+        }
+    }
+    if a.packets == 0 || a.flows == 0 || a.flows > 150_000 {
+        bail!("--packets must be > 0 and --flows in 1..=150000");
+    }
+    Ok(a)
+}
+
+/// One result row.
+struct Row {
+    name: &'static str,
+    ns: f64,
+    packets: u64,
+    forwarded: u64,
+    pps: f64,
+}
+
+struct Bench {
+    sender: RawSender,
+    sink: Ebpf,
+}
+
+impl Bench {
+    fn sink_count(&self) -> Result<u64> {
+        let m: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.sink.map(MAP_SINK_COUNT).context("sink map")?)?;
+        Ok(m.get(&0, 0)?.iter().sum())
+    }
+
+    /// Sends `count` frames cycling over `frames`, measuring `prog`.
+    fn run(&self, name: &'static str, prog: &Xdp, frames: &[Vec<u8>], count: usize) -> Result<Row> {
+        let info0 = prog.info()?;
+        let sink0 = self.sink_count()?;
+        let start = Instant::now();
+        for i in 0..count {
+            self.sender.send(&frames[i % frames.len()])?;
+        }
+        let sent_in = start.elapsed();
+        // Let the last frames drain through the veth.
+        std::thread::sleep(Duration::from_millis(200));
+        let info1 = prog.info()?;
+        let runs = info1.run_count() - info0.run_count();
+        let time = info1.run_time().saturating_sub(info0.run_time());
+        if runs == 0 {
+            bail!("{name}: the program never ran (is the veth up, XDP attached?)");
+        }
+        Ok(Row {
+            name,
+            ns: time.as_nanos() as f64 / runs as f64,
+            packets: runs,
+            forwarded: self.sink_count()? - sink0,
+            pps: count as f64 / sent_in.as_secs_f64(),
+        })
+    }
+}
+
+fn udp(src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> Vec<u8> {
+    Frame::udp(src, sport, dst, dport)
+        .payload(&[0u8; 18])
+        .macs(DEFAULT_SRC_MAC, DEFAULT_DST_MAC)
+        .build()
+}
+
+/// `n` distinct client flows to the VIP port.
+fn flows(n: usize, vip: IpAddr, port: u16) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let client = ip(&format!("198.18.0.{}", 100 + i / 60_000));
+            udp(client, 1024 + (i % 60_000) as u16, vip, port)
+        })
+        .collect()
+}
+
+fn main() -> Result<()> {
+    let args = args()?;
+    let (gen_ns, lb_ns) = (Netns::new("lbbg")?, Netns::new("lbbl")?);
+    gen_ns.ip(&[
+        "link",
+        "add",
+        "eth0",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        lb_ns.name(),
+    ])?;
+    gen_ns.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:01", "up"])?;
+    lb_ns.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:02", "up"])?;
+    lb_ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"])?;
+    lb_ns.ip(&["addr", "add", "198.18.0.10/32", "dev", "eth0"])?;
+    lb_ns.sysctl("net.ipv4.ip_forward", "1")?;
+    // Backends and clients all sit behind the generator's end of the veth.
+    for host in ["11", "12", "13", "100", "101", "102"] {
+        lb_ns.ip(&[
+            "neigh",
+            "replace",
+            &format!("198.18.0.{host}"),
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
+        ])?;
+    }
+    let gen_if = gen_ns.ifindex("eth0")?;
+    let sender = gen_ns.run(move || RawSender::bind(gen_if))??;
+    let sink = gen_ns.run(|| -> Result<Ebpf> {
+        let mut e = Ebpf::load(LB_PEER_OBJECT)?;
+        let p: &mut Xdp = e
+            .program_mut(PROG_SINK)
+            .context("sink program")?
+            .try_into()?;
+        p.load()?;
+        p.attach("eth0", XdpMode::Driver)?;
+        Ok(e)
+    })??;
+    let bench = Bench { sender, sink };
+    let mut dp = lb_ns.run(|| {
+        Dataplane::load(Capacities {
+            max_vips: 4,
+            max_backends: 16,
+            flow_table_size: 262_144,
+            snat_ports: 1024..=65535,
+            ..Capacities::default()
+        })
+    })??;
+    let vip = ip("198.18.0.10");
+    let service = |name: &str, port, forwarding| ServiceSpec {
+        name: name.into(),
+        vip,
+        port,
+        protocol: Protocol::Udp,
+        forwarding,
+        snat: Some(ip("198.18.0.1")),
+        on_no_backend: NoBackend::Drop,
+        backends: ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
+            .iter()
+            .map(|a| BackendSpec {
+                addr: ip(a),
+                port: 0,
+                weight: 1,
+                state: BackendState::Up,
+            })
+            .collect(),
+    };
+    dp.apply(&[
+        service("nat", NAT_PORT, Forwarding::Nat),
+        service("dsr", DSR_PORT, Forwarding::Dsr),
+    ])?;
+    let _stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    eprintln!(
+        "bench-dp: {} packets per scenario, {} new flows",
+        args.packets, args.flows
+    );
+
+    let mut rows = Vec::new();
+    let established_nat = flows(ESTABLISHED_FLOWS, vip, NAT_PORT);
+    // The floor program alone on the LB's interface.
+    {
+        let floor = dp.floor_program()?;
+        let id = attach_in(&lb_ns, floor)?;
+        eprintln!("bench-dp: floor");
+        rows.push(bench.run(
+            "floor (parse, swap MACs, XDP_TX)",
+            floor,
+            &established_nat,
+            args.packets,
+        )?);
+        floor.detach(id)?;
+    }
+    attach_lb(&lb_ns, &mut dp)?;
+    let prog = dp.xdp()?;
+    eprintln!("bench-dp: non-VIP pass");
+    let other = vec![udp(ip("198.18.0.100"), 4000, ip("198.18.0.50"), 9)];
+    rows.push(bench.run("non-VIP pass", prog, &other, args.packets)?);
+    eprintln!("bench-dp: new flows, NAT");
+    let fresh_nat = flows(args.flows, vip, NAT_PORT);
+    rows.push(bench.run("new flow, NAT", prog, &fresh_nat, args.flows)?);
+    eprintln!("bench-dp: established flows, NAT");
+    rows.push(bench.run(
+        "established flow, NAT",
+        prog,
+        &established_nat,
+        args.packets,
+    )?);
+    eprintln!("bench-dp: new flows, DSR");
+    let fresh_dsr = flows(args.flows, vip, DSR_PORT);
+    rows.push(bench.run("new flow, DSR", prog, &fresh_dsr, args.flows)?);
+    eprintln!("bench-dp: established flows, DSR");
+    let established_dsr = flows(ESTABLISHED_FLOWS, vip, DSR_PORT);
+    rows.push(bench.run(
+        "established flow, DSR",
+        prog,
+        &established_dsr,
+        args.packets,
+    )?);
+    eprintln!("bench-dp: NAT replies");
+    let replies: Vec<Vec<u8>> = dp
+        .nat_bindings()?
+        .into_iter()
+        .take(ESTABLISHED_FLOWS)
+        .map(|(k, _)| {
+            udp(
+                from_words(k.src, k.family),
+                u16::from_be(k.sport),
+                from_words(k.dst, k.family),
+                u16::from_be(k.dport),
+            )
+        })
+        .collect();
+    if replies.is_empty() {
+        bail!("no NAT bindings to reply to");
+    }
+    let prog = dp.xdp()?;
+    rows.push(bench.run("NAT reply", prog, &replies, args.packets)?);
+    report(&rows);
+    Ok(())
+}
+
+fn attach_in(ns: &Netns, prog: &mut Xdp) -> Result<aya::programs::xdp::XdpLinkId> {
+    // Interface names resolve in the calling thread's namespace: enter, attach, and
+    // come back to where this thread was.
+    let home = std::fs::File::open("/proc/thread-self/ns/net")?;
+    ns.enter_current_thread()?;
+    let res = prog.attach("eth0", XdpMode::Driver);
+    back(&home)?;
+    Ok(res?)
+}
+
+fn attach_lb(ns: &Netns, dp: &mut Dataplane) -> Result<()> {
+    let home = std::fs::File::open("/proc/thread-self/ns/net")?;
+    ns.enter_current_thread()?;
+    let res = dp.attach("eth0", AttachMode::Native);
+    back(&home)?;
+    res?;
+    Ok(())
+}
+
+fn back(home: &std::fs::File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns on an open namespace fd of our own thread's former namespace.
+    if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        bail!(
+            "cannot return to the original namespace: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+fn report(rows: &[Row]) {
+    let floor = rows.first().map_or(1.0, |r| r.ns);
+    println!(
+        "| scenario | ns/packet (bpf_stats) | x floor | packets run | sent back by XDP | send rate (pps) |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.1} | {:.2} | {} | {} | {:.0} |",
+            r.name,
+            r.ns,
+            r.ns / floor,
+            r.packets,
+            r.forwarded,
+            r.pps
+        );
+    }
+}
