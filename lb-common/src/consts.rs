@@ -14,6 +14,10 @@ pub const MAP_ADDRS: &str = "ADDRS";
 pub const MAP_VIPS: &str = "VIPS";
 /// `Array<Backend>` indexed by backend slot.
 pub const MAP_BACKENDS: &str = "BACKENDS";
+/// `Array<u32>` indexed by VIP slot: bumped by the agent whenever a service's mode or
+/// SNAT address changes or the service goes, invalidating the service snapshot that
+/// established flows carry.
+pub const MAP_VIP_GENERATIONS: &str = "VIP_GENERATIONS";
 /// `Array<u32>`: Maglev rings, two per VIP slot (double buffered), `ring_size` entries each.
 pub const MAP_RINGS: &str = "RINGS";
 /// `LruHashMap<FlowKey, FlowEntry>`: client flow -> backend choice.

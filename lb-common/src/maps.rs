@@ -47,6 +47,9 @@ pub struct VipMeta {
     pub ring: u32,
     /// NAT source address (same family as the VIP); unused in DSR mode.
     pub snat_addr: [u32; 4],
+    /// The slot's entry in [`crate::MAP_VIP_GENERATIONS`] when this value was written:
+    /// flows bound under an older generation take the full path again.
+    pub generation: u32,
 }
 
 /// Value of [`crate::MAP_BACKENDS`].
@@ -79,7 +82,9 @@ pub struct FlowKey {
     pub _pad: [u8; 2],
 }
 
-/// Value of [`crate::MAP_FLOWS`].
+/// Value of [`crate::MAP_FLOWS`]: the backend, and a snapshot of what forwarding
+/// needs from the service, so an established flow skips the service lookup while the
+/// service's generation is unchanged.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowEntry {
@@ -87,6 +92,14 @@ pub struct FlowEntry {
     pub backend: u32,
     /// The slot's `Backend::generation` when the flow was bound.
     pub generation: u32,
+    /// VIP slot of the service.
+    pub vip_id: u32,
+    /// The service's `VipMeta::generation` when the flow was bound.
+    pub vip_generation: u32,
+    /// The service's `VIP_F_*` flags.
+    pub vip_flags: u32,
+    /// The service's NAT source address.
+    pub snat_addr: [u32; 4],
     /// NAT source port (network order); 0 in DSR mode.
     pub snat_port: u16,
     pub _pad: u16,
@@ -148,10 +161,10 @@ const _: () = {
     assert!(core::mem::size_of::<AddrKey>() == 20);
     assert!(core::mem::size_of::<AddrInfo>() == 4);
     assert!(core::mem::size_of::<VipKey>() == 20);
-    assert!(core::mem::size_of::<VipMeta>() == 28);
+    assert!(core::mem::size_of::<VipMeta>() == 32);
     assert!(core::mem::size_of::<Backend>() == 28);
     assert!(core::mem::size_of::<FlowKey>() == 40);
-    assert!(core::mem::size_of::<FlowEntry>() == 12);
+    assert!(core::mem::size_of::<FlowEntry>() == 40);
     assert!(core::mem::size_of::<NatEntry>() == 72);
     assert!(core::mem::size_of::<TrafficCounters>() == 24);
     assert!(core::mem::size_of::<NeighMeta>() == 28);

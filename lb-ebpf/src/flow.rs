@@ -1,5 +1,7 @@
-//! Backend choice: the flow table first (an established flow keeps its backend while
-//! that backend is up or draining), else the VIP's live Maglev ring.
+//! Backend choice. An established flow is found in the flow table and forwarded from
+//! the snapshot it carries (backend, service mode, SNAT address) while its backend is
+//! up or draining and its service unchanged: no service lookup. Any other packet for
+//! a service gets a backend from the service's live Maglev ring.
 
 use aya_ebpf::bindings::BPF_ANY;
 use lb_common::{
@@ -7,7 +9,7 @@ use lb_common::{
     hash::flow_hash,
 };
 
-use crate::maps::{self, FLOWS, RINGS, count};
+use crate::maps::{self, FLOWS, RINGS, VIP_GENERATIONS, count};
 
 /// The backend a packet goes to.
 pub struct Choice {
@@ -18,7 +20,37 @@ pub struct Choice {
     pub new_flow: bool,
 }
 
-/// The flow's remembered backend, if it is still valid, into `out`.
+/// The flow's binding if it is still valid: fills `out` and the parts of `vip` that
+/// forwarding reads (slot, flags, SNAT address) from the flow's snapshot.
+#[inline(always)]
+pub fn established(key: &FlowKey, out: &mut Choice, vip: &mut VipMeta) -> bool {
+    let Some(p) = FLOWS.get_ptr(key) else {
+        return false;
+    };
+    maps::copy_into(p, &mut out.entry);
+    let e = &out.entry;
+    let live = VIP_GENERATIONS
+        .get_ptr(e.vip_id)
+        .map(maps::copy)
+        .is_some_and(|g| g == e.vip_generation);
+    if live
+        && maps::backend(e.backend, &mut out.backend)
+        && out.backend.generation == e.generation
+        && out.backend.state != BACKEND_DOWN
+    {
+        out.id = e.backend;
+        out.new_flow = false;
+        vip.id = e.vip_id;
+        vip.flags = e.vip_flags;
+        vip.snat_addr = e.snat_addr;
+        return true;
+    }
+    count(Counter::FlowRehashed);
+    false
+}
+
+/// The flow's binding if it is still valid, whatever service it was bound under (ICMP
+/// errors: the service was already looked up).
 #[inline(always)]
 pub fn remembered(key: &FlowKey, out: &mut Choice) -> bool {
     let Some(p) = FLOWS.get_ptr(key) else {
@@ -33,11 +65,11 @@ pub fn remembered(key: &FlowKey, out: &mut Choice) -> bool {
         out.new_flow = false;
         return true;
     }
-    count(Counter::FlowRehashed);
     false
 }
 
-/// The backend the VIP's live ring gives this flow, if one is up, into `out`.
+/// The backend the VIP's live ring gives this flow, if one is up, into `out`, with
+/// the service snapshot a new binding carries.
 #[inline(always)]
 pub fn hashed(vip: &VipMeta, key: &FlowKey, out: &mut Choice) -> bool {
     let size = maps::ring_size();
@@ -57,17 +89,15 @@ pub fn hashed(vip: &VipMeta, key: &FlowKey, out: &mut Choice) -> bool {
     out.entry = FlowEntry {
         backend: id,
         generation: out.backend.generation,
+        vip_id: vip.id,
+        vip_generation: vip.generation,
+        vip_flags: vip.flags,
+        snat_addr: vip.snat_addr,
         snat_port: 0,
         _pad: 0,
     };
     out.new_flow = true;
     true
-}
-
-/// Remembered backend, else hashed.
-#[inline(always)]
-pub fn choose(vip: &VipMeta, key: &FlowKey, out: &mut Choice) -> bool {
-    remembered(key, out) || hashed(vip, key, out)
 }
 
 /// Stores the flow's binding (new or re-hashed flows only).

@@ -74,8 +74,13 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
                 return verdict;
             }
         }
-        if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) != 0 && service(ip, s) {
-            return to_backend(ctx, pkt, ip, s);
+        if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) != 0 {
+            if flow::established(&s.key, &mut s.choice, &mut s.vip) {
+                return to_backend(ctx, pkt, ip, s);
+            }
+            if service(ip, s) {
+                return new_flow(ctx, pkt, ip, s);
+            }
         }
         if ip.addr_flags & ADDR_F_SNAT != 0 {
             return pass(Counter::PassNatNoEntry);
@@ -121,11 +126,19 @@ fn no_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &Scratch) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// A packet for a service without a valid binding: a backend from the ring.
 #[inline(never)]
-fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
-    if !flow::choose(&s.vip, &s.key, &mut s.choice) {
+fn new_flow(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    if !flow::hashed(&s.vip, &s.key, &mut s.choice) {
         return no_backend(ctx, pkt, ip, s);
     }
+    to_backend(ctx, pkt, ip, s)
+}
+
+/// Sends a packet of a flow to `s.choice` under the service parts of `s.vip` (slot,
+/// flags, SNAT address), binding a NAT port and remembering the flow when new.
+#[inline(never)]
+fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     let bport = match s.choice.backend.port {
         0 => s.key.dport,
         p => p,

@@ -20,6 +20,10 @@ pub static ADDRS: HashMap<AddrKey, AddrInfo> = HashMap::with_max_entries(1, BPF_
 #[map]
 pub static VIPS: HashMap<VipKey, VipMeta> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
 
+/// Per VIP slot: the generation established flows must carry (see `FlowEntry`).
+#[map]
+pub static VIP_GENERATIONS: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Backend slots.
 #[map]
 pub static BACKENDS: Array<Backend> = Array::with_max_entries(1, 0);

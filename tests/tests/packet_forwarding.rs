@@ -416,3 +416,46 @@ fn any_port_vip_keeps_the_destination_port() {
     }
     lab.assert_counters(&[(Counter::FwdToBackend, 3)]);
 }
+
+#[test]
+fn service_changes_reach_established_flows() {
+    let mut lab = PacketLab::new();
+    let plan = v4();
+    let web = service(&plan, "web", 80, Protocol::Tcp, Forwarding::Nat);
+    let other = service(&plan, "other", 443, Protocol::Tcp, Forwarding::Nat);
+    lab.apply(&[web.clone(), other.clone()]);
+    let syn = Frame::tcp(plan.client, 40000, plan.vip, 80)
+        .flags(SYN)
+        .build();
+    assert_eq!(lab.run(&syn).verdict, XDP_TX);
+
+    // NAT -> DSR: the established flow is forwarded DSR-style from its next packet on.
+    let mut dsr = web.clone();
+    dsr.forwarding = Forwarding::Dsr;
+    for b in &mut dsr.backends {
+        b.port = 0;
+    }
+    lab.apply(&[dsr, other.clone()]);
+    let (b, _) = chosen(&mut lab, &plan, 40000, 80, Protocol::Tcp);
+    let ack = Frame::tcp(plan.client, 40000, plan.vip, 80).flags(ACK);
+    lab.check(&Case::new(
+        "established flow after NAT -> DSR",
+        ack.build(),
+        XDP_TX,
+        Expect::Frame(ack.clone().macs(LB_MAC, backend_mac(b)).build()),
+    ));
+
+    // The service goes while the VIP address stays (port 443): its flows stop at once.
+    lab.apply(&[other]);
+    lab.check(&Case::new(
+        "established flow of a removed service",
+        ack.build(),
+        tests::harness::XDP_PASS,
+        Expect::Unchanged,
+    ));
+    lab.assert_counters(&[
+        (Counter::FwdToBackend, 2),
+        (Counter::FlowRehashed, 2),
+        (Counter::PassNoService, 1),
+    ]);
+}

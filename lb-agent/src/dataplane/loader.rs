@@ -6,8 +6,8 @@ use aya::{
 };
 use lb_common::{
     GLOBAL_MAX_VIPS, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX, GLOBAL_SNAT_PORT_MIN, MAP_ADDRS,
-    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_VIP_STATS,
-    MAP_VIPS, PROG_FLOOR, PROG_TC_NEIGH, PROG_XDP,
+    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_NEXTHOPS, MAP_RINGS,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, PROG_FLOOR, PROG_TC_NEIGH, PROG_XDP,
 };
 
 use super::{Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer};
@@ -41,6 +41,7 @@ impl Dataplane {
             // Each service has a VIP address and may have its own SNAT address.
             .map_max_entries(MAP_ADDRS, caps.max_vips * 2)
             .map_max_entries(MAP_VIPS, caps.max_vips)
+            .map_max_entries(MAP_VIP_GENERATIONS, caps.max_vips)
             .map_max_entries(MAP_BACKENDS, caps.max_backends)
             .map_max_entries(MAP_RINGS, caps.ring_entries())
             .map_max_entries(MAP_FLOWS, caps.flow_table_size)

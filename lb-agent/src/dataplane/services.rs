@@ -15,8 +15,8 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, Pe
 use lb_common::{
     ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, AddrInfo, AddrKey, BACKEND_DOWN,
     BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS,
-    MAP_RINGS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, TrafficCounters,
-    VIP_F_DSR, VIP_F_RESET, VipKey, VipMeta,
+    MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP,
+    PROTO_UDP, TrafficCounters, VIP_F_DSR, VIP_F_RESET, VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
@@ -99,6 +99,8 @@ struct Programmed {
     id: u32,
     ring: u32,
     key: VipKey,
+    /// The VIP value last written (its generation and what established flows copy).
+    meta: Option<VipMeta>,
     backends: HashMap<BackendId, u32>,
     /// The live ring's content, to skip rewriting an unchanged table.
     table: Vec<u32>,
@@ -112,6 +114,8 @@ pub(super) struct Programmer {
     /// generation, so a stale flow never follows a slot to another backend.
     free_backends: VecDeque<u32>,
     generations: Vec<u32>,
+    /// Per VIP slot, mirrored in `VIP_GENERATIONS`.
+    vip_generations: Vec<u32>,
 }
 
 impl Programmer {
@@ -121,6 +125,7 @@ impl Programmer {
             free_vips: (0..caps.max_vips).collect(),
             free_backends: (0..caps.max_backends).collect(),
             generations: vec![0; caps.max_backends as usize],
+            vip_generations: vec![0; caps.max_vips as usize],
         }
     }
 }
@@ -251,6 +256,7 @@ impl Dataplane {
                     id,
                     ring: 1,
                     key,
+                    meta: None,
                     backends: HashMap::new(),
                     table: Vec::new(),
                 },
@@ -348,8 +354,8 @@ impl Dataplane {
                 }
             })
             .collect();
-        let (id, mut ring, unchanged) = match self.programmer.services.get(&sid) {
-            Some(p) => (p.id, p.ring, p.table == table),
+        let (id, mut ring, unchanged, previous) = match self.programmer.services.get(&sid) {
+            Some(p) => (p.id, p.ring, p.table == table, p.meta),
             None => return Ok(()),
         };
         if !unchanged {
@@ -362,17 +368,26 @@ impl Dataplane {
                     .map_err(map_err(MAP_RINGS, "update"))?;
             }
         }
+        let flags = match spec.forwarding {
+            Forwarding::Dsr => VIP_F_DSR,
+            Forwarding::Nat => 0,
+        } | match spec.on_no_backend {
+            NoBackend::Reset => VIP_F_RESET,
+            NoBackend::Drop => 0,
+        };
+        let snat_addr = spec.snat.map(|a| to_words(a).0).unwrap_or_default();
+        // Established flows carry the service's flags and SNAT address: a change of
+        // either (or a service new to the slot) must send them down the full path.
+        let generation = match previous {
+            Some(m) if m.flags == flags && m.snat_addr == snat_addr => m.generation,
+            _ => self.bump_vip_generation(id)?,
+        };
         let meta = VipMeta {
             id,
-            flags: match spec.forwarding {
-                Forwarding::Dsr => VIP_F_DSR,
-                Forwarding::Nat => 0,
-            } | match spec.on_no_backend {
-                NoBackend::Reset => VIP_F_RESET,
-                NoBackend::Drop => 0,
-            },
+            flags,
             ring,
-            snat_addr: spec.snat.map(|a| to_words(a).0).unwrap_or_default(),
+            snat_addr,
+            generation,
         };
         let mut vips: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
         vips.insert(key, meta, 0)
@@ -380,14 +395,28 @@ impl Dataplane {
         if let Some(p) = self.programmer.services.get_mut(&sid) {
             p.ring = ring;
             p.table = table;
+            p.meta = Some(meta);
         }
         Ok(())
+    }
+
+    /// Moves VIP slot `id` to a new generation (in the map first) and returns it.
+    fn bump_vip_generation(&mut self, id: u32) -> Result<u32, DataplaneError> {
+        let g = &mut self.programmer.vip_generations[id as usize];
+        *g = g.wrapping_add(1);
+        let generation = *g;
+        let mut gens: Array<&mut MapData, u32> = self.map_mut(MAP_VIP_GENERATIONS)?;
+        gens.set(id, generation, 0)
+            .map_err(map_err(MAP_VIP_GENERATIONS, "update"))?;
+        Ok(generation)
     }
 
     fn remove_service(&mut self, sid: ServiceId) -> Result<(), DataplaneError> {
         let Some(p) = self.programmer.services.remove(&sid) else {
             return Ok(());
         };
+        // Established flows of the service stop taking the fast path at once.
+        self.bump_vip_generation(p.id)?;
         let mut vips: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
         match vips.remove(&p.key) {
             Ok(()) | Err(MapError::KeyNotFound) => {}

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
 use lb_common::{
-    BACKEND_DOWN, Backend, FlowEntry, FlowKey, MAP_BACKENDS, MAP_FLOWS, MAP_RINGS, MAP_VIPS,
-    NO_BACKEND, VipKey, VipMeta,
+    BACKEND_DOWN, Backend, FlowEntry, FlowKey, MAP_BACKENDS, MAP_FLOWS, MAP_RINGS,
+    MAP_VIP_GENERATIONS, MAP_VIPS, NO_BACKEND, VipKey, VipMeta,
     hash::flow_hash,
     maps::addr::{from_words, to_words},
 };
@@ -77,7 +77,12 @@ impl Dataplane {
         };
         if let Some(e) = pinned {
             let b = backend(self, e.backend)?;
-            if b.generation == e.generation && b.state != BACKEND_DOWN {
+            let gens: Array<&mut MapData, u32> = self.map_mut(MAP_VIP_GENERATIONS)?;
+            let live = gens
+                .get(&e.vip_id, 0)
+                .map_err(lookup_err(MAP_VIP_GENERATIONS))?
+                == e.vip_generation;
+            if live && b.generation == e.generation && b.state != BACKEND_DOWN {
                 return Ok(Some(answer(&b, true)));
             }
         }
