@@ -10,6 +10,17 @@
 /// `HashMap<AddrKey, AddrInfo>`: every address the program owns (VIPs, SNAT addresses).
 /// The first and only lookup a packet that is not for us pays.
 pub const MAP_ADDRS: &str = "ADDRS";
+/// `Array<AddrSlot>`: a direct-mapped copy of `ADDRS` in two halves of
+/// [`ADDR_TABLE_SLOTS`] (double buffered): the program's first and, for a packet that
+/// is not ours, only lookup (array lookups are inlined; no hashing of the key by the
+/// map). A slot two of our addresses share sends the packet to `ADDRS`.
+pub const MAP_ADDR_TABLE: &str = "ADDR_TABLE";
+/// `Array<u32>` of one entry: which half of `ADDR_TABLE` is live (0 or 1).
+pub const MAP_ADDR_TABLE_LIVE: &str = "ADDR_TABLE_LIVE";
+/// Slots in each half of `ADDR_TABLE` (a power of two).
+pub const ADDR_TABLE_SLOTS: u32 = 4096;
+/// `AddrSlot.family` of a slot shared by several of our addresses.
+pub const ADDR_SLOT_SHARED: u32 = 0xff;
 /// `HashMap<VipKey, VipMeta>`: the services.
 pub const MAP_VIPS: &str = "VIPS";
 /// `Array<Backend>` indexed by backend slot.

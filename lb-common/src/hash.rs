@@ -50,6 +50,21 @@ pub fn flow_hash(key: &FlowKey) -> u32 {
     finish(h, 40)
 }
 
+/// Seed for address table slots.
+pub const ADDR_SEED: u32 = 0x0add_7e55;
+
+/// Slot of an address in one half of the address table (`ADDR_TABLE_SLOTS` slots).
+#[inline(always)]
+pub fn addr_slot(addr: &[u32; 4], family: u32) -> u32 {
+    let mut h = ADDR_SEED;
+    h = mix_word(h, addr[0]);
+    h = mix_word(h, addr[1]);
+    h = mix_word(h, addr[2]);
+    h = mix_word(h, addr[3]);
+    h = mix_word(h, family);
+    finish(h, 20) & (crate::ADDR_TABLE_SLOTS - 1)
+}
+
 /// Hash of arbitrary bytes (userspace: backend identities for Maglev permutations).
 pub fn bytes_hash(bytes: &[u8], seed: u32) -> u32 {
     let mut h = seed;

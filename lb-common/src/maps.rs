@@ -22,6 +22,18 @@ pub struct AddrInfo {
     pub flags: u32,
 }
 
+/// Value of [`crate::MAP_ADDR_TABLE`]: the one address of ours whose
+/// `hash::addr_slot` is this slot, empty (`family` 0), or shared
+/// (`family` [`crate::ADDR_SLOT_SHARED`]: look in `ADDRS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddrSlot {
+    pub addr: [u32; 4],
+    pub family: u32,
+    /// `ADDR_F_*` of the address.
+    pub flags: u32,
+}
+
 /// Key of [`crate::MAP_VIPS`]: one service.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -160,6 +172,7 @@ pub struct NeighMeta {
 const _: () = {
     assert!(core::mem::size_of::<AddrKey>() == 20);
     assert!(core::mem::size_of::<AddrInfo>() == 4);
+    assert!(core::mem::size_of::<AddrSlot>() == 24);
     assert!(core::mem::size_of::<VipKey>() == 20);
     assert!(core::mem::size_of::<VipMeta>() == 32);
     assert!(core::mem::size_of::<Backend>() == 28);
@@ -178,6 +191,7 @@ mod pod {
     // patterns, which is what `aya::Pod` requires.
     unsafe impl aya::Pod for super::AddrKey {}
     unsafe impl aya::Pod for super::AddrInfo {}
+    unsafe impl aya::Pod for super::AddrSlot {}
     unsafe impl aya::Pod for super::VipKey {}
     unsafe impl aya::Pod for super::VipMeta {}
     unsafe impl aya::Pod for super::Backend {}

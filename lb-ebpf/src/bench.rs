@@ -4,7 +4,10 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-use crate::{packet::Packet, parse};
+use crate::{
+    packet::{Packet, swap_macs},
+    parse,
+};
 
 #[xdp]
 pub fn lb_floor(ctx: XdpContext) -> u32 {
@@ -15,12 +18,6 @@ pub fn lb_floor(ctx: XdpContext) -> u32 {
     let Some(eth) = pkt.words::<6>(0) else {
         return xdp_action::XDP_PASS;
     };
-    let (d0, d1, d2) = (eth.get(0), eth.get(1), eth.get(2));
-    eth.set(0, eth.get(3));
-    eth.set(1, eth.get(4));
-    eth.set(2, eth.get(5));
-    eth.set(3, d0);
-    eth.set(4, d1);
-    eth.set(5, d2);
+    swap_macs(eth);
     xdp_action::XDP_TX
 }

@@ -16,11 +16,9 @@ use lb_common::{Counter, FAMILY_V4, NEIGH_META_MAGIC, NEXTHOP_TTL_NS, NeighMeta,
 
 use crate::{
     maps::{Scratch, count},
-    packet::Packet,
+    packet::{AF_INET, AF_INET6, Packet},
 };
 
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
 const FIB_RET_SUCCESS: i64 = 0;
 const FIB_RET_NO_NEIGH: i64 = 7;
 

@@ -11,14 +11,13 @@ use crate::{
     csum::Delta,
     flow,
     maps::{self, Scratch},
-    packet::Packet,
+    packet::{ICMP_HLEN, IPV6_HLEN, Packet},
     parse::Ip,
 };
 
 const ICMP_DEST_UNREACH: u8 = 3;
 const ICMP_FRAG_NEEDED: u8 = 4;
 const ICMPV6_PKT_TOOBIG: u8 = 2;
-const ICMP_HLEN: usize = 8;
 
 /// The quoted packet's fields.
 struct Quoted {
@@ -102,7 +101,7 @@ fn quoted(pkt: &Packet, ip: &Ip) -> Option<Quoted> {
         let h = pkt.words::<20>(l3)?;
         let src = [h.get32(4), h.get32(6), h.get32(8), h.get32(10)];
         let dst = [h.get32(12), h.get32(14), h.get32(16), h.get32(18)];
-        (l3 + 40, h.hi_byte(3), src, dst)
+        (l3 + IPV6_HLEN, h.hi_byte(3), src, dst)
     };
     if proto != PROTO_TCP && proto != PROTO_UDP {
         return None;

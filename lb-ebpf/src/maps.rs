@@ -8,13 +8,22 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lb_common::{
-    AddrInfo, AddrKey, Backend, COUNTER_COUNT, Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey,
-    NatEntry, NextHop, TrafficCounters, VipKey, VipMeta,
+    ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT,
+    Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey, NatEntry, NextHop, TrafficCounters, VipKey,
+    VipMeta, hash::addr_slot,
 };
 
 /// Our addresses (VIPs, SNAT addresses). Not preallocated: readers are RCU-protected.
 #[map]
 pub static ADDRS: HashMap<AddrKey, AddrInfo> = HashMap::with_max_entries(1, BPF_F_NO_PREALLOC);
+
+/// Direct-mapped copy of `ADDRS`, two halves (see `lb_common::MAP_ADDR_TABLE`).
+#[map]
+pub static ADDR_TABLE: Array<AddrSlot> = Array::with_max_entries(2 * ADDR_TABLE_SLOTS, 0);
+
+/// Which half of `ADDR_TABLE` is live.
+#[map]
+pub static ADDR_TABLE_LIVE: Array<u32> = Array::with_max_entries(1, 0);
 
 /// Services. Not preallocated, so replacing a value (ring swap) is atomic for readers.
 #[map]
@@ -155,9 +164,28 @@ pub fn nat_owned_by(reply: &FlowKey, client: &FlowKey) -> bool {
         && e.vip_port == client.dport
 }
 
-/// Looks up `key` in `ADDRS`.
+/// `ADDR_F_*` flags of an address (0: not ours). The live half of the address table
+/// answers; only a slot shared by several of our addresses asks `ADDRS`.
 #[inline(always)]
 pub fn addr_flags(key: &AddrKey) -> u32 {
+    let half = ADDR_TABLE_LIVE.get_ptr(0).map_or(0, copy) & 1;
+    let index = half * ADDR_TABLE_SLOTS + addr_slot(&key.addr, key.family);
+    let Some(p) = ADDR_TABLE.get_ptr(index) else {
+        return 0;
+    };
+    // SAFETY: a value of an array map found by the lookup above.
+    let slot = unsafe { &*p };
+    if slot.family == key.family
+        && slot.addr[0] == key.addr[0]
+        && slot.addr[1] == key.addr[1]
+        && slot.addr[2] == key.addr[2]
+        && slot.addr[3] == key.addr[3]
+    {
+        return slot.flags;
+    }
+    if slot.family != ADDR_SLOT_SHARED {
+        return 0;
+    }
     ADDRS.get_ptr(key).map(copy).map_or(0, |i| i.flags)
 }
 

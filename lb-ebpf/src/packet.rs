@@ -9,6 +9,18 @@
 
 use aya_ebpf::programs::XdpContext;
 
+/// Header lengths, defined once for every module.
+pub const ETH_HLEN: usize = 14;
+pub const VLAN_HLEN: usize = 4;
+pub const IPV4_HLEN: usize = 20;
+pub const IPV6_HLEN: usize = 40;
+pub const TCP_HLEN: usize = 20;
+pub const ICMP_HLEN: usize = 8;
+
+/// The kernel's address family numbers (`bpf_fib_lookup`, `bpf_redirect_neigh`).
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
 /// A header of `N` 16-bit words known to lie inside the packet.
 #[derive(Clone, Copy)]
 pub struct Words<const N: usize>(*mut [u16; N]);
@@ -54,6 +66,18 @@ impl<const N: usize> Words<N> {
     pub fn lo_byte(self, i: usize) -> u8 {
         (self.get(i) >> 8) as u8
     }
+}
+
+/// Swaps the source and destination MAC of the Ethernet header `eth`.
+#[inline(always)]
+pub fn swap_macs(eth: Words<6>) {
+    let (d0, d1, d2) = (eth.get(0), eth.get(1), eth.get(2));
+    eth.set(0, eth.get(3));
+    eth.set(1, eth.get(4));
+    eth.set(2, eth.get(5));
+    eth.set(3, d0);
+    eth.set(4, d1);
+    eth.set(5, d2);
 }
 
 /// The packet of an XDP context.

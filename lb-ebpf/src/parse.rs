@@ -7,15 +7,12 @@ use lb_common::{AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey};
 
 use crate::{
     maps,
-    packet::{Packet, htons, ntohs},
+    packet::{ETH_HLEN, IPV6_HLEN, Packet, VLAN_HLEN, htons, ntohs},
 };
 
 const ETH_P_IP: u16 = htons(0x0800);
 const ETH_P_IPV6: u16 = htons(0x86dd);
 const ETH_P_8021Q: u16 = htons(0x8100);
-const ETH_HLEN: usize = 14;
-const VLAN_HLEN: usize = 4;
-const IPV6_HLEN: usize = 40;
 /// IPv6 extension headers walked before giving up (pass).
 const MAX_IPV6_EXT: usize = 4;
 /// IPv6 extension bytes walked before giving up; also bounds offsets for the verifier.

@@ -8,7 +8,7 @@ use lb_common::{Counter, FAMILY_V4, FlowKey, PROTO_TCP};
 use crate::{
     csum::Sum,
     maps::count,
-    packet::{Packet, htonl, htons, ntohl, ntohs},
+    packet::{IPV4_HLEN, IPV6_HLEN, Packet, TCP_HLEN, htonl, htons, ntohl, ntohs, swap_macs},
     parse::Ip,
 };
 
@@ -16,9 +16,6 @@ const TCP_FIN: u16 = 0x01;
 const TCP_SYN: u16 = 0x02;
 const TCP_RST: u16 = 0x04;
 const TCP_ACK: u16 = 0x10;
-const TCP_HLEN: usize = 20;
-const IPV4_HLEN: usize = 20;
-const IPV6_HLEN: usize = 40;
 const RST_TTL: u16 = 64;
 
 /// Answers the TCP segment with a RST (RFC 9293 3.10.7.1). A RST is never answered.
@@ -74,13 +71,7 @@ fn build(pkt: &Packet, ip: &Ip, key: &FlowKey) -> Option<Option<usize>> {
 
     // Ethernet: back to where it came from.
     let eth = pkt.words::<6>(0)?;
-    let (d0, d1, d2) = (eth.get(0), eth.get(1), eth.get(2));
-    eth.set(0, eth.get(3));
-    eth.set(1, eth.get(4));
-    eth.set(2, eth.get(5));
-    eth.set(3, d0);
-    eth.set(4, d1);
-    eth.set(5, d2);
+    swap_macs(eth);
 
     let tcp_len = htons(TCP_HLEN as u16);
     let mut pseudo = Sum::new();

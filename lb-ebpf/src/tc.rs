@@ -11,10 +11,10 @@ use aya_ebpf::{
 };
 use lb_common::{Counter, FAMILY_V4, NEIGH_META_MAGIC, NeighMeta};
 
-use crate::maps::count;
-
-const AF_INET: u32 = 2;
-const AF_INET6: u32 = 10;
+use crate::{
+    maps::count,
+    packet::{AF_INET, AF_INET6},
+};
 
 #[classifier]
 pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
@@ -36,9 +36,9 @@ pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
     }
     let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
     nh.nh_family = if m.family == FAMILY_V4 as u32 {
-        AF_INET
+        u32::from(AF_INET)
     } else {
-        AF_INET6
+        u32::from(AF_INET6)
     };
     // SAFETY: the union holds either an IPv4 word or an IPv6 address; we write the
     // bytes of `nexthop` (IPv4 uses the first word).

@@ -480,3 +480,43 @@ fn nat_source_ports_never_collide_and_exhaustion_is_counted() {
         (Counter::DropSnatExhausted, refused),
     ]);
 }
+
+#[test]
+fn addresses_sharing_a_table_slot_are_told_apart() {
+    use lb_common::{hash::addr_slot, maps::addr::to_words};
+    let mut lab = PacketLab::new();
+    let plan = v4();
+    let slot_of = |a: IpAddr| {
+        let (w, f) = to_words(a);
+        addr_slot(&w, u32::from(f))
+    };
+    let target = slot_of(plan.vip);
+    // Two more addresses in the lab's range whose slot is the VIP's.
+    let colliding: Vec<IpAddr> = (0..=255u8)
+        .flat_map(|x| (1..=254u8).map(move |y| ip(&format!("198.18.{x}.{y}"))))
+        .filter(|a| *a != plan.vip && slot_of(*a) == target)
+        .take(2)
+        .collect();
+    assert_eq!(colliding.len(), 2, "no colliding addresses found");
+    let (second_vip, stranger) = (colliding[0], colliding[1]);
+    let mut second = service(&plan, "second", 80, Protocol::Tcp, Forwarding::Dsr);
+    second.vip = second_vip;
+    lab.apply(&[
+        service(&plan, "first", 80, Protocol::Tcp, Forwarding::Dsr),
+        second,
+    ]);
+    for vip in [plan.vip, second_vip] {
+        let out = lab.run(&Frame::tcp(plan.client, 40000, vip, 80).flags(SYN).build());
+        assert_eq!(
+            out.verdict, XDP_TX,
+            "VIP {vip} in a shared slot was not forwarded"
+        );
+    }
+    lab.check(&unchanged(
+        "an address sharing the slot that is not ours",
+        Frame::tcp(plan.client, 40000, stranger, 80)
+            .flags(SYN)
+            .build(),
+    ));
+    lab.assert_counters(&[(Counter::FwdToBackend, 2), (Counter::PassNotVip, 1)]);
+}

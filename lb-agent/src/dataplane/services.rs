@@ -13,10 +13,12 @@ use std::{
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
-    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, AddrInfo, AddrKey, BACKEND_DOWN,
-    BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS,
-    MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP,
-    PROTO_UDP, TrafficCounters, VIP_F_DSR, VIP_F_RESET, VipKey, VipMeta,
+    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS,
+    AddrInfo, AddrKey, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDR_TABLE,
+    MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP,
+    TrafficCounters, VIP_F_DSR, VIP_F_RESET, VipKey, VipMeta,
+    hash::addr_slot,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
@@ -116,6 +118,9 @@ pub(super) struct Programmer {
     generations: Vec<u32>,
     /// Per VIP slot, mirrored in `VIP_GENERATIONS`.
     vip_generations: Vec<u32>,
+    /// What each half of `ADDR_TABLE` holds, and which half is live.
+    addr_tables: [Vec<AddrSlot>; 2],
+    addr_live: u32,
 }
 
 impl Programmer {
@@ -126,6 +131,11 @@ impl Programmer {
             free_backends: (0..caps.max_backends).collect(),
             generations: vec![0; caps.max_backends as usize],
             vip_generations: vec![0; caps.max_vips as usize],
+            addr_tables: [
+                vec![AddrSlot::default(); ADDR_TABLE_SLOTS as usize],
+                vec![AddrSlot::default(); ADDR_TABLE_SLOTS as usize],
+            ],
+            addr_live: 0,
         }
     }
 }
@@ -468,6 +478,10 @@ impl Dataplane {
                 .insert(key, AddrInfo { flags: *flags }, 0)
                 .map_err(map_err(MAP_ADDRS, "update"))?;
         }
+        // New addresses are in ADDRS before the table points at them; removed ones
+        // leave the table before they leave ADDRS.
+        self.write_addr_table(&want)?;
+        let mut addrs: BpfHashMap<&mut MapData, AddrKey, AddrInfo> = self.map_mut(MAP_ADDRS)?;
         for key in present {
             if !want.contains_key(&(key.family, key.addr)) {
                 match addrs.remove(&key) {
@@ -476,6 +490,49 @@ impl Dataplane {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Writes the direct-mapped address table for `want` into the idle half (changed
+    /// slots only) and makes that half live.
+    fn write_addr_table(
+        &mut self,
+        want: &BTreeMap<(u32, [u32; 4]), u32>,
+    ) -> Result<(), DataplaneError> {
+        let mut table = vec![AddrSlot::default(); ADDR_TABLE_SLOTS as usize];
+        for ((family, addr), flags) in want {
+            let slot = &mut table[addr_slot(addr, *family) as usize];
+            *slot = if slot.family == 0 {
+                AddrSlot {
+                    addr: *addr,
+                    family: *family,
+                    flags: *flags,
+                }
+            } else {
+                AddrSlot {
+                    addr: [0; 4],
+                    family: ADDR_SLOT_SHARED,
+                    flags: 0,
+                }
+            };
+        }
+        let idle = self.programmer.addr_live ^ 1;
+        let base = idle * ADDR_TABLE_SLOTS;
+        let old = std::mem::take(&mut self.programmer.addr_tables[idle as usize]);
+        {
+            let mut map: Array<&mut MapData, AddrSlot> = self.map_mut(MAP_ADDR_TABLE)?;
+            for (i, (new, was)) in table.iter().zip(&old).enumerate() {
+                if new != was {
+                    map.set(base + i as u32, *new, 0)
+                        .map_err(map_err(MAP_ADDR_TABLE, "update"))?;
+                }
+            }
+        }
+        self.programmer.addr_tables[idle as usize] = table;
+        let mut live: Array<&mut MapData, u32> = self.map_mut(MAP_ADDR_TABLE_LIVE)?;
+        live.set(0, idle, 0)
+            .map_err(map_err(MAP_ADDR_TABLE_LIVE, "update"))?;
+        self.programmer.addr_live = idle;
         Ok(())
     }
 
