@@ -459,3 +459,38 @@ fn service_changes_reach_established_flows() {
         (Counter::PassNoService, 1),
     ]);
 }
+
+#[test]
+fn an_invalid_service_set_changes_nothing() {
+    let mut lab = PacketLab::new();
+    let plan = v4();
+    let web = service(&plan, "web", 80, Protocol::Tcp, Forwarding::Dsr);
+    lab.apply(std::slice::from_ref(&web));
+    let (b, _) = chosen(&mut lab, &plan, 40000, 80, Protocol::Tcp);
+    // A valid change (drop a backend) bundled with an invalid service: all refused.
+    let mut smaller = web.clone();
+    smaller.backends.truncate(1);
+    let mut broken = service(&plan, "broken", 81, Protocol::Tcp, Forwarding::Nat);
+    broken.snat = None;
+    let err = lab
+        .dp
+        .apply(&[smaller, broken])
+        .expect_err("a NAT service without a SNAT address must be refused");
+    assert!(err.to_string().contains("broken"), "{err}");
+    assert_eq!(chosen(&mut lab, &plan, 40000, 80, Protocol::Tcp).0, b);
+    let syn = Frame::tcp(plan.client, 40000, plan.vip, 80).flags(SYN);
+    lab.check(&Case::new(
+        "after a refused change",
+        syn.build(),
+        XDP_TX,
+        Expect::Frame(syn.macs(LB_MAC, backend_mac(b)).build()),
+    ));
+    lab.check(&Case::new(
+        "the refused service does not exist",
+        Frame::tcp(plan.client, 40000, plan.vip, 81)
+            .flags(SYN)
+            .build(),
+        tests::harness::XDP_PASS,
+        Expect::Unchanged,
+    ));
+}

@@ -31,6 +31,49 @@ pub fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
         .current_dir(root()))
 }
 
+/// Runs `cargo test ARGS`, echoing its output, and ends with one line adding up every
+/// test binary's result: `tests: N passed, M failed`.
+pub fn cargo_test(args: &[&str]) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut child = Command::new(cargo)
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot start cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.context("reading cargo test output")?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_of(rest, "passed");
+                failed += count_of(rest, "failed");
+            }
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+/// The number before `word` in a `test result:` line ("ok. 7 passed; 0 failed; ...").
+fn count_of(line: &str, word: &str) -> u64 {
+    line.split(';')
+        .filter_map(|part| {
+            let mut it = part.split_whitespace().rev();
+            if it.next() != Some(word) {
+                return None;
+            }
+            it.next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// Runs `cargo ARGS` with the nightly toolchain (the eBPF crate's), through rustup.
 pub fn nightly_cargo(args: &[&str]) -> Result<()> {
     let mut cmd = Command::new("rustup");

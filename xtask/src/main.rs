@@ -85,7 +85,7 @@ fn main() -> Result<()> {
             cmd::step("running the workspace tests");
             let mut test = vec!["test"];
             test.extend(args.iter().map(String::as_str));
-            cmd::cargo(&test, &[])
+            cmd::cargo_test(&test)
         }
         Command::Demo { args } => {
             cmd::require_root("the demo builds network namespaces and attaches XDP")?;

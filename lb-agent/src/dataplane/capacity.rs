@@ -82,3 +82,58 @@ impl Capacities {
         self.max_vips * 2 * self.ring_size
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(c: Capacities) -> String {
+        match c.validate() {
+            Ok(()) => panic!("{c:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Capacities::default().validate().is_ok());
+    }
+
+    #[test]
+    fn every_bad_value_is_named() {
+        let d = Capacities::default;
+        assert!(err(Capacities { max_vips: 0, ..d() }).contains("max_vips"));
+        assert!(
+            err(Capacities {
+                max_backends: 0,
+                ..d()
+            })
+            .contains("max_backends")
+        );
+        assert!(
+            err(Capacities {
+                flow_table_size: 10,
+                ..d()
+            })
+            .contains("flow_table_size")
+        );
+        let e = err(Capacities {
+            ring_size: 65536,
+            ..d()
+        });
+        assert!(e.contains("ring_size") && e.contains("65536"), "{e}");
+        let e = err(Capacities {
+            max_vips: 4096,
+            ring_size: 1_000_003,
+            ..d()
+        });
+        assert!(e.contains("too many"), "{e}");
+        assert!(
+            err(Capacities {
+                snat_ports: 0..=100,
+                ..d()
+            })
+            .contains("snat_ports")
+        );
+    }
+}

@@ -587,3 +587,81 @@ fn zero_slot<T: aya::Pod + Default>(
         .map_err(|source| DataplaneError::Cpus { source })?;
     values.set(slot, zeros, 0).map_err(map_err(name, "zero"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("literal")
+    }
+
+    fn spec() -> ServiceSpec {
+        ServiceSpec {
+            name: "web".into(),
+            vip: ip("198.18.0.10"),
+            port: 80,
+            protocol: Protocol::Tcp,
+            forwarding: Forwarding::Nat,
+            snat: Some(ip("198.18.0.1")),
+            on_no_backend: NoBackend::Drop,
+            backends: vec![BackendSpec {
+                addr: ip("198.18.0.11"),
+                port: 8080,
+                weight: 1,
+                state: BackendState::Up,
+            }],
+        }
+    }
+
+    fn rejected(specs: &[ServiceSpec], caps: &Capacities) -> String {
+        match validate(specs, caps) {
+            Ok(()) => panic!("accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_valid_set_passes() {
+        assert!(validate(&[spec()], &Capacities::default()).is_ok());
+    }
+
+    #[test]
+    fn bad_service_sets_are_rejected_with_the_reason() {
+        let caps = Capacities::default();
+        let e = rejected(&[spec(), spec()], &caps);
+        assert!(e.contains("web") && e.contains("defined twice"), "{e}");
+
+        let mut no_snat = spec();
+        no_snat.snat = None;
+        assert!(rejected(&[no_snat], &caps).contains("needs a SNAT address"));
+
+        let mut v6_snat = spec();
+        v6_snat.snat = Some(ip("fd00::1"));
+        assert!(rejected(&[v6_snat], &caps).contains("address families differ"));
+
+        let mut v6_backend = spec();
+        v6_backend.backends[0].addr = ip("fd00::11");
+        assert!(rejected(&[v6_backend], &caps).contains("address families differ"));
+
+        let mut dsr = spec();
+        dsr.forwarding = Forwarding::Dsr;
+        let e = rejected(&[dsr], &caps);
+        assert!(e.contains("DSR") && e.contains("8080"), "{e}");
+
+        let mut twice = spec();
+        twice.backends.push(twice.backends[0].clone());
+        assert!(rejected(&[twice], &caps).contains("listed twice"));
+
+        let small = Capacities {
+            max_backends: 1,
+            ..Capacities::default()
+        };
+        let mut two = spec();
+        two.backends.push(BackendSpec {
+            addr: ip("198.18.0.12"),
+            ..two.backends[0].clone()
+        });
+        assert!(rejected(&[two], &small).contains("too many backends"));
+    }
+}
