@@ -195,10 +195,15 @@ impl PacketLab {
 
     /// Runs the program once on `input` with `lb0` as the ingress interface.
     pub fn run(&self, input: &[u8]) -> Outcome {
+        self.run_on(self.ifindex, input)
+    }
+
+    /// Runs the program once on `input` arriving on interface `ifindex`.
+    pub fn run_on(&self, ifindex: u32, input: &[u8]) -> Outcome {
         let mut out = vec![0u8; input.len() + 256];
         // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
         // egress_ifindex.
-        let ctx_words = [0u32, input.len() as u32, 0, self.ifindex, 0, 0];
+        let ctx_words = [0u32, input.len() as u32, 0, ifindex, 0, 0];
         let ctx_in: Vec<u8> = ctx_words.iter().flat_map(|w| w.to_ne_bytes()).collect();
         let mut ctx_out = vec![0u8; ctx_in.len()];
         let prog = self.dp.xdp().expect("xdp program");

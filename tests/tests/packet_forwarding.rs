@@ -494,3 +494,23 @@ fn an_invalid_service_set_changes_nothing() {
         Expect::Unchanged,
     ));
 }
+
+#[test]
+fn a_backend_behind_another_interface_is_reached_by_redirect() {
+    let mut lab = PacketLab::new();
+    let plan = v4();
+    lab.apply(&[service(&plan, "web", 80, Protocol::Tcp, Forwarding::Dsr)]);
+    // The packet arrives on peer0; the route to the backends leaves through lb0.
+    let peer0 = lab.ns.ifindex("peer0").expect("peer0 ifindex");
+    let (b, _) = chosen(&mut lab, &plan, 40000, 80, Protocol::Tcp);
+    let syn = Frame::tcp(plan.client, 40000, plan.vip, 80).flags(SYN);
+    let out = lab.run_on(peer0, &syn.build());
+    assert_eq!(
+        out.verdict,
+        tests::harness::XDP_REDIRECT,
+        "{}",
+        tests::harness::verdict_name(out.verdict)
+    );
+    assert_eq!(out.frame, syn.macs(LB_MAC, backend_mac(b)).build());
+    lab.assert_counters(&[(Counter::FwdToBackend, 1)]);
+}
