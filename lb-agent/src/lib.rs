@@ -1,5 +1,6 @@
 //! lb-agent: loads the XDP data plane, programs its maps, and (later) runs health
 //! checks, VRRP and the operator interfaces.
 
+pub mod config;
 pub mod dataplane;
 pub mod lab;

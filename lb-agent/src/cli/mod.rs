@@ -1,3 +1,4 @@
 //! One file per subcommand.
 
+pub mod check_config;
 pub mod demo;

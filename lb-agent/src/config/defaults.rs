@@ -1,0 +1,49 @@
+//! Every default of the config file, in one place (docs/config.md lists the same).
+
+use std::time::Duration;
+
+use lb_common::DEFAULT_FLOW_TABLE_SIZE;
+
+/// `[agent] xdp_mode`: native (driver) mode, falling back to generic.
+pub const XDP_MODE: &str = "auto";
+/// `[agent] pin_path`: where program, link and maps are pinned.
+pub const PIN_PATH: &str = "/sys/fs/bpf/lb";
+/// `[agent] api_listen`: metrics, readiness and status page.
+pub const API_LISTEN: &str = "127.0.0.1:9100";
+/// `[agent] control_socket`: the CLI's socket (root only).
+pub const CONTROL_SOCKET: &str = "/run/lb-agent.sock";
+/// `[agent] flow_table_size`.
+pub const FLOW_TABLE_SIZE: u32 = DEFAULT_FLOW_TABLE_SIZE;
+
+/// `[[vip]] protocol`.
+pub const PROTOCOL: &str = "tcp";
+/// `[[vip]] forwarding`.
+pub const FORWARDING: &str = "nat";
+/// `[[vip]] on_no_backend` for TCP services (clients fail fast); UDP always drops.
+pub const ON_NO_BACKEND_TCP: &str = "reset";
+/// `[[vip]] on_no_backend` for UDP services.
+pub const ON_NO_BACKEND_UDP: &str = "drop";
+
+/// `[vip.check] type`.
+pub const CHECK_TYPE: &str = "tcp";
+/// `[vip.check] path` (http, https).
+pub const CHECK_PATH: &str = "/";
+/// `[vip.check] expect_status` (http, https).
+pub const CHECK_EXPECT_STATUS: &[u16] = &[200];
+/// `[vip.check] interval` (HAProxy's `inter` default); `fastinter` and `downinter`
+/// default to the interval.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// `[vip.check] timeout`, capped at the interval.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// `[vip.check] rise` (HAProxy's default).
+pub const CHECK_RISE: u32 = 2;
+/// `[vip.check] fall` (HAProxy's default).
+pub const CHECK_FALL: u32 = 3;
+/// `[vip.check] tls_verify` (https): verification on, against the system roots or
+/// `ca_file`.
+pub const CHECK_TLS_VERIFY: bool = true;
+
+/// `[[vip.backend]] weight`.
+pub const BACKEND_WEIGHT: u32 = 1;
+/// `[[vip.backend]] state`.
+pub const BACKEND_STATE: &str = "enabled";

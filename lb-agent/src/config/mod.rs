@@ -1,0 +1,81 @@
+//! The agent's TOML config: parsing, checking, defaults.
+//!
+//! `load` reads a file and returns either a fully checked `Config` or every problem
+//! found, each naming the file, the line, the key and what was expected. Unknown keys
+//! are errors. Nothing is applied from a config with errors.
+
+pub mod defaults;
+pub mod duration;
+mod error;
+mod locate;
+mod model;
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{
+    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, StatsAuth, VipConfig,
+};
+
+use locate::Locator;
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        }])),
+    }
+}
+
+/// Checks config `text` (named `file` in errors).
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    let locator = Locator::new(text);
+    let raw: raw::File = match toml::from_str(text) {
+        Ok(r) => r,
+        Err(e) => {
+            let (line, key) = match e.span() {
+                Some(span) => {
+                    let key = locator
+                        .path_at(span.start)
+                        .map_or_else(|| "-".to_string(), |p| p.to_string());
+                    (locator.line_of(span.start), key)
+                }
+                None => (0, "-".to_string()),
+            };
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.to_path_buf(),
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }]));
+        }
+    };
+    let mut problems = validate::Problems::default();
+    let config = validate::file(&mut problems, &raw);
+    if problems.0.is_empty()
+        && let Some(c) = config
+    {
+        return Ok(c);
+    }
+    Err(ConfigErrors(
+        problems
+            .0
+            .into_iter()
+            .map(|(path, message)| ConfigError {
+                file: file.to_path_buf(),
+                line: locator.line_of_path(&path),
+                key: path.to_string(),
+                message,
+            })
+            .collect(),
+    ))
+}

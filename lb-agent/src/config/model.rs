@@ -1,0 +1,130 @@
+//! The validated config: every value checked, every default filled in.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use crate::dataplane::{
+    AttachMode, BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec,
+};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub agent: AgentConfig,
+    pub vips: Vec<VipConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub interfaces: Vec<String>,
+    pub xdp_mode: AttachMode,
+    pub pin_path: PathBuf,
+    pub api_listen: SocketAddr,
+    pub control_socket: PathBuf,
+    pub flow_table_size: u32,
+    pub stats_auth: Option<StatsAuth>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatsAuth {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VipConfig {
+    pub name: String,
+    pub address: IpAddr,
+    /// 0 = every port.
+    pub port: u16,
+    pub protocol: Protocol,
+    pub forwarding: Forwarding,
+    pub snat_address: Option<IpAddr>,
+    pub on_no_backend: NoBackend,
+    pub check: CheckConfig,
+    pub backends: Vec<BackendConfig>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Tcp,
+    Http,
+    Https,
+    /// No probing: enabled backends are up.
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub kind: CheckKind,
+    /// None = the backend's port.
+    pub port: Option<u16>,
+    pub path: String,
+    pub host: Option<String>,
+    pub expect_status: Vec<u16>,
+    pub interval: Duration,
+    pub fastinter: Duration,
+    pub downinter: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub sni: Option<String>,
+}
+
+/// What the operator configured for a backend (health decides the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminState {
+    Enabled,
+    Drain,
+    Disabled,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendConfig {
+    pub address: IpAddr,
+    /// 0 = the port the client connected to (any-port VIPs).
+    pub port: u16,
+    pub weight: u32,
+    pub state: AdminState,
+}
+
+impl Config {
+    /// The services to program, each backend's state combining the configured state
+    /// with `healthy(vip, backend)`.
+    pub fn services(
+        &self,
+        healthy: impl Fn(&VipConfig, &BackendConfig) -> bool,
+    ) -> Vec<ServiceSpec> {
+        self.vips
+            .iter()
+            .map(|v| ServiceSpec {
+                name: v.name.clone(),
+                vip: v.address,
+                port: v.port,
+                protocol: v.protocol,
+                forwarding: v.forwarding,
+                snat: v.snat_address,
+                on_no_backend: v.on_no_backend,
+                backends: v
+                    .backends
+                    .iter()
+                    .map(|b| BackendSpec {
+                        addr: b.address,
+                        port: b.port,
+                        weight: b.weight,
+                        state: match b.state {
+                            AdminState::Disabled => BackendState::Down,
+                            AdminState::Drain => BackendState::Drain,
+                            AdminState::Enabled if healthy(v, b) => BackendState::Up,
+                            AdminState::Enabled => BackendState::Down,
+                        },
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}

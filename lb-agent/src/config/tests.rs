@@ -1,0 +1,263 @@
+//! Every kind of config error gives its message, line and key; a good file parses
+//! with its defaults filled in.
+
+use std::{path::Path, time::Duration};
+
+use super::*;
+use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol};
+
+const GOOD: &str = r#"
+[agent]
+interfaces = ["eth0"]
+
+[[vip]]
+name = "k8s-api"
+address = "198.18.1.10"
+port = 6443
+snat_address = "198.18.1.2"
+
+[vip.check]
+type = "https"
+path = "/readyz"
+interval = "1s"
+fall = 2
+rise = 3
+tls_verify = false
+
+[[vip.backend]]
+address = "198.18.1.11"
+
+[[vip.backend]]
+address = "198.18.1.12"
+weight = 2
+state = "drain"
+"#;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match parse(text, Path::new("lb.toml")) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(e) => e.0,
+    }
+}
+
+/// The single error of `text`, which must be at `line` on `key` and mention `words`.
+fn one_error(text: &str, line: usize, key: &str, words: &str) {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "expected one error, got {e:?}");
+    let e = &e[0];
+    assert_eq!((e.line, e.key.as_str()), (line, key), "wrong place for {e}");
+    assert!(e.message.contains(words), "{e} does not say {words:?}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("lb.toml:{line}: {key}: ")),
+        "{e}"
+    );
+}
+
+/// GOOD with `old` replaced by `new`.
+fn good_with(old: &str, new: &str) -> String {
+    assert!(GOOD.contains(old), "{old:?} not in GOOD");
+    GOOD.replacen(old, new, 1)
+}
+
+#[test]
+fn a_good_file_gets_its_defaults() {
+    let c = parse(GOOD, Path::new("lb.toml")).expect("good config");
+    assert_eq!(c.agent.interfaces, ["eth0"]);
+    assert_eq!(c.agent.xdp_mode, AttachMode::Auto);
+    assert_eq!(c.agent.pin_path, Path::new(defaults::PIN_PATH));
+    assert_eq!(c.agent.flow_table_size, defaults::FLOW_TABLE_SIZE);
+    let v = &c.vips[0];
+    assert_eq!(
+        (v.protocol, v.forwarding, v.on_no_backend),
+        (Protocol::Tcp, Forwarding::Nat, NoBackend::Reset)
+    );
+    assert_eq!(v.check.kind, CheckKind::Https);
+    assert_eq!(
+        (v.check.interval, v.check.fastinter, v.check.downinter),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+            Duration::from_secs(1)
+        )
+    );
+    assert_eq!(v.check.timeout, Duration::from_secs(1));
+    assert_eq!((v.check.rise, v.check.fall), (3, 2));
+    assert_eq!(v.check.expect_status, [200]);
+    assert!(!v.check.tls_verify);
+    assert_eq!(
+        v.backends[0].port, 6443,
+        "backend port defaults to the VIP's"
+    );
+    assert_eq!(
+        (v.backends[0].weight, v.backends[0].state),
+        (1, AdminState::Enabled)
+    );
+    assert_eq!(
+        (v.backends[1].weight, v.backends[1].state),
+        (2, AdminState::Drain)
+    );
+    let services = c.services(|_, _| true);
+    assert_eq!(services[0].backends.len(), 2);
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    one_error(
+        &good_with("fall = 2", "fall = 2\nintreval = \"1s\""),
+        16,
+        "vip[0].check.intreval",
+        "unknown field",
+    );
+    one_error(
+        &good_with("[agent]", "[agent]\nmystery = 1"),
+        3,
+        "agent.mystery",
+        "unknown field",
+    );
+}
+
+#[test]
+fn syntax_and_type_errors_have_lines() {
+    let e = errors(&good_with("port = 6443", "port = \"6443\""));
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].line, 8, "{}", e[0]);
+    let e = errors("[agent\ninterfaces = []");
+    assert_eq!(e[0].line, 1, "{}", e[0]);
+}
+
+#[test]
+fn each_bad_value_names_its_key_and_line() {
+    one_error(
+        &good_with("port = 6443", "port = 70000"),
+        8,
+        "vip[0].port",
+        "0..=65535",
+    );
+    one_error(
+        &good_with("address = \"198.18.1.10\"", "address = \"198.18.1.10/32\""),
+        7,
+        "vip[0].address",
+        "IPv4 or IPv6 address",
+    );
+    one_error(
+        &good_with("type = \"https\"", "type = \"icmp\""),
+        12,
+        "vip[0].check.type",
+        "\"tcp\", \"http\", \"https\", \"none\"",
+    );
+    one_error(
+        &good_with("interval = \"1s\"", "interval = \"1 second\""),
+        14,
+        "vip[0].check.interval",
+        "a duration like",
+    );
+    one_error(
+        &good_with("fall = 2", "fall = 0"),
+        15,
+        "vip[0].check.fall",
+        "1..=100",
+    );
+    one_error(
+        &good_with("path = \"/readyz\"", "path = \"readyz\""),
+        13,
+        "vip[0].check.path",
+        "starting with '/'",
+    );
+    one_error(
+        &good_with("weight = 2", "weight = 5000"),
+        24,
+        "vip[0].backend[1].weight",
+        "0..=1000",
+    );
+    one_error(
+        &good_with("state = \"drain\"", "state = \"paused\""),
+        25,
+        "vip[0].backend[1].state",
+        "\"enabled\", \"drain\", \"disabled\"",
+    );
+    one_error(
+        &good_with("address = \"198.18.1.11\"", "address = \"fd00::11\""),
+        20,
+        "vip[0].backend[0].address",
+        "address family",
+    );
+    one_error(
+        &good_with("interfaces = [\"eth0\"]", "interfaces = [\"eth0/1\"]"),
+        3,
+        "agent.interfaces[0]",
+        "not an interface name",
+    );
+}
+
+#[test]
+fn missing_required_keys_are_reported_where_they_belong() {
+    one_error(
+        &good_with("snat_address = \"198.18.1.2\"\n", ""),
+        5,
+        "vip[0].snat_address",
+        "needs the LB address",
+    );
+    one_error(
+        &good_with("interfaces = [\"eth0\"]\n", ""),
+        2,
+        "agent.interfaces",
+        "missing",
+    );
+    one_error(
+        &good_with("name = \"k8s-api\"\n", ""),
+        5,
+        "vip[0].name",
+        "missing",
+    );
+}
+
+#[test]
+fn combinations_are_checked() {
+    // DSR cannot change ports.
+    let dsr = good_with("snat_address = \"198.18.1.2\"", "forwarding = \"dsr\"").replace(
+        "address = \"198.18.1.11\"",
+        "address = \"198.18.1.11\"\nport = 8443",
+    );
+    one_error(&dsr, 21, "vip[0].backend[0].port", "DSR");
+    // UDP cannot reset.
+    one_error(
+        &good_with(
+            "port = 6443",
+            "port = 53\nprotocol = \"udp\"\non_no_backend = \"reset\"",
+        )
+        .replace("type = \"https\"\npath = \"/readyz\"", "type = \"tcp\"")
+        .replace("tls_verify = false\n", ""),
+        10,
+        "vip[0].on_no_backend",
+        "udp",
+    );
+    // TLS options need https.
+    one_error(
+        &good_with("type = \"https\"", "type = \"http\""),
+        17,
+        "vip[0].check.tls_verify",
+        "only applies to type = \"https\"",
+    );
+    // Two services on the same VIP, port and protocol.
+    let twice = format!(
+        "{GOOD}\n[[vip]]\nname = \"again\"\naddress = \"198.18.1.10\"\nport = 6443\nsnat_address = \"198.18.1.2\"\n"
+    );
+    one_error(&twice, 30, "vip[1].port", "already a service");
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let text = good_with("port = 6443", "port = -1")
+        .replace("fall = 2", "fall = 0")
+        .replace("weight = 2", "weight = -3");
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "vip[0].port",
+            "vip[0].check.fall",
+            "vip[0].backend[1].weight"
+        ]
+    );
+}

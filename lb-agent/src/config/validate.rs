@@ -1,0 +1,570 @@
+//! Checks every value of the raw file and fills in defaults. All problems are
+//! collected (not just the first), each with its key path.
+
+use std::{
+    collections::HashSet,
+    net::{IpAddr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use super::{
+    defaults as d, duration,
+    locate::KeyPath,
+    model::{
+        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, StatsAuth,
+        VipConfig,
+    },
+    raw,
+};
+use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol};
+
+/// Problems found so far: (key path, what is wrong / expected).
+#[derive(Default)]
+pub struct Problems(pub Vec<(KeyPath, String)>);
+
+impl Problems {
+    fn add(&mut self, at: &KeyPath, message: impl Into<String>) {
+        self.0.push((at.clone(), message.into()));
+    }
+}
+
+/// One of a fixed set of words.
+fn choice<T: Copy>(
+    p: &mut Problems,
+    at: &KeyPath,
+    value: Option<&str>,
+    default: &str,
+    options: &[(&str, T)],
+) -> Option<T> {
+    let v = value.unwrap_or(default);
+    match options.iter().find(|(name, _)| *name == v) {
+        Some((_, t)) => Some(*t),
+        None => {
+            let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            p.add(
+                at,
+                format!("got \"{v}\", expected one of {}", names.join(", ")),
+            );
+            None
+        }
+    }
+}
+
+fn ip(p: &mut Problems, at: &KeyPath, value: Option<&str>) -> Option<IpAddr> {
+    let Some(v) = value else {
+        p.add(at, "missing: expected an IPv4 or IPv6 address");
+        return None;
+    };
+    match v.parse::<IpAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            p.add(
+                at,
+                format!("got \"{v}\", expected an IPv4 or IPv6 address (no prefix length)"),
+            );
+            None
+        }
+    }
+}
+
+fn int_in(p: &mut Problems, at: &KeyPath, value: i64, lo: i64, hi: i64, what: &str) -> Option<i64> {
+    if (lo..=hi).contains(&value) {
+        Some(value)
+    } else {
+        p.add(at, format!("got {value}, expected {what} in {lo}..={hi}"));
+        None
+    }
+}
+
+fn dur(p: &mut Problems, at: &KeyPath, value: Option<&str>, default: Duration) -> Option<Duration> {
+    let Some(v) = value else {
+        return Some(default);
+    };
+    match duration::parse(v) {
+        Some(x) if !x.is_zero() => Some(x),
+        Some(_) => {
+            p.add(at, "expected a duration above zero");
+            None
+        }
+        None => {
+            p.add(at, format!("got \"{v}\", expected {}", duration::EXPECTED));
+            None
+        }
+    }
+}
+
+fn abs_path(p: &mut Problems, at: &KeyPath, value: Option<&str>, default: &str) -> Option<PathBuf> {
+    let v = value.unwrap_or(default);
+    if Path::new(v).is_absolute() {
+        Some(PathBuf::from(v))
+    } else {
+        p.add(at, format!("got \"{v}\", expected an absolute path"));
+        None
+    }
+}
+
+/// The whole file.
+pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
+    let root = KeyPath::default();
+    let agent = match &f.agent {
+        Some(a) => agent(p, &root.key("agent"), a),
+        None => {
+            p.add(
+                &root.key("agent"),
+                "missing: expected an [agent] table with `interfaces`",
+            );
+            None
+        }
+    };
+    let mut vips = Vec::new();
+    let mut names = HashSet::new();
+    let mut services = HashSet::new();
+    for (i, v) in f.vip.iter().enumerate() {
+        let at = root.key("vip").index(i);
+        if let Some(v) = vip(p, &at, v) {
+            if !names.insert(v.name.clone()) {
+                p.add(
+                    &at.key("name"),
+                    format!("\"{}\" is used by another [[vip]]", v.name),
+                );
+            }
+            if !services.insert((v.address, v.port, v.protocol)) {
+                p.add(
+                    &at.key("port"),
+                    format!(
+                        "{} port {} {:?} is already a service of another [[vip]]",
+                        v.address, v.port, v.protocol
+                    ),
+                );
+            }
+            vips.push(v);
+        }
+    }
+    Some(Config {
+        agent: agent?,
+        vips,
+    })
+}
+
+fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> {
+    let interfaces = match &a.interfaces {
+        Some(list) if !list.is_empty() => {
+            for (i, name) in list.iter().enumerate() {
+                let bad = name.is_empty()
+                    || name.len() > 15
+                    || name.contains(['/', ' ', ':'])
+                    || name == "."
+                    || name == "..";
+                if bad {
+                    p.add(
+                        &at.key("interfaces").index(i),
+                        format!("\"{name}\" is not an interface name"),
+                    );
+                }
+            }
+            Some(list.clone())
+        }
+        _ => {
+            p.add(
+                &at.key("interfaces"),
+                "missing: expected a list of interface names, e.g. [\"eth0\"]",
+            );
+            None
+        }
+    };
+    let xdp_mode = choice(
+        p,
+        &at.key("xdp_mode"),
+        a.xdp_mode.as_deref(),
+        d::XDP_MODE,
+        &[
+            ("auto", AttachMode::Auto),
+            ("native", AttachMode::Native),
+            ("generic", AttachMode::Generic),
+        ],
+    );
+    let pin_path = abs_path(p, &at.key("pin_path"), a.pin_path.as_deref(), d::PIN_PATH);
+    let api = a.api_listen.as_deref().unwrap_or(d::API_LISTEN);
+    let api_listen = match api.parse::<SocketAddr>() {
+        Ok(s) => Some(s),
+        Err(_) => {
+            p.add(
+                &at.key("api_listen"),
+                format!("got \"{api}\", expected address:port, e.g. \"127.0.0.1:9100\""),
+            );
+            None
+        }
+    };
+    let control_socket = abs_path(
+        p,
+        &at.key("control_socket"),
+        a.control_socket.as_deref(),
+        d::CONTROL_SOCKET,
+    );
+    let flow_table_size = match a.flow_table_size {
+        Some(n) => int_in(
+            p,
+            &at.key("flow_table_size"),
+            n,
+            1024,
+            1 << 26,
+            "a number of flows",
+        )
+        .map(|n| n as u32),
+        None => Some(d::FLOW_TABLE_SIZE),
+    };
+    let stats_auth = a.stats_auth.as_ref().and_then(|s| {
+        let at = at.key("stats_auth");
+        let mut need = |k: &str, v: &Option<String>| match v {
+            Some(x) if !x.is_empty() => Some(x.clone()),
+            _ => {
+                p.add(&at.key(k), "missing: expected a non-empty string");
+                None
+            }
+        };
+        let user = need("user", &s.user);
+        let password = need("password", &s.password);
+        Some(StatsAuth {
+            user: user?,
+            password: password?,
+        })
+    });
+    Some(AgentConfig {
+        interfaces: interfaces?,
+        xdp_mode: xdp_mode?,
+        pin_path: pin_path?,
+        api_listen: api_listen?,
+        control_socket: control_socket?,
+        flow_table_size: flow_table_size?,
+        stats_auth,
+    })
+}
+
+fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip) -> Option<VipConfig> {
+    let name = match &v.name {
+        Some(n)
+            if !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+        {
+            Some(n.clone())
+        }
+        Some(n) => {
+            p.add(
+                &at.key("name"),
+                format!("got \"{n}\", expected letters, digits, '-', '_' or '.'"),
+            );
+            None
+        }
+        None => {
+            p.add(&at.key("name"), "missing: expected a name for the service");
+            None
+        }
+    };
+    let address = ip(p, &at.key("address"), v.address.as_deref());
+    let port = match v.port {
+        Some(n) => {
+            int_in(p, &at.key("port"), n, 0, 65535, "a port (0 = every port)").map(|n| n as u16)
+        }
+        None => {
+            p.add(&at.key("port"), "missing: expected a port (0 = every port)");
+            None
+        }
+    };
+    let protocol = choice(
+        p,
+        &at.key("protocol"),
+        v.protocol.as_deref(),
+        d::PROTOCOL,
+        &[("tcp", Protocol::Tcp), ("udp", Protocol::Udp)],
+    );
+    let forwarding = choice(
+        p,
+        &at.key("forwarding"),
+        v.forwarding.as_deref(),
+        d::FORWARDING,
+        &[("nat", Forwarding::Nat), ("dsr", Forwarding::Dsr)],
+    );
+    let default_no_backend = match protocol {
+        Some(Protocol::Udp) => d::ON_NO_BACKEND_UDP,
+        _ => d::ON_NO_BACKEND_TCP,
+    };
+    let on_no_backend = choice(
+        p,
+        &at.key("on_no_backend"),
+        v.on_no_backend.as_deref(),
+        default_no_backend,
+        &[("drop", NoBackend::Drop), ("reset", NoBackend::Reset)],
+    );
+    if protocol == Some(Protocol::Udp) && on_no_backend == Some(NoBackend::Reset) {
+        p.add(
+            &at.key("on_no_backend"),
+            "\"reset\" answers TCP with a RST; a udp service can only \"drop\"",
+        );
+    }
+    let snat_address = match (forwarding, &v.snat_address) {
+        (Some(Forwarding::Nat), None) => {
+            p.add(
+                &at.key("snat_address"),
+                "missing: forwarding = \"nat\" needs the LB address backends reply to",
+            );
+            None
+        }
+        (_, Some(s)) => ip(p, &at.key("snat_address"), Some(s)),
+        (_, None) => None,
+    };
+    if let (Some(a), Some(s)) = (address, snat_address)
+        && a.is_ipv4() != s.is_ipv4()
+    {
+        p.add(
+            &at.key("snat_address"),
+            format!("{s} is not of the VIP's address family ({a})"),
+        );
+    }
+    let check = check(p, &at.key("check"), v.check.as_ref());
+    let mut backends = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, b) in v.backend.iter().enumerate() {
+        let bat = at.key("backend").index(i);
+        if let Some(b) = backend(p, &bat, b, address, port, forwarding) {
+            if !seen.insert((b.address, b.port)) {
+                p.add(
+                    &bat.key("address"),
+                    format!("{}:{} is listed twice", b.address, b.port),
+                );
+            }
+            backends.push(b);
+        }
+    }
+    if let Some(c) = &check
+        && c.kind != CheckKind::None
+        && port == Some(0)
+        && c.port.is_none()
+        && backends.iter().any(|b| b.port == 0)
+    {
+        p.add(
+            &at.key("check").key("port"),
+            "missing: an every-port VIP's backends have no port to check",
+        );
+    }
+    Some(VipConfig {
+        name: name?,
+        address: address?,
+        port: port?,
+        protocol: protocol?,
+        forwarding: forwarding?,
+        snat_address: match forwarding? {
+            Forwarding::Nat => snat_address,
+            Forwarding::Dsr => None,
+        },
+        on_no_backend: on_no_backend?,
+        check: check?,
+        backends,
+    })
+}
+
+fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<CheckConfig> {
+    let empty = raw::Check {
+        kind: None,
+        port: None,
+        path: None,
+        host: None,
+        expect_status: None,
+        interval: None,
+        fastinter: None,
+        downinter: None,
+        timeout: None,
+        rise: None,
+        fall: None,
+        tls_verify: None,
+        ca_file: None,
+        sni: None,
+    };
+    let c = c.unwrap_or(&empty);
+    let kind = choice(
+        p,
+        &at.key("type"),
+        c.kind.as_deref(),
+        d::CHECK_TYPE,
+        &[
+            ("tcp", CheckKind::Tcp),
+            ("http", CheckKind::Http),
+            ("https", CheckKind::Https),
+            ("none", CheckKind::None),
+        ],
+    );
+    let web = matches!(kind, Some(CheckKind::Http | CheckKind::Https));
+    let port = c
+        .port
+        .and_then(|n| int_in(p, &at.key("port"), n, 1, 65535, "a port").map(|n| n as u16));
+    let path = c.path.clone().unwrap_or_else(|| d::CHECK_PATH.to_string());
+    if !path.starts_with('/') {
+        p.add(
+            &at.key("path"),
+            format!("got \"{path}\", expected a path starting with '/'"),
+        );
+    }
+    for (key, set) in [
+        ("path", c.path.is_some()),
+        ("host", c.host.is_some()),
+        ("expect_status", c.expect_status.is_some()),
+    ] {
+        // (Only once the type is known: a bad type is its own error.)
+        if set && kind.is_some() && !web {
+            p.add(&at.key(key), "only applies to type = \"http\" or \"https\"");
+        }
+    }
+    for (key, set) in [
+        ("tls_verify", c.tls_verify.is_some()),
+        ("ca_file", c.ca_file.is_some()),
+        ("sni", c.sni.is_some()),
+    ] {
+        if set && kind.is_some() && kind != Some(CheckKind::Https) {
+            p.add(&at.key(key), "only applies to type = \"https\"");
+        }
+    }
+    let expect_status = match &c.expect_status {
+        Some(list) if list.is_empty() => {
+            p.add(
+                &at.key("expect_status"),
+                "expected at least one status code",
+            );
+            Vec::new()
+        }
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                int_in(
+                    p,
+                    &at.key("expect_status").index(i),
+                    *s,
+                    100,
+                    599,
+                    "an HTTP status",
+                )
+                .map(|s| s as u16)
+            })
+            .collect(),
+        None => d::CHECK_EXPECT_STATUS.to_vec(),
+    };
+    let interval = dur(
+        p,
+        &at.key("interval"),
+        c.interval.as_deref(),
+        d::CHECK_INTERVAL,
+    );
+    let fastinter = dur(
+        p,
+        &at.key("fastinter"),
+        c.fastinter.as_deref(),
+        interval.unwrap_or(d::CHECK_INTERVAL),
+    );
+    let downinter = dur(
+        p,
+        &at.key("downinter"),
+        c.downinter.as_deref(),
+        interval.unwrap_or(d::CHECK_INTERVAL),
+    );
+    let timeout = dur(
+        p,
+        &at.key("timeout"),
+        c.timeout.as_deref(),
+        d::CHECK_TIMEOUT.min(interval.unwrap_or(d::CHECK_INTERVAL)),
+    );
+    let mut count = |key: &str, v: Option<i64>, default: u32| match v {
+        Some(n) => int_in(p, &at.key(key), n, 1, 100, "a count of checks").map(|n| n as u32),
+        None => Some(default),
+    };
+    let rise = count("rise", c.rise, d::CHECK_RISE);
+    let fall = count("fall", c.fall, d::CHECK_FALL);
+    let ca_file = c.ca_file.as_ref().and_then(|f| {
+        if Path::new(f).is_file() {
+            Some(PathBuf::from(f))
+        } else {
+            p.add(
+                &at.key("ca_file"),
+                format!("\"{f}\" is not a readable file"),
+            );
+            None
+        }
+    });
+    Some(CheckConfig {
+        kind: kind?,
+        port,
+        path,
+        host: c.host.clone(),
+        expect_status,
+        interval: interval?,
+        fastinter: fastinter?,
+        downinter: downinter?,
+        timeout: timeout?,
+        rise: rise?,
+        fall: fall?,
+        tls_verify: c.tls_verify.unwrap_or(d::CHECK_TLS_VERIFY),
+        ca_file,
+        sni: c.sni.clone(),
+    })
+}
+
+fn backend(
+    p: &mut Problems,
+    at: &KeyPath,
+    b: &raw::Backend,
+    vip: Option<IpAddr>,
+    vip_port: Option<u16>,
+    forwarding: Option<Forwarding>,
+) -> Option<BackendConfig> {
+    let address = ip(p, &at.key("address"), b.address.as_deref());
+    if let (Some(a), Some(v)) = (address, vip)
+        && a.is_ipv4() != v.is_ipv4()
+    {
+        p.add(
+            &at.key("address"),
+            format!("{a} is not of the VIP's address family ({v})"),
+        );
+    }
+    let port = match b.port {
+        Some(n) => int_in(p, &at.key("port"), n, 1, 65535, "a port").map(|n| n as u16),
+        None => vip_port,
+    };
+    if forwarding == Some(Forwarding::Dsr)
+        && let (Some(bp), Some(vp)) = (b.port, vip_port)
+        && bp != i64::from(vp)
+    {
+        p.add(
+            &at.key("port"),
+            format!("got {bp}: DSR does not rewrite ports, the backend port must be the VIP's ({vp}) or left out"),
+        );
+    }
+    let weight = match b.weight {
+        Some(n) => int_in(
+            p,
+            &at.key("weight"),
+            n,
+            0,
+            1000,
+            "a weight (0 = no new flows)",
+        )
+        .map(|n| n as u32),
+        None => Some(d::BACKEND_WEIGHT),
+    };
+    let state = choice(
+        p,
+        &at.key("state"),
+        b.state.as_deref(),
+        d::BACKEND_STATE,
+        &[
+            ("enabled", AdminState::Enabled),
+            ("drain", AdminState::Drain),
+            ("disabled", AdminState::Disabled),
+        ],
+    );
+    Some(BackendConfig {
+        address: address?,
+        port: port?,
+        weight: weight?,
+        state: state?,
+    })
+}
