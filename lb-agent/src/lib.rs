@@ -3,4 +3,5 @@
 
 pub mod config;
 pub mod dataplane;
+pub mod health;
 pub mod lab;
