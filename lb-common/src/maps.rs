@@ -78,6 +78,9 @@ pub struct Backend {
     /// Bumped whenever the slot is given to another backend: flows remember it, so a
     /// flow never follows a slot to a backend it was not sent to.
     pub generation: u32,
+    /// VIP slot the backend belongs to. Not read by the program: the agent rebuilds
+    /// its bookkeeping from it after a restart. `family` 0 marks a free slot.
+    pub vip_id: u32,
 }
 
 /// A flow's 5-tuple as seen on the wire: key of [`crate::MAP_FLOWS`] (client -> VIP)
@@ -175,7 +178,7 @@ const _: () = {
     assert!(core::mem::size_of::<AddrSlot>() == 24);
     assert!(core::mem::size_of::<VipKey>() == 20);
     assert!(core::mem::size_of::<VipMeta>() == 32);
-    assert!(core::mem::size_of::<Backend>() == 28);
+    assert!(core::mem::size_of::<Backend>() == 32);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 40);
     assert!(core::mem::size_of::<NatEntry>() == 72);

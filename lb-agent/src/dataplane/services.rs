@@ -284,10 +284,10 @@ impl Dataplane {
                 keep
             });
         }
-        for slot in freed {
-            self.write_backend_state(slot, BACKEND_DOWN)?;
-            self.programmer.free_backends.push_back(slot);
-        }
+        // Order of writes, so no packet meets a ring entry whose backend is not up:
+        // backends joining (or rejoining) the ring before the ring flips, backends
+        // leaving it (down, drain, removed) after.
+        let mut after_flip: Vec<(u32, Backend)> = Vec::new();
         let mut slots = Vec::with_capacity(spec.backends.len());
         for b in &spec.backends {
             let existing = self
@@ -324,11 +324,13 @@ impl Dataplane {
                 _pad: 0,
                 state: state_word(b.state),
                 generation: self.programmer.generations[slot as usize],
+                vip_id: self.programmer.services.get(&sid).map_or(0, |p| p.id),
             };
-            let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
-            backends
-                .set(slot, value, 0)
-                .map_err(map_err(MAP_BACKENDS, "update"))?;
+            if existing.is_some() && b.state != BackendState::Up {
+                after_flip.push((slot, value));
+            } else {
+                self.write_backend(slot, value)?;
+            }
             slots.push(slot);
         }
         // The ring over backends that take new flows.
@@ -407,6 +409,35 @@ impl Dataplane {
             p.table = table;
             p.meta = Some(meta);
         }
+        for (slot, value) in after_flip {
+            self.write_backend(slot, value)?;
+        }
+        for slot in freed {
+            self.free_backend_slot(slot)?;
+        }
+        Ok(())
+    }
+
+    fn write_backend(&mut self, slot: u32, value: Backend) -> Result<(), DataplaneError> {
+        let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
+        backends
+            .set(slot, value, 0)
+            .map_err(map_err(MAP_BACKENDS, "update"))
+    }
+
+    /// Marks a slot down and free (`family` 0; its generation is kept, so the next
+    /// backend given the slot gets a new one) and queues it for reuse.
+    fn free_backend_slot(&mut self, slot: u32) -> Result<(), DataplaneError> {
+        let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
+        let mut b = backends
+            .get(&slot, 0)
+            .map_err(map_err(MAP_BACKENDS, "lookup"))?;
+        b.state = BACKEND_DOWN;
+        b.family = 0;
+        backends
+            .set(slot, b, 0)
+            .map_err(map_err(MAP_BACKENDS, "update"))?;
+        self.programmer.free_backends.push_back(slot);
         Ok(())
     }
 
@@ -433,22 +464,10 @@ impl Dataplane {
             Err(e) => return Err(map_err(MAP_VIPS, "delete")(e)),
         }
         for slot in p.backends.values() {
-            self.write_backend_state(*slot, BACKEND_DOWN)?;
-            self.programmer.free_backends.push_back(*slot);
+            self.free_backend_slot(*slot)?;
         }
         self.programmer.free_vips.push_back(p.id);
         Ok(())
-    }
-
-    fn write_backend_state(&mut self, slot: u32, state: u32) -> Result<(), DataplaneError> {
-        let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
-        let mut b = backends
-            .get(&slot, 0)
-            .map_err(map_err(MAP_BACKENDS, "lookup"))?;
-        b.state = state;
-        backends
-            .set(slot, b, 0)
-            .map_err(map_err(MAP_BACKENDS, "update"))
     }
 
     /// ADDRS holds exactly the VIP and SNAT addresses of `specs`.
