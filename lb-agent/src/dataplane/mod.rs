@@ -1,6 +1,7 @@
 //! The XDP data plane as the agent sees it: the embedded object, loading with
 //! load-time capacities, attaching, programming services, reading counters.
 
+mod addresses;
 mod capacity;
 mod counters;
 mod error;

@@ -7,18 +7,16 @@
 //! ring: a packet sees the old ring or the new one, never a half-written one.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     net::IpAddr,
 };
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
-    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS,
-    AddrInfo, AddrKey, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_UP, Backend, MAP_ADDR_TABLE,
-    MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS,
-    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP,
-    TrafficCounters, VIP_F_DSR, VIP_F_RESET, VipKey, VipMeta,
-    hash::addr_slot,
+    ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_UP, Backend,
+    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIP_STATS,
+    MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, TrafficCounters, VIP_F_DSR, VIP_F_RESET,
+    VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
@@ -119,8 +117,8 @@ pub(super) struct Programmer {
     /// Per VIP slot, mirrored in `VIP_GENERATIONS`.
     vip_generations: Vec<u32>,
     /// What each half of `ADDR_TABLE` holds, and which half is live.
-    addr_tables: [Vec<AddrSlot>; 2],
-    addr_live: u32,
+    pub(super) addr_tables: [Vec<AddrSlot>; 2],
+    pub(super) addr_live: u32,
 }
 
 impl Programmer {
@@ -140,7 +138,10 @@ impl Programmer {
     }
 }
 
-fn map_err(name: &'static str, what: &'static str) -> impl Fn(MapError) -> DataplaneError {
+pub(super) fn map_err(
+    name: &'static str,
+    what: &'static str,
+) -> impl Fn(MapError) -> DataplaneError {
     move |source| DataplaneError::Map { name, what, source }
 }
 
@@ -467,91 +468,6 @@ impl Dataplane {
             self.free_backend_slot(*slot)?;
         }
         self.programmer.free_vips.push_back(p.id);
-        Ok(())
-    }
-
-    /// ADDRS holds exactly the VIP and SNAT addresses of `specs`.
-    fn sync_addresses(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
-        let mut want: BTreeMap<(u32, [u32; 4]), u32> = BTreeMap::new();
-        for s in specs {
-            let (a, f) = to_words(s.vip);
-            let bit = if s.port == 0 {
-                ADDR_F_VIP_ANY_PORT
-            } else {
-                ADDR_F_VIP_PORTS
-            };
-            *want.entry((u32::from(f), a)).or_default() |= bit;
-            if let (Forwarding::Nat, Some(snat)) = (s.forwarding, s.snat) {
-                let (a, f) = to_words(snat);
-                *want.entry((u32::from(f), a)).or_default() |= ADDR_F_SNAT;
-            }
-        }
-        let mut addrs: BpfHashMap<&mut MapData, AddrKey, AddrInfo> = self.map_mut(MAP_ADDRS)?;
-        let present: Vec<AddrKey> = addrs.keys().filter_map(Result::ok).collect();
-        for ((family, addr), flags) in &want {
-            let key = AddrKey {
-                addr: *addr,
-                family: *family,
-            };
-            addrs
-                .insert(key, AddrInfo { flags: *flags }, 0)
-                .map_err(map_err(MAP_ADDRS, "update"))?;
-        }
-        // New addresses are in ADDRS before the table points at them; removed ones
-        // leave the table before they leave ADDRS.
-        self.write_addr_table(&want)?;
-        let mut addrs: BpfHashMap<&mut MapData, AddrKey, AddrInfo> = self.map_mut(MAP_ADDRS)?;
-        for key in present {
-            if !want.contains_key(&(key.family, key.addr)) {
-                match addrs.remove(&key) {
-                    Ok(()) | Err(MapError::KeyNotFound) => {}
-                    Err(e) => return Err(map_err(MAP_ADDRS, "delete")(e)),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes the direct-mapped address table for `want` into the idle half (changed
-    /// slots only) and makes that half live.
-    fn write_addr_table(
-        &mut self,
-        want: &BTreeMap<(u32, [u32; 4]), u32>,
-    ) -> Result<(), DataplaneError> {
-        let mut table = vec![AddrSlot::default(); ADDR_TABLE_SLOTS as usize];
-        for ((family, addr), flags) in want {
-            let slot = &mut table[addr_slot(addr, *family) as usize];
-            *slot = if slot.family == 0 {
-                AddrSlot {
-                    addr: *addr,
-                    family: *family,
-                    flags: *flags,
-                }
-            } else {
-                AddrSlot {
-                    addr: [0; 4],
-                    family: ADDR_SLOT_SHARED,
-                    flags: 0,
-                }
-            };
-        }
-        let idle = self.programmer.addr_live ^ 1;
-        let base = idle * ADDR_TABLE_SLOTS;
-        let old = std::mem::take(&mut self.programmer.addr_tables[idle as usize]);
-        {
-            let mut map: Array<&mut MapData, AddrSlot> = self.map_mut(MAP_ADDR_TABLE)?;
-            for (i, (new, was)) in table.iter().zip(&old).enumerate() {
-                if new != was {
-                    map.set(base + i as u32, *new, 0)
-                        .map_err(map_err(MAP_ADDR_TABLE, "update"))?;
-                }
-            }
-        }
-        self.programmer.addr_tables[idle as usize] = table;
-        let mut live: Array<&mut MapData, u32> = self.map_mut(MAP_ADDR_TABLE_LIVE)?;
-        live.set(0, idle, 0)
-            .map_err(map_err(MAP_ADDR_TABLE_LIVE, "update"))?;
-        self.programmer.addr_live = idle;
         Ok(())
     }
 
