@@ -92,6 +92,23 @@ impl Netns {
         run_cmd(&v)
     }
 
+    /// Creates a veth pair: `name` here, `peer` in namespace `other`.
+    pub fn veth(&self, name: &str, other: &Netns, peer: &str) -> Result<(), LabError> {
+        self.ip(&[
+            "link",
+            "add",
+            name,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            &other.name,
+        ])
+        .map(|_| ())
+    }
+
     /// Sets a sysctl inside the namespace.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<(), LabError> {
         self.exec(&["sysctl", "-qw", &format!("{key}={value}")])

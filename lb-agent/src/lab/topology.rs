@@ -61,18 +61,7 @@ impl Lan {
     pub fn host(&self, prefix: &str, index: u8) -> Result<Host, LabError> {
         let ns = Netns::new(prefix)?;
         let port = format!("p{index}");
-        ns.ip(&[
-            "link",
-            "add",
-            "eth0",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &port,
-            "netns",
-            self.switch.name(),
-        ])?;
+        ns.veth("eth0", &self.switch, &port)?;
         self.switch
             .ip(&["link", "set", &port, "master", "br0", "up"])?;
         // A veth hands the next hop a CHECKSUM_PARTIAL packet whose TCP/UDP checksum

@@ -140,18 +140,7 @@ fn flows(n: usize, vip: IpAddr, port: u16) -> Vec<Vec<u8>> {
 fn main() -> Result<()> {
     let args = args()?;
     let (gen_ns, lb_ns) = (Netns::new("lbbg")?, Netns::new("lbbl")?);
-    gen_ns.ip(&[
-        "link",
-        "add",
-        "eth0",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        lb_ns.name(),
-    ])?;
+    gen_ns.veth("eth0", &lb_ns, "eth0")?;
     gen_ns.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:01", "up"])?;
     lb_ns.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:02", "up"])?;
     lb_ns.ip(&["addr", "add", "198.18.0.1/24", "dev", "eth0"])?;
