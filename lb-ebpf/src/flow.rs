@@ -20,26 +20,36 @@ pub struct Choice {
     pub new_flow: bool,
 }
 
+/// The flow's binding, copied into `out`: `None` without one, else whether its
+/// backend still takes it (same generation, not down).
+#[inline(always)]
+fn bound(key: &FlowKey, out: &mut Choice) -> Option<bool> {
+    let p = FLOWS.get_ptr(key)?;
+    maps::copy_into(p, &mut out.entry);
+    let valid = maps::backend(out.entry.backend, &mut out.backend)
+        && out.backend.generation == out.entry.generation
+        && out.backend.state != BACKEND_DOWN;
+    if valid {
+        out.id = out.entry.backend;
+        out.new_flow = false;
+    }
+    Some(valid)
+}
+
 /// The flow's binding if it is still valid: fills `out` and the parts of `vip` that
 /// forwarding reads (slot, flags, SNAT address) from the flow's snapshot.
 #[inline(always)]
 pub fn established(key: &FlowKey, out: &mut Choice, vip: &mut VipMeta) -> bool {
-    let Some(p) = FLOWS.get_ptr(key) else {
+    let Some(valid) = bound(key, out) else {
         return false;
     };
-    maps::copy_into(p, &mut out.entry);
     let e = &out.entry;
-    let live = VIP_GENERATIONS
-        .get_ptr(e.vip_id)
-        .map(maps::copy)
-        .is_some_and(|g| g == e.vip_generation);
-    if live
-        && maps::backend(e.backend, &mut out.backend)
-        && out.backend.generation == e.generation
-        && out.backend.state != BACKEND_DOWN
-    {
-        out.id = e.backend;
-        out.new_flow = false;
+    let live = valid
+        && VIP_GENERATIONS
+            .get_ptr(e.vip_id)
+            .map(maps::copy)
+            .is_some_and(|g| g == e.vip_generation);
+    if live {
         vip.id = e.vip_id;
         vip.flags = e.vip_flags;
         vip.snat_addr = e.snat_addr;
@@ -53,19 +63,7 @@ pub fn established(key: &FlowKey, out: &mut Choice, vip: &mut VipMeta) -> bool {
 /// errors: the service was already looked up).
 #[inline(always)]
 pub fn remembered(key: &FlowKey, out: &mut Choice) -> bool {
-    let Some(p) = FLOWS.get_ptr(key) else {
-        return false;
-    };
-    maps::copy_into(p, &mut out.entry);
-    if maps::backend(out.entry.backend, &mut out.backend)
-        && out.backend.generation == out.entry.generation
-        && out.backend.state != BACKEND_DOWN
-    {
-        out.id = out.entry.backend;
-        out.new_flow = false;
-        return true;
-    }
-    false
+    bound(key, out) == Some(true)
 }
 
 /// The backend the VIP's live ring gives this flow, if one is up, into `out`, with

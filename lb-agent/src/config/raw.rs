@@ -45,7 +45,7 @@ pub struct Vip {
     pub backend: Vec<Backend>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Check {
     #[serde(rename = "type")]

@@ -365,22 +365,7 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip) -> Option<VipConfig> {
 }
 
 fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<CheckConfig> {
-    let empty = raw::Check {
-        kind: None,
-        port: None,
-        path: None,
-        host: None,
-        expect_status: None,
-        interval: None,
-        fastinter: None,
-        downinter: None,
-        timeout: None,
-        rise: None,
-        fall: None,
-        tls_verify: None,
-        ca_file: None,
-        sni: None,
-    };
+    let empty = raw::Check::default();
     let c = c.unwrap_or(&empty);
     let kind = choice(
         p,
