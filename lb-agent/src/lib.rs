@@ -1,7 +1,9 @@
-//! lb-agent: loads the XDP data plane, programs its maps, and (later) runs health
-//! checks, VRRP and the operator interfaces.
+//! lb-agent: loads the XDP data plane, programs its maps, runs health checks and
+//! the operator interfaces (control socket, metrics, status page).
 
+pub mod agent;
 pub mod config;
 pub mod dataplane;
 pub mod health;
 pub mod lab;
+pub mod status;

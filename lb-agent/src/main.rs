@@ -19,6 +19,27 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Check a config file: every error with its file, line and key; applies nothing.
     CheckConfig(cli::check_config::CheckConfigArgs),
+    /// Run the agent: load and pin the data plane, health-check, serve the control
+    /// socket and HTTP. SIGHUP reloads; SIGTERM stops (forwarding continues).
+    Run(cli::run::RunArgs),
+    /// The agent at a glance: interfaces, readiness, VIPs.
+    Status(cli::target::Target),
+    /// VIPs with traffic and rates.
+    Vips(cli::target::Target),
+    /// Backends: admin state, health, last check, traffic.
+    Backends(cli::inspect::BackendsArgs),
+    /// Flow table entries, filtered by VIP and backend.
+    Flows(cli::flows::FlowsArgs),
+    /// Data plane counters with rates.
+    Stats(cli::inspect::StatsArgs),
+    /// A VIP's Maglev ring: share of entries per backend.
+    Maglev(cli::inspect::MaglevArgs),
+    /// Drain a backend: keeps its flows, gets no new ones (until `enable` or a restart).
+    Drain(cli::admin::BackendArgs),
+    /// Undo `drain`: the backend takes new flows again when healthy.
+    Enable(cli::admin::BackendArgs),
+    /// Re-read and apply the config file (all or nothing).
+    Reload(cli::target::Target),
 }
 
 fn main() -> std::process::ExitCode {
@@ -26,6 +47,16 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Demo(args) => cli::demo::run(&args),
         Command::CheckConfig(args) => cli::check_config::run(&args),
+        Command::Run(a) => cli::run::run(&a),
+        Command::Status(t) => cli::inspect::show_status(&t),
+        Command::Vips(t) => cli::inspect::vips(&t),
+        Command::Backends(a) => cli::inspect::backends(&a),
+        Command::Flows(a) => cli::flows::run(&a),
+        Command::Stats(a) => cli::inspect::stats(&a),
+        Command::Maglev(a) => cli::inspect::maglev(&a),
+        Command::Drain(a) => cli::admin::drain(&a),
+        Command::Enable(a) => cli::admin::enable(&a),
+        Command::Reload(t) => cli::admin::reload(&t),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

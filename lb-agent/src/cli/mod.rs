@@ -1,4 +1,10 @@
-//! One file per subcommand.
+//! One file per subcommand (or family of them).
 
+pub mod admin;
 pub mod check_config;
 pub mod demo;
+pub mod flows;
+pub mod inspect;
+pub mod run;
+mod table;
+pub mod target;

@@ -47,3 +47,7 @@ pub const CHECK_TLS_VERIFY: bool = true;
 pub const BACKEND_WEIGHT: u32 = 1;
 /// `[[vip.backend]] state`.
 pub const BACKEND_STATE: &str = "enabled";
+
+/// The config file the CLI reads when `--config` is not given (for the control
+/// socket and pin_path of the agent to talk to).
+pub const CONFIG_FILE: &str = "/etc/lb-agent/lb-agent.toml";

@@ -1,6 +1,6 @@
 //! Errors of the data plane layer.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 /// What went wrong loading, attaching or programming the data plane.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,23 @@ pub enum DataplaneError {
         service: String,
         vip: IpAddr,
         other: IpAddr,
+    },
+    #[error("pin path {path}: {why}")]
+    PinPath { path: PathBuf, why: String },
+    #[error("pinning {what} at {path}")]
+    Pin {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pinned map {path} does not fit this agent: {why}")]
+    PinnedMap { path: PathBuf, why: String },
+    #[error("pinned link {path}")]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: aya::programs::links::LinkError,
     },
     #[error("service {service}: Maglev table")]
     Maglev {

@@ -2,15 +2,20 @@
 
 use aya::{
     Ebpf, EbpfLoader,
-    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{
+        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+    },
 };
+use std::path::Path;
+
 use lb_common::{
-    GLOBAL_MAX_VIPS, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX, GLOBAL_SNAT_PORT_MIN, MAP_ADDRS,
-    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_NEXTHOPS, MAP_RINGS,
-    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, PROG_FLOOR, PROG_TC_NEIGH, PROG_XDP,
+    GLOBAL_MAX_VIPS, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX, GLOBAL_SNAT_PORT_MIN, PROG_FLOOR,
+    PROG_TC_NEIGH, PROG_XDP,
 };
 
-use super::{Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer};
+use super::{
+    Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer, shapes::map_shapes,
+};
 
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,22 +38,27 @@ pub struct Dataplane {
 impl Dataplane {
     /// Loads the object with `caps` (verified by the kernel) without attaching it.
     pub fn load(caps: Capacities) -> Result<Self, DataplaneError> {
+        Self::load_with(caps, None)
+    }
+
+    /// Loads with every map pinned under `maps_dir`: maps already pinned there are
+    /// reused as they are (see `pins.rs`), the others created and pinned.
+    pub(super) fn load_with(
+        caps: Capacities,
+        maps_dir: Option<&Path>,
+    ) -> Result<Self, DataplaneError> {
         caps.validate()?;
         let snat_min = u32::from(*caps.snat_ports.start());
         let snat_max = u32::from(*caps.snat_ports.end());
+        let shapes = map_shapes(&caps);
         let mut loader = EbpfLoader::new();
+        for s in &shapes {
+            loader.map_max_entries(s.name, s.max_entries);
+            if let Some(dir) = maps_dir {
+                loader.map_pin_path(s.name, dir.join(s.name));
+            }
+        }
         loader
-            // Each service has a VIP address and may have its own SNAT address.
-            .map_max_entries(MAP_ADDRS, caps.max_vips * 2)
-            .map_max_entries(MAP_VIPS, caps.max_vips)
-            .map_max_entries(MAP_VIP_GENERATIONS, caps.max_vips)
-            .map_max_entries(MAP_BACKENDS, caps.max_backends)
-            .map_max_entries(MAP_RINGS, caps.ring_entries())
-            .map_max_entries(MAP_FLOWS, caps.flow_table_size)
-            .map_max_entries(MAP_NAT, caps.flow_table_size)
-            .map_max_entries(MAP_VIP_STATS, caps.max_vips)
-            .map_max_entries(MAP_BACKEND_STATS, caps.max_backends)
-            .map_max_entries(MAP_NEXTHOPS, caps.max_backends)
             .override_global(GLOBAL_RING_SIZE, &caps.ring_size, true)
             .override_global(GLOBAL_MAX_VIPS, &caps.max_vips, true)
             .override_global(GLOBAL_SNAT_PORT_MIN, &snat_min, true)
@@ -109,9 +119,17 @@ impl Dataplane {
     }
 
     /// Attaches the XDP program to `iface`, plus the TC companion on its ingress.
-    /// Returns the XDP mode actually used.
+    /// Returns the XDP mode actually used. The links live as long as `self`.
     pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<AttachMode, DataplaneError> {
-        let used = {
+        self.attach_links(iface, mode).map(|(used, _, _)| used)
+    }
+
+    pub(super) fn attach_links(
+        &mut self,
+        iface: &str,
+        mode: AttachMode,
+    ) -> Result<(AttachMode, XdpLinkId, SchedClassifierLinkId), DataplaneError> {
+        let (used, xdp_link) = {
             let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
             let try_mode = |xdp: &mut Xdp, flags| {
                 xdp.attach(iface, flags)
@@ -122,31 +140,31 @@ impl Dataplane {
                     })
             };
             match mode {
-                AttachMode::Native => try_mode(xdp, XdpMode::Driver).map(|_| AttachMode::Native)?,
-                AttachMode::Generic => try_mode(xdp, XdpMode::Skb).map(|_| AttachMode::Generic)?,
+                AttachMode::Native => (AttachMode::Native, try_mode(xdp, XdpMode::Driver)?),
+                AttachMode::Generic => (AttachMode::Generic, try_mode(xdp, XdpMode::Skb)?),
                 AttachMode::Auto => match try_mode(xdp, XdpMode::Driver) {
-                    Ok(_) => AttachMode::Native,
+                    Ok(id) => (AttachMode::Native, id),
                     Err(e) => {
                         log::warn!("{iface}: native XDP unavailable ({e}), using generic mode");
-                        try_mode(xdp, XdpMode::Skb)?;
-                        AttachMode::Generic
+                        (AttachMode::Generic, try_mode(xdp, XdpMode::Skb)?)
                     }
                 },
             }
         };
         // tcx (kernel >= 6.6): no clsact qdisc needed, coexists with other programs.
         let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
-        tc.attach(iface, TcAttachType::Ingress)
-            .map_err(|source| DataplaneError::Program {
-                name: PROG_TC_NEIGH,
-                what: "attach",
-                source,
-            })?;
-        Ok(used)
+        let tc_link =
+            tc.attach(iface, TcAttachType::Ingress)
+                .map_err(|source| DataplaneError::Program {
+                    name: PROG_TC_NEIGH,
+                    what: "attach",
+                    source,
+                })?;
+        Ok((used, xdp_link, tc_link))
     }
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DataplaneError>
+pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DataplaneError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {

@@ -2,18 +2,26 @@
 //! load-time capacities, attaching, programming services, reading counters.
 
 mod addresses;
+mod adopt;
 mod capacity;
-mod counters;
+mod compat;
 mod error;
-mod flows;
 mod loader;
+mod mapset;
+mod pins;
+pub mod read;
 mod services;
+mod shapes;
 mod simulate;
 
+pub use adopt::AdoptedBackend;
 pub use capacity::Capacities;
-pub use counters::{GlobalCounters, Traffic};
+pub use mapset::{MapSet, PinnedMaps};
+pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use error::DataplaneError;
 pub use loader::{AttachMode, Dataplane};
+pub use pins::{Attached, PinLayout, detach_others, prepare_dir};
+pub use shapes::{MapShape, map_shapes};
 pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};
 pub use simulate::{ClientFlow, Simulated};
 

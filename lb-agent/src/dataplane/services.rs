@@ -95,27 +95,27 @@ type ServiceId = (IpAddr, u16, Protocol);
 type BackendId = (IpAddr, u16);
 
 /// What the agent remembers of a programmed service.
-struct Programmed {
-    id: u32,
-    ring: u32,
-    key: VipKey,
+pub(super) struct Programmed {
+    pub(super) id: u32,
+    pub(super) ring: u32,
+    pub(super) key: VipKey,
     /// The VIP value last written (its generation and what established flows copy).
-    meta: Option<VipMeta>,
-    backends: HashMap<BackendId, u32>,
+    pub(super) meta: Option<VipMeta>,
+    pub(super) backends: HashMap<BackendId, u32>,
     /// The live ring's content, to skip rewriting an unchanged table.
-    table: Vec<u32>,
+    pub(super) table: Vec<u32>,
 }
 
-/// Slot bookkeeping (kept in the agent; rebuilt from the maps on restart later).
+/// Slot bookkeeping (kept in the agent; rebuilt from pinned maps by `adopt.rs`).
 pub(super) struct Programmer {
-    services: HashMap<ServiceId, Programmed>,
-    free_vips: VecDeque<u32>,
+    pub(super) services: HashMap<ServiceId, Programmed>,
+    pub(super) free_vips: VecDeque<u32>,
     /// Freed backend slots are reused oldest first, and every reuse bumps the slot's
     /// generation, so a stale flow never follows a slot to another backend.
-    free_backends: VecDeque<u32>,
-    generations: Vec<u32>,
+    pub(super) free_backends: VecDeque<u32>,
+    pub(super) generations: Vec<u32>,
     /// Per VIP slot, mirrored in `VIP_GENERATIONS`.
-    vip_generations: Vec<u32>,
+    pub(super) vip_generations: Vec<u32>,
     /// What each half of `ADDR_TABLE` holds, and which half is live.
     pub(super) addr_tables: [Vec<AddrSlot>; 2],
     pub(super) addr_live: u32,
@@ -221,6 +221,11 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
 }
 
 impl Dataplane {
+    /// Checks `specs` as `apply` would, writing nothing.
+    pub fn check(&self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
+        validate(specs, &self.caps)
+    }
+
     /// Makes the data plane serve exactly `specs`.
     pub fn apply(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
         validate(specs, &self.caps)?;
@@ -428,7 +433,7 @@ impl Dataplane {
 
     /// Marks a slot down and free (`family` 0; its generation is kept, so the next
     /// backend given the slot gets a new one) and queues it for reuse.
-    fn free_backend_slot(&mut self, slot: u32) -> Result<(), DataplaneError> {
+    pub(super) fn free_backend_slot(&mut self, slot: u32) -> Result<(), DataplaneError> {
         let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
         let mut b = backends
             .get(&slot, 0)
@@ -492,6 +497,18 @@ impl Dataplane {
             .services
             .get(&(vip, port, protocol))
             .and_then(|p| p.backends.get(&(backend, backend_port)).copied())
+    }
+
+    /// Entries of a service's live Maglev ring per backend slot (`NO_BACKEND` for
+    /// entries without one), from the agent's copy of the ring.
+    pub fn ring_shares(&self, vip: IpAddr, port: u16, protocol: Protocol) -> HashMap<u32, u32> {
+        let mut shares = HashMap::new();
+        if let Some(p) = self.programmer.services.get(&(vip, port, protocol)) {
+            for slot in &p.table {
+                *shares.entry(*slot).or_default() += 1;
+            }
+        }
+        shares
     }
 
     pub(super) fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, DataplaneError>

@@ -1,0 +1,301 @@
+//! The agent's state and the only code that writes the maps: the config, the health
+//! of every backend, operator overrides (drain/enable), and applying their
+//! combination to the data plane.
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
+
+use super::AgentError;
+use crate::{
+    config::{AdminState, BackendConfig, CheckConfig, CheckKind, Config, VipConfig},
+    dataplane::{BackendState, Dataplane, Traffic},
+    health::{self, HealthState, Outcome, Report},
+    status::{InterfaceStatus, ReloadStatus, Status, unix_now},
+};
+
+/// A backend of a VIP: (VIP name, address, port).
+pub type BackendKey = (String, IpAddr, u16);
+
+/// A report tagged with the checker's generation (reports of a replaced checker are
+/// ignored).
+pub type Tagged = Report<(BackendKey, u64)>;
+
+/// A running checker and what it found.
+pub(super) struct Checked {
+    /// What it was started for: a change restarts it.
+    pub(super) what: (CheckConfig, BackendConfig),
+    pub(super) generation: u64,
+    pub(super) up: bool,
+    pub(super) last: Option<(Outcome, u64)>,
+    pub(super) since_unix: u64,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+impl Drop for Checked {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.handle.abort();
+    }
+}
+
+/// Everything the owner task holds.
+pub struct Agent {
+    pub(super) config: Config,
+    pub(super) config_path: PathBuf,
+    pub(super) dp: Dataplane,
+    pub(super) checks: HashMap<BackendKey, Checked>,
+    /// Admin states set with `drain`/`enable`, over the config's (kept across reloads
+    /// while the backend exists).
+    pub(super) overrides: HashMap<BackendKey, AdminState>,
+    /// Health known before a restart (from the adopted maps), used once per backend.
+    pub(super) known: HashMap<BackendKey, bool>,
+    pub(super) reports: mpsc::UnboundedSender<Tagged>,
+    next_generation: u64,
+    pub(super) started: Instant,
+    pub(super) adopted: bool,
+    pub(super) interfaces: Vec<InterfaceStatus>,
+    pub(super) last_reload: Option<ReloadStatus>,
+    /// Last counter reading, for rates.
+    pub(super) previous: Option<(Instant, HashMap<String, Traffic>, Vec<u64>)>,
+    pub(super) status: watch::Sender<Arc<Status>>,
+}
+
+/// Key of a backend of `vip`.
+pub fn key(vip: &VipConfig, b: &BackendConfig) -> BackendKey {
+    (vip.name.clone(), b.address, b.port)
+}
+
+/// `vip/addr:port` as logs and messages show a backend.
+pub fn label(k: &BackendKey) -> String {
+    match k.1 {
+        IpAddr::V6(a) => format!("{}/[{a}]:{}", k.0, k.2),
+        a => format!("{}/{a}:{}", k.0, k.2),
+    }
+}
+
+pub(super) struct Parts {
+    pub config: Config,
+    pub config_path: PathBuf,
+    pub dp: Dataplane,
+    pub known: HashMap<BackendKey, bool>,
+    pub reports: mpsc::UnboundedSender<Tagged>,
+    pub adopted: bool,
+    pub interfaces: Vec<InterfaceStatus>,
+    pub status: watch::Sender<Arc<Status>>,
+}
+
+impl Agent {
+    pub(super) fn new(p: Parts) -> Self {
+        Self {
+            config: p.config,
+            config_path: p.config_path,
+            dp: p.dp,
+            checks: HashMap::new(),
+            overrides: HashMap::new(),
+            known: p.known,
+            reports: p.reports,
+            next_generation: 0,
+            started: Instant::now(),
+            adopted: p.adopted,
+            interfaces: p.interfaces,
+            last_reload: None,
+            previous: None,
+            status: p.status,
+        }
+    }
+
+    /// The admin state in force for a backend.
+    pub(super) fn admin(&self, vip: &VipConfig, b: &BackendConfig) -> AdminState {
+        self.overrides
+            .get(&key(vip, b))
+            .copied()
+            .unwrap_or(b.state)
+    }
+
+    /// Health as the data plane should see it: checked backends by their checker,
+    /// unchecked ones (type none, disabled) as up.
+    pub(super) fn healthy(&self, vip: &VipConfig, b: &BackendConfig) -> bool {
+        self.checks.get(&key(vip, b)).is_none_or(|c| c.up)
+    }
+
+    /// Writes config + health + overrides into the maps (all checked first).
+    pub(super) fn apply(&mut self) -> Result<(), AgentError> {
+        let mut config = self.config.clone();
+        for v in &mut config.vips {
+            let name = v.name.clone();
+            for b in &mut v.backends {
+                if let Some(s) = self.overrides.get(&(name.clone(), b.address, b.port)) {
+                    b.state = *s;
+                }
+            }
+        }
+        let specs = config.services(|v, b| self.healthy(v, b));
+        self.dp.apply(&specs)?;
+        Ok(())
+    }
+
+    /// Starts, keeps or stops checkers so each checked backend of the config has
+    /// exactly one, started for its current settings. A restarted checker keeps the
+    /// health its predecessor found; a new backend starts from the health the maps
+    /// had before a restart if known, else fresh (the first check decides).
+    pub(super) fn reconcile_checks(&mut self) -> Result<(), AgentError> {
+        let mut wanted: HashMap<BackendKey, (VipConfig, BackendConfig)> = HashMap::new();
+        for v in &self.config.vips {
+            for b in &v.backends {
+                let admin = self.admin(v, b);
+                if v.check.kind != CheckKind::None && admin != AdminState::Disabled {
+                    wanted.insert(key(v, b), (v.clone(), b.clone()));
+                }
+            }
+        }
+        self.checks.retain(|k, c| {
+            wanted
+                .get(k)
+                .is_some_and(|(v, b)| c.what == (v.check.clone(), b.clone()))
+        });
+        let mut tls_by_vip: HashMap<String, Arc<rustls::ClientConfig>> = HashMap::new();
+        for (k, (v, b)) in wanted {
+            if self.checks.contains_key(&k) {
+                continue;
+            }
+            let tls = if v.check.kind == CheckKind::Https {
+                if let Some(t) = tls_by_vip.get(&v.name) {
+                    Some(t.clone())
+                } else {
+                    let t = health::client_config(v.check.tls_verify, v.check.ca_file.as_deref())
+                        .map_err(|source| AgentError::Health {
+                            vip: v.name.clone(),
+                            source,
+                        })?;
+                    tls_by_vip.insert(v.name.clone(), t.clone());
+                    Some(t)
+                }
+            } else {
+                None
+            };
+            let Some(spec) =
+                health::probe_spec(&v, &b, tls.as_ref()).map_err(|source| AgentError::Health {
+                    vip: v.name.clone(),
+                    source,
+                })?
+            else {
+                continue;
+            };
+            let state = match self.known.remove(&k) {
+                Some(up) => HealthState::known(up, v.check.rise, v.check.fall),
+                None => HealthState::fresh(v.check.rise, v.check.fall),
+            };
+            self.next_generation += 1;
+            let generation = self.next_generation;
+            let (stop, stop_rx) = watch::channel(false);
+            let seed = crate::health::spread(
+                u64::from(lb_common::hash::bytes_hash(label(&k).as_bytes(), 0)),
+                v.check.interval,
+            );
+            let handle = health::spawn(
+                (k.clone(), generation),
+                spec,
+                state,
+                health::intervals(&v.check),
+                seed,
+                self.reports.clone(),
+                stop_rx,
+            );
+            self.checks.insert(
+                k,
+                Checked {
+                    what: (v.check.clone(), b.clone()),
+                    generation,
+                    up: state.is_up(),
+                    last: None,
+                    since_unix: 0,
+                    stop,
+                    handle,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A check result. A state change is logged once, with its reason and how many
+    /// backends of the VIP are up after it, and applied at once.
+    pub(super) fn on_report(&mut self, r: Tagged) {
+        let ((k, generation), outcome) = (r.key, r.outcome);
+        let Some(c) = self.checks.get_mut(&k) else {
+            return;
+        };
+        if c.generation != generation {
+            return;
+        }
+        c.last = Some((outcome.clone(), unix_now()));
+        let flipped = c.up != r.up;
+        c.up = r.up;
+        if !flipped {
+            return;
+        }
+        c.since_unix = unix_now();
+        let (up, total) = self.count_up(&k.0);
+        let word = if r.up { "UP" } else { "DOWN" };
+        let line = format!(
+            "backend {} {word}: {}, {up} of {total} up",
+            label(&k),
+            describe(&outcome)
+        );
+        if r.up {
+            log::info!("{line}");
+        } else {
+            log::warn!("{line}");
+        }
+        if let Err(e) = self.apply() {
+            log::error!("applying the health change failed: {e:#}");
+        }
+    }
+
+    /// Backends of VIP `name` taking new flows, and all its backends.
+    pub(super) fn count_up(&self, name: &str) -> (usize, usize) {
+        let Some(v) = self.config.vips.iter().find(|v| v.name == name) else {
+            return (0, 0);
+        };
+        let up = v
+            .backends
+            .iter()
+            .filter(|b| self.admin(v, b) == AdminState::Enabled && self.healthy(v, b))
+            .count();
+        (up, v.backends.len())
+    }
+
+    /// The effective data plane state of a backend.
+    pub(super) fn effective(&self, v: &VipConfig, b: &BackendConfig) -> BackendState {
+        match self.admin(v, b) {
+            AdminState::Disabled => BackendState::Down,
+            AdminState::Drain => BackendState::Drain,
+            AdminState::Enabled if self.healthy(v, b) => BackendState::Up,
+            AdminState::Enabled => BackendState::Down,
+        }
+    }
+
+    pub(super) fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// "L4 connection refused after 0 ms" / "L7 OK in 3 ms".
+pub fn describe(o: &Outcome) -> String {
+    let ms = o.elapsed.as_millis();
+    if o.ok {
+        format!("{} in {ms} ms", o.reason)
+    } else {
+        format!("{} after {ms} ms", o.reason)
+    }
+}

@@ -1,0 +1,28 @@
+//! Errors of the running agent.
+
+use std::path::PathBuf;
+
+use crate::{config::ConfigErrors, dataplane::DataplaneError, health::HealthError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("config has errors, nothing applied:\n{0}")]
+    Config(ConfigErrors),
+    #[error("data plane")]
+    Dataplane(#[from] DataplaneError),
+    #[error("health checks of VIP {vip}")]
+    Health {
+        vip: String,
+        #[source]
+        source: HealthError,
+    },
+    #[error("{what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}

@@ -1,0 +1,200 @@
+//! HTTP on `api_listen`: `/metrics`, `/ready`, `/healthz`, `/stats` (and
+//! `/stats.json`). A small HTTP/1.1 server (GET only, one request per connection)
+//! reading the status the owner task publishes every second; it never touches the
+//! maps itself.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
+
+use super::{AgentError, metrics, page};
+use crate::{config::StatsAuth, status::Status};
+
+/// Largest request head read.
+const MAX_HEAD: usize = 8 * 1024;
+
+pub(super) async fn serve(
+    addr: SocketAddr,
+    auth: Option<StatsAuth>,
+    status: watch::Receiver<Arc<Status>>,
+) -> Result<JoinHandle<()>, AgentError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| AgentError::Io {
+            what: "binding api_listen",
+            path: addr.to_string().into(),
+            source,
+        })?;
+    let expected = auth.map(|a| format!("Basic {}", base64(format!("{}:{}", a.user, a.password).as_bytes())));
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let status = status.borrow().clone();
+            let expected = expected.clone();
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    answer(stream, &status, expected.as_deref()),
+                )
+                .await;
+            });
+        }
+    }))
+}
+
+struct Reply {
+    code: u16,
+    content_type: &'static str,
+    body: String,
+    extra: &'static str,
+}
+
+fn text(code: u16, body: String) -> Reply {
+    Reply {
+        code,
+        content_type: "text/plain; charset=utf-8",
+        body,
+        extra: "",
+    }
+}
+
+async fn answer(mut s: TcpStream, status: &Status, auth: Option<&str>) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).await?;
+        if n == 0 || head.len() > MAX_HEAD {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or("").split_whitespace();
+    let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+    let authorization = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.trim().to_string());
+    let path = target.split('?').next().unwrap_or("");
+    let reply = if method != "GET" && method != "HEAD" {
+        text(405, "only GET\n".into())
+    } else {
+        route(path, status, auth, authorization.as_deref())
+    };
+    let reason = match reply.code {
+        200 => "OK",
+        401 => "Unauthorized",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Service Unavailable",
+    };
+    let body = if method == "HEAD" { "" } else { &reply.body };
+    let out = format!(
+        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n{body}",
+        reply.code,
+        reply.content_type,
+        reply.body.len(),
+        reply.extra,
+    );
+    s.write_all(out.as_bytes()).await?;
+    s.shutdown().await
+}
+
+fn route(path: &str, status: &Status, auth: Option<&str>, given: Option<&str>) -> Reply {
+    match path {
+        "/healthz" => text(200, "ok\n".into()),
+        "/ready" => {
+            let missing = status.vips_without_backend();
+            if status.interfaces.is_empty() {
+                text(503, "not ready: the program is not attached yet\n".into())
+            } else if missing.is_empty() {
+                text(200, format!("ready: {} VIPs have a healthy backend\n", status.vips.len()))
+            } else {
+                text(
+                    503,
+                    format!("not ready: no healthy backend for VIP {}\n", missing.join(", ")),
+                )
+            }
+        }
+        "/metrics" => Reply {
+            code: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: metrics::render(status),
+            extra: "",
+        },
+        "/stats" | "/stats.json" | "/" => {
+            if let Some(want) = auth
+                && given != Some(want)
+            {
+                return Reply {
+                    code: 401,
+                    content_type: "text/plain; charset=utf-8",
+                    body: "authentication required\n".into(),
+                    extra: "WWW-Authenticate: Basic realm=\"lb-agent stats\"\r\n",
+                };
+            }
+            if path == "/stats.json" {
+                Reply {
+                    code: 200,
+                    content_type: "application/json",
+                    body: serde_json::to_string(status).unwrap_or_default(),
+                    extra: "",
+                }
+            } else {
+                Reply {
+                    code: 200,
+                    content_type: "text/html; charset=utf-8",
+                    body: page::render(status),
+                    extra: "",
+                }
+            }
+        }
+        _ => text(404, "not found: try /metrics, /ready, /healthz, /stats\n".into()),
+    }
+}
+
+/// Standard base64 with padding (for the Basic credentials to expect).
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, coded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), coded);
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! `lb-agent run`: the daemon. One owner task holds the config, the data plane and
+//! the health of every backend, and is the only writer of the maps; health checkers,
+//! the control socket, the HTTP endpoints and signals talk to it over channels.
+//!
+//! Start: load the program with every map pinned under `pin_path` (re-adopting maps
+//! an earlier agent left, and the health they recorded), apply the config, then
+//! attach through pinned links (an earlier link gets the new program atomically).
+//! Stop (SIGTERM, SIGINT, a crash, `kill -9`): the pins stay and forwarding goes on.
+//! SIGHUP or `lb-agent reload`: the config is re-read, checked, and applied whole or
+//! not at all.
+
+mod control;
+mod core;
+mod error;
+mod http;
+mod metrics;
+mod page;
+pub mod protocol;
+mod reload;
+pub mod snapshot;
+
+use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+
+pub use control::ask;
+pub use error::AgentError;
+use tokio::{
+    signal::unix::{SignalKind, signal},
+    sync::{mpsc, oneshot, watch},
+};
+
+use self::{
+    core::{Agent, Parts, label},
+    protocol::{Request, Response},
+};
+use crate::{
+    config::{self, AdminState, Config},
+    dataplane::{Attached, BackendState, Capacities, Dataplane, PinLayout, detach_others},
+    status::{InterfaceStatus, Status},
+};
+
+/// A request from the control socket, with where to send the answer.
+pub(crate) type Ask = (Request, oneshot::Sender<Response>);
+
+/// How often counters, rates and the published status are refreshed.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(config_path: &Path) -> Result<(), AgentError> {
+    let config = config::load(config_path).map_err(AgentError::Config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| AgentError::Io {
+            what: "starting the runtime",
+            path: config_path.to_path_buf(),
+            source,
+        })?;
+    runtime.block_on(serve(config, config_path))
+}
+
+async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
+    let caps = Capacities {
+        flow_table_size: config.agent.flow_table_size,
+        ..Capacities::default()
+    };
+    let pins = PinLayout::new(&config.agent.pin_path);
+    let (mut dp, adopted) = Dataplane::load_pinned(caps, &pins)?;
+    let known = if adopted {
+        let known = known_health(&mut dp, &config)?;
+        log::info!(
+            "adopted the maps pinned under {} (flows, NAT bindings and counters kept; \
+             health of {} backends taken from them)",
+            pins.dir.display(),
+            known.len()
+        );
+        known
+    } else {
+        log::info!("pinned new maps under {}", pins.dir.display());
+        HashMap::new()
+    };
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
+    let mut agent = Agent::new(Parts {
+        config: config.clone(),
+        config_path: config_path.to_path_buf(),
+        dp,
+        known,
+        reports: report_tx,
+        adopted,
+        interfaces: Vec::new(),
+        status: status_tx,
+    });
+    agent.reconcile_checks()?;
+    // Services before the program sees traffic (on a restart: the same content, so
+    // nothing is rewritten).
+    agent.apply()?;
+    for iface in &config.agent.interfaces {
+        let mode = match agent.dp.attach_pinned(iface, config.agent.xdp_mode, &pins)? {
+            Attached::New(m) => {
+                let m = format!("{m:?}").to_lowercase();
+                log::info!("{iface}: XDP attached in {m} mode, links pinned");
+                m
+            }
+            Attached::Replaced => {
+                log::info!("{iface}: pinned link now runs the new program (replaced atomically)");
+                "replaced".to_string()
+            }
+        };
+        agent.interfaces.push(InterfaceStatus {
+            name: iface.clone(),
+            mode,
+        });
+    }
+    for gone in detach_others(&pins, &config.agent.interfaces)? {
+        log::info!("{gone}: no longer configured, detached");
+    }
+    agent.publish();
+
+    let (ask_tx, mut asks) = mpsc::channel::<Ask>(16);
+    let control = control::serve(&config.agent.control_socket, ask_tx).await?;
+    let api = http::serve(
+        config.agent.api_listen,
+        config.agent.stats_auth.clone(),
+        status_rx,
+    )
+    .await?;
+    let sig = |kind| {
+        signal(kind).map_err(|source| AgentError::Io {
+            what: "installing a signal handler",
+            path: config_path.to_path_buf(),
+            source,
+        })
+    };
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    let mut tick = tokio::time::interval(REFRESH);
+    log::info!(
+        "running: {} services, control socket {}, http {}",
+        config.vips.len(),
+        config.agent.control_socket.display(),
+        config.agent.api_listen
+    );
+    loop {
+        tokio::select! {
+            Some(r) = reports.recv() => agent.on_report(r),
+            Some((req, reply)) = asks.recv() => {
+                let answer = agent.handle(req);
+                agent.publish();
+                let _ = reply.send(answer);
+            }
+            _ = hup.recv() => {
+                log::info!("SIGHUP: reloading {}", config_path.display());
+                let _ = agent.reload();
+                agent.publish();
+            }
+            _ = tick.tick() => agent.publish(),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    control.abort();
+    api.abort();
+    let _ = std::fs::remove_file(&config.agent.control_socket);
+    log::info!(
+        "stopping; the data plane keeps forwarding from the objects pinned under {}",
+        pins.dir.display()
+    );
+    Ok(())
+}
+
+/// Health recorded in adopted maps, for backends the config still has: up if the
+/// data plane had them up; down if it had them down while the config enables them.
+fn known_health(
+    dp: &mut Dataplane,
+    config: &Config,
+) -> Result<HashMap<core::BackendKey, bool>, AgentError> {
+    let mut known = HashMap::new();
+    for b in dp.programmed_backends()? {
+        let Some(v) = config
+            .vips
+            .iter()
+            .find(|v| v.address == b.vip && v.port == b.port && v.protocol == b.protocol)
+        else {
+            continue;
+        };
+        let Some(c) = v
+            .backends
+            .iter()
+            .find(|c| c.address == b.addr && c.port == b.backend_port)
+        else {
+            continue;
+        };
+        let up = match (b.state, c.state) {
+            (BackendState::Up, _) => true,
+            (BackendState::Down, AdminState::Enabled) => false,
+            _ => continue,
+        };
+        known.insert((v.name.clone(), c.address, c.port), up);
+    }
+    Ok(known)
+}
+
+impl Agent {
+    /// Refreshes counters and rates and publishes the picture.
+    fn publish(&mut self) {
+        match self.snapshot() {
+            Ok(s) => {
+                let _ = self.status.send(Arc::new(s));
+            }
+            Err(e) => log::error!("reading the maps failed: {e:#}"),
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> Response {
+        let result = match req {
+            Request::Status => match self.snapshot() {
+                Ok(s) => {
+                    return Response::Status {
+                        status: Box::new(s),
+                    };
+                }
+                Err(e) => Err(format!("{e:#}")),
+            },
+            Request::Flows {
+                vip,
+                backend,
+                limit,
+            } => match self.flows(vip.as_deref(), backend.as_deref(), limit) {
+                Ok(flows) => return Response::Flows { flows },
+                Err(e) => Err(e),
+            },
+            Request::Drain { vip, backend } => self.set_admin(&vip, &backend, AdminState::Drain),
+            Request::Enable { vip, backend } => {
+                self.set_admin(&vip, &backend, AdminState::Enabled)
+            }
+            Request::Reload => self.reload(),
+        };
+        match result {
+            Ok(message) => Response::Done { message },
+            Err(message) => Response::Error { message },
+        }
+    }
+
+    /// `drain` / `enable` of a backend (`ADDR` or `ADDR:PORT`) of VIP `vip`.
+    fn set_admin(&mut self, vip: &str, backend: &str, state: AdminState) -> Result<String, String> {
+        let v = self
+            .config
+            .vips
+            .iter()
+            .find(|v| v.name == vip)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.config.vips.iter().map(|v| v.name.as_str()).collect();
+                format!("no VIP named {vip:?} (known: {})", names.join(", "))
+            })?;
+        let matches: Vec<_> = v
+            .backends
+            .iter()
+            .filter(|b| {
+                let full = crate::status::host_port(&b.address.to_string(), b.port);
+                backend == full || backend == b.address.to_string()
+            })
+            .collect();
+        let b = match matches.as_slice() {
+            [b] => (*b).clone(),
+            [] => {
+                return Err(format!(
+                    "VIP {vip} has no backend {backend:?} (it has: {})",
+                    v.backends
+                        .iter()
+                        .map(|b| crate::status::host_port(&b.address.to_string(), b.port))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            _ => return Err(format!("{backend:?} matches several backends of {vip}: give ADDR:PORT")),
+        };
+        let k = core::key(v, &b);
+        let previous = self.overrides.insert(k.clone(), state);
+        if let Err(e) = self.reconcile_checks().and_then(|()| self.apply()) {
+            match previous {
+                Some(p) => self.overrides.insert(k, p),
+                None => self.overrides.remove(&k),
+            };
+            return Err(format!("{e:#}"));
+        }
+        let word = match state {
+            AdminState::Drain => "draining (keeps its flows, gets no new ones)",
+            _ => "enabled",
+        };
+        log::info!("backend {}: {word} by the operator", label(&k));
+        Ok(format!("backend {}: {word}", label(&k)))
+    }
+}

@@ -1,0 +1,97 @@
+//! Reload (SIGHUP, `lb-agent reload`): the new config is read and checked whole
+//! (file, TLS settings, the service set against the data plane's capacities) before
+//! anything changes; then health checkers are reconciled and the services applied.
+//! Backends that remain keep their slots, so their flows are untouched. A config
+//! with errors is rejected with every error and the running one stays.
+
+use std::mem;
+
+use super::core::Agent;
+use crate::{
+    config::{self, AgentConfig, CheckKind},
+    health,
+    status::{ReloadStatus, unix_now},
+};
+
+/// The `[agent]` keys that only take effect at the next start.
+fn restart_only(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if old.interfaces != new.interfaces {
+        keys.push("interfaces");
+    }
+    if old.xdp_mode != new.xdp_mode {
+        keys.push("xdp_mode");
+    }
+    if old.pin_path != new.pin_path {
+        keys.push("pin_path");
+    }
+    if old.api_listen != new.api_listen {
+        keys.push("api_listen");
+    }
+    if old.control_socket != new.control_socket {
+        keys.push("control_socket");
+    }
+    if old.flow_table_size != new.flow_table_size {
+        keys.push("flow_table_size");
+    }
+    if old.stats_auth != new.stats_auth {
+        keys.push("stats_auth");
+    }
+    keys
+}
+
+impl Agent {
+    /// Re-reads the config file and applies it whole, or changes nothing.
+    pub(super) fn reload(&mut self) -> Result<String, String> {
+        let result = self.try_reload();
+        match &result {
+            Ok(m) => log::info!("reload: {m}"),
+            Err(e) => log::error!("reload rejected, the running config stays: {e}"),
+        }
+        self.last_reload = Some(ReloadStatus {
+            at_unix: unix_now(),
+            ok: result.is_ok(),
+            message: match &result {
+                Ok(m) | Err(m) => m.clone(),
+            },
+        });
+        result
+    }
+
+    fn try_reload(&mut self) -> Result<String, String> {
+        let mut new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+        for v in new.vips.iter().filter(|v| v.check.kind == CheckKind::Https) {
+            health::client_config(v.check.tls_verify, v.check.ca_file.as_deref())
+                .map_err(|e| format!("VIP {}: health checks: {e}", v.name))?;
+        }
+        let kept = restart_only(&self.config.agent, &new.agent);
+        new.agent = self.config.agent.clone();
+        self.dp
+            .check(&new.services(|_, _| true))
+            .map_err(|e| format!("{e}"))?;
+        let old = mem::replace(&mut self.config, new);
+        if let Err(e) = self.reconcile_checks().and_then(|()| self.apply()) {
+            // Not expected after the checks above (a map write failing): go back.
+            self.config = old;
+            let _ = self.reconcile_checks().and_then(|()| self.apply());
+            return Err(format!("{e:#}"));
+        }
+        let present: std::collections::HashSet<_> = self
+            .config
+            .vips
+            .iter()
+            .flat_map(|v| v.backends.iter().map(|b| super::core::key(v, b)))
+            .collect();
+        self.overrides.retain(|k, _| present.contains(k));
+        let services = self.config.vips.len();
+        let backends: usize = self.config.vips.iter().map(|v| v.backends.len()).sum();
+        let mut message = format!("applied: {services} services, {backends} backends");
+        if !kept.is_empty() {
+            message.push_str(&format!(
+                "; changed [agent] keys take effect at the next start: {}",
+                kept.join(", ")
+            ));
+        }
+        Ok(message)
+    }
+}

@@ -1,0 +1,351 @@
+//! Building `Status` and flow listings: live from the agent, or from pinned maps
+//! (with the config, when given, for names) when the daemon is down.
+
+use std::{collections::HashMap, net::IpAddr, time::Instant};
+
+use lb_common::{Counter, FlowKey, NO_BACKEND, PROTO_TCP, maps::addr::from_words};
+
+use super::{
+    core::{Agent, key},
+    protocol::{FlowList, FlowRow},
+};
+use crate::{
+    config::{AdminState, CheckKind, Config, VipConfig},
+    dataplane::{
+        BackendState, DataplaneError, Forwarding, MapSet, Protocol, ServiceView, Traffic, read,
+    },
+    status::{
+        BackendStatus, CheckStatus, CounterStatus, Rates, Status, VipStatus, host_port,
+    },
+};
+
+pub fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Tcp => "tcp",
+        Protocol::Udp => "udp",
+    }
+}
+
+pub fn forwarding_name(f: Forwarding) -> &'static str {
+    match f {
+        Forwarding::Nat => "nat",
+        Forwarding::Dsr => "dsr",
+    }
+}
+
+pub fn state_name(s: BackendState) -> &'static str {
+    match s {
+        BackendState::Up => "up",
+        BackendState::Drain => "drain",
+        BackendState::Down => "down",
+    }
+}
+
+pub fn admin_name(s: AdminState) -> &'static str {
+    match s {
+        AdminState::Enabled => "enabled",
+        AdminState::Drain => "drain",
+        AdminState::Disabled => "disabled",
+    }
+}
+
+fn check_name(k: CheckKind) -> &'static str {
+    match k {
+        CheckKind::Tcp => "tcp",
+        CheckKind::Http => "http",
+        CheckKind::Https => "https",
+        CheckKind::None => "none",
+    }
+}
+
+fn counters(values: &[u64], old: Option<&[u64]>, secs: f64) -> Vec<CounterStatus> {
+    Counter::ALL
+        .iter()
+        .map(|c| {
+            let value = values.get(*c as usize).copied().unwrap_or(0);
+            let before = old.and_then(|o| o.get(*c as usize).copied());
+            CounterStatus {
+                name: c.label().to_string(),
+                value,
+                per_s: match before {
+                    Some(b) if secs > 0.0 => value.saturating_sub(b) as f64 / secs,
+                    _ => 0.0,
+                },
+            }
+        })
+        .collect()
+}
+
+impl Agent {
+    /// The live picture; also remembers this reading for the next one's rates.
+    pub(super) fn snapshot(&mut self) -> Result<Status, DataplaneError> {
+        let now = Instant::now();
+        let globals = read::global_counters(&mut self.dp)?.0;
+        let (secs, old_traffic, old_globals) = match &self.previous {
+            Some((t, tr, g)) => (
+                now.duration_since(*t).as_secs_f64(),
+                Some(tr.clone()),
+                Some(g.clone()),
+            ),
+            None => (0.0, None, None),
+        };
+        let rate = |id: &str, t: &Traffic| match old_traffic.as_ref().and_then(|o| o.get(id)) {
+            Some(old) => Rates::between(old, t, secs),
+            None => Rates::default(),
+        };
+        let mut readings: HashMap<String, Traffic> = HashMap::new();
+        let mut vips = Vec::with_capacity(self.config.vips.len());
+        let config = self.config.clone();
+        for v in &config.vips {
+            let slot = self.dp.service_slot(v.address, v.port, v.protocol);
+            let traffic = match slot {
+                Some(id) => read::vip_traffic(&mut self.dp, id)?,
+                None => Traffic::default(),
+            };
+            let vid = format!("vip/{}", v.name);
+            let vip_rates = rate(&vid, &traffic);
+            readings.insert(vid, traffic);
+            let shares = self.dp.ring_shares(v.address, v.port, v.protocol);
+            let mut backends = Vec::with_capacity(v.backends.len());
+            for b in &v.backends {
+                let bslot = self
+                    .dp
+                    .backend_slot(v.address, v.port, v.protocol, b.address, b.port);
+                let t = match bslot {
+                    Some(id) => read::backend_traffic(&mut self.dp, id)?,
+                    None => Traffic::default(),
+                };
+                let bid = format!("backend/{}/{}", v.name, host_port(&b.address.to_string(), b.port));
+                let rates = rate(&bid, &t);
+                readings.insert(bid, t);
+                let c = self.checks.get(&key(v, b));
+                backends.push(BackendStatus {
+                    address: b.address.to_string(),
+                    port: b.port,
+                    weight: b.weight,
+                    admin: admin_name(self.admin(v, b)).into(),
+                    health: match c {
+                        Some(c) if c.up => "up",
+                        Some(_) => "down",
+                        None => "unchecked",
+                    }
+                    .into(),
+                    state: state_name(self.effective(v, b)).into(),
+                    last_check: c.and_then(|c| c.last.as_ref()).map(|(o, at)| CheckStatus {
+                        ok: o.ok,
+                        reason: o.reason.clone(),
+                        duration_ms: o.elapsed.as_secs_f64() * 1000.0,
+                        at_unix: *at,
+                    }),
+                    since_unix: c.map_or(0, |c| c.since_unix),
+                    traffic: t,
+                    rates,
+                    ring_slots: bslot.and_then(|s| shares.get(&s).copied()).unwrap_or(0),
+                });
+            }
+            let (up, total) = self.count_up(&v.name);
+            vips.push(VipStatus {
+                name: v.name.clone(),
+                address: v.address.to_string(),
+                port: v.port,
+                protocol: protocol_name(v.protocol).into(),
+                forwarding: forwarding_name(v.forwarding).into(),
+                check: check_name(v.check.kind).into(),
+                up,
+                total,
+                traffic,
+                rates: vip_rates,
+                backends,
+                empty_ring_slots: shares.get(&NO_BACKEND).copied().unwrap_or(0),
+                ring_size: self.dp.capacities().ring_size,
+            });
+        }
+        let status = Status {
+            source: "daemon".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config_file: self.config_path.display().to_string(),
+            uptime_s: self.uptime().as_secs(),
+            adopted: self.adopted,
+            interfaces: self.interfaces.clone(),
+            vips,
+            counters: counters(&globals, old_globals.as_deref(), secs),
+            last_reload: self.last_reload.clone(),
+        };
+        self.previous = Some((now, readings, globals));
+        Ok(status)
+    }
+
+    /// Flows matching the filters (see `flow_list`), named by the config.
+    pub(super) fn flows(
+        &mut self,
+        vip: Option<&str>,
+        backend: Option<&str>,
+        limit: usize,
+    ) -> Result<FlowList, String> {
+        let config = self.config.clone();
+        flow_list(&mut self.dp, Some(&config), vip, backend, limit)
+    }
+}
+
+/// The name of a service: the config's, else `addr:port/proto`.
+fn service_name(view: &ServiceView, config: Option<&Config>) -> String {
+    config
+        .and_then(|c| {
+            c.vips.iter().find(|v| {
+                v.address == view.vip && v.port == view.port && v.protocol == view.protocol
+            })
+        })
+        .map_or_else(
+            || {
+                format!(
+                    "{}/{}",
+                    host_port(&view.vip.to_string(), view.port),
+                    protocol_name(view.protocol)
+                )
+            },
+            |v| v.name.clone(),
+        )
+}
+
+/// A backend filter: `ADDR` or `ADDR:PORT` (`[V6]:PORT`).
+fn parse_backend(s: &str) -> Result<(IpAddr, Option<u16>), String> {
+    if let Ok(sa) = s.parse::<std::net::SocketAddr>() {
+        return Ok((sa.ip(), Some(sa.port())));
+    }
+    s.trim_matches(|c| c == '[' || c == ']')
+        .parse::<IpAddr>()
+        .map(|ip| (ip, None))
+        .map_err(|_| format!("backend {s:?}: expected ADDR or ADDR:PORT"))
+}
+
+/// Flows of the flow table matching `vip` (a name, see `service_name`) and
+/// `backend`; at most `limit` rows, and how many matched.
+pub fn flow_list(
+    set: &mut impl MapSet,
+    config: Option<&Config>,
+    vip: Option<&str>,
+    backend: Option<&str>,
+    limit: usize,
+) -> Result<FlowList, String> {
+    let backend = backend.map(parse_backend).transpose()?;
+    let views = read::services(set).map_err(|e| format!("{e:#}"))?;
+    let names: HashMap<u32, String> = views
+        .iter()
+        .map(|v| (v.id, service_name(v, config)))
+        .collect();
+    if let Some(want) = vip
+        && !names.values().any(|n| n == want)
+    {
+        return Err(format!(
+            "no VIP named {want:?} (known: {})",
+            names.values().cloned().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let slots: HashMap<u32, (IpAddr, u16)> = views
+        .iter()
+        .flat_map(|v| v.backends.iter().map(|b| (b.slot, (b.addr, b.port))))
+        .collect();
+    let mut out = FlowList::default();
+    for (k, e) in read::flows(set).map_err(|e| format!("{e:#}"))? {
+        let name = names.get(&e.vip_id).cloned().unwrap_or_else(|| "?".into());
+        if vip.is_some_and(|want| want != name) {
+            continue;
+        }
+        let Some(&(baddr, bport)) = slots.get(&e.backend) else {
+            continue;
+        };
+        if let Some((ip, port)) = backend
+            && (ip != baddr || port.is_some_and(|p| p != bport))
+        {
+            continue;
+        }
+        out.matched += 1;
+        if out.flows.len() < limit {
+            out.flows.push(row(&k, &name, baddr, bport, e.snat_addr, e.snat_port));
+        }
+    }
+    Ok(out)
+}
+
+fn row(k: &FlowKey, name: &str, baddr: IpAddr, bport: u16, snat: [u32; 4], sport: u16) -> FlowRow {
+    let dport = u16::from_be(k.dport);
+    let bport = if bport == 0 { dport } else { bport };
+    FlowRow {
+        protocol: if k.proto == PROTO_TCP { "tcp" } else { "udp" }.into(),
+        client: host_port(&from_words(k.src, k.family).to_string(), u16::from_be(k.sport)),
+        vip_name: name.into(),
+        vip: host_port(&from_words(k.dst, k.family).to_string(), dport),
+        backend: host_port(&baddr.to_string(), bport),
+        snat: if sport == 0 {
+            String::new()
+        } else {
+            host_port(&from_words(snat, k.family).to_string(), u16::from_be(sport))
+        },
+    }
+}
+
+/// The picture from pinned maps alone (the daemon is down): states as the data
+/// plane holds them, health "unknown", no rates.
+pub fn offline_status(set: &mut impl MapSet, config: Option<&Config>) -> Result<Status, DataplaneError> {
+    let views = read::services(set)?;
+    let globals = read::global_counters(set)?.0;
+    let mut vips = Vec::with_capacity(views.len());
+    for view in &views {
+        let cfg: Option<&VipConfig> = config.and_then(|c| {
+            c.vips.iter().find(|v| {
+                v.address == view.vip && v.port == view.port && v.protocol == view.protocol
+            })
+        });
+        let mut backends = Vec::with_capacity(view.backends.len());
+        for b in &view.backends {
+            let bc = cfg.and_then(|v| {
+                v.backends
+                    .iter()
+                    .find(|c| c.address == b.addr && c.port == b.port)
+            });
+            backends.push(BackendStatus {
+                address: b.addr.to_string(),
+                port: b.port,
+                weight: bc.map_or(0, |c| c.weight),
+                admin: bc.map_or("?", |c| admin_name(c.state)).into(),
+                health: "unknown".into(),
+                state: state_name(b.state).into(),
+                last_check: None,
+                since_unix: 0,
+                traffic: read::backend_traffic(set, b.slot)?,
+                rates: Rates::default(),
+                ring_slots: b.ring_slots,
+            });
+        }
+        vips.push(VipStatus {
+            name: service_name(view, config),
+            address: view.vip.to_string(),
+            port: view.port,
+            protocol: protocol_name(view.protocol).into(),
+            forwarding: forwarding_name(view.forwarding).into(),
+            check: cfg.map_or("?", |v| check_name(v.check.kind)).into(),
+            up: view
+                .backends
+                .iter()
+                .filter(|b| b.state == BackendState::Up)
+                .count(),
+            total: view.backends.len(),
+            traffic: read::vip_traffic(set, view.id)?,
+            rates: Rates::default(),
+            backends,
+            empty_ring_slots: view.empty_slots,
+            ring_size: view.ring_size,
+        });
+    }
+    Ok(Status {
+        source: "pinned maps".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        config_file: String::new(),
+        uptime_s: 0,
+        adopted: false,
+        interfaces: Vec::new(),
+        vips,
+        counters: counters(&globals, None, 0.0),
+        last_reload: None,
+    })
+}

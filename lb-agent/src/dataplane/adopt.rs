@@ -1,0 +1,164 @@
+//! Rebuilding the agent's bookkeeping from maps an earlier agent left pinned: which
+//! slots serve which service and backend, generations, rings and address tables.
+//! After this, applying the same config writes nothing, and a changed one only what
+//! changed (flows to remaining backends keep their slots, so nothing moves).
+
+use std::collections::HashMap;
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use lb_common::{
+    ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, Backend, MAP_ADDR_TABLE,
+    MAP_ADDR_TABLE_LIVE, MAP_BACKENDS, MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIPS, PROTO_TCP,
+    PROTO_UDP, VipKey, VipMeta, maps::addr::from_words,
+};
+
+use super::{
+    BackendState, Dataplane, DataplaneError, Protocol,
+    services::{Programmed, map_err},
+};
+
+/// A backend found in the maps, with the state the data plane last had for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdoptedBackend {
+    pub vip: std::net::IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub addr: std::net::IpAddr,
+    pub backend_port: u16,
+    pub state: BackendState,
+}
+
+impl Dataplane {
+    /// Reads the pinned maps into the bookkeeping (see the module doc).
+    pub(super) fn adopt(&mut self) -> Result<(), DataplaneError> {
+        let caps = self.caps.clone();
+        let vips: Vec<(VipKey, VipMeta)> = {
+            let map: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
+            map.iter().filter_map(Result::ok).collect()
+        };
+        let backends: Vec<Backend> = {
+            let map: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
+            (0..caps.max_backends)
+                .map(|i| map.get(&i, 0).map_err(map_err(MAP_BACKENDS, "lookup")))
+                .collect::<Result<_, _>>()?
+        };
+        let vip_generations: Vec<u32> = {
+            let map: Array<&mut MapData, u32> = self.map_mut(MAP_VIP_GENERATIONS)?;
+            (0..caps.max_vips)
+                .map(|i| map.get(&i, 0).map_err(map_err(MAP_VIP_GENERATIONS, "lookup")))
+                .collect::<Result<_, _>>()?
+        };
+        let p = &mut self.programmer;
+        p.services.clear();
+        p.generations = backends.iter().map(|b| b.generation).collect();
+        p.vip_generations = vip_generations;
+        let mut by_vip: HashMap<u32, HashMap<(std::net::IpAddr, u16), u32>> = HashMap::new();
+        for (slot, b) in backends.iter().enumerate() {
+            if b.family != 0 {
+                by_vip
+                    .entry(b.vip_id)
+                    .or_default()
+                    .insert((from_words(b.addr, b.family), u16::from_be(b.port)), slot as u32);
+            }
+        }
+        let mut used_vips = Vec::new();
+        for (key, meta) in vips {
+            let protocol = match key.proto {
+                PROTO_TCP => Protocol::Tcp,
+                PROTO_UDP => Protocol::Udp,
+                other => {
+                    log::warn!("pinned VIPS holds a service with protocol {other}: ignored");
+                    continue;
+                }
+            };
+            if meta.id >= caps.max_vips || meta.ring > 1 {
+                log::warn!("pinned VIPS holds a service with slot {}: ignored", meta.id);
+                continue;
+            }
+            used_vips.push(meta.id);
+            let sid = (from_words(key.addr, key.family), u16::from_be(key.port), protocol);
+            p.services.insert(
+                sid,
+                Programmed {
+                    id: meta.id,
+                    ring: meta.ring,
+                    key,
+                    meta: Some(meta),
+                    backends: by_vip.remove(&meta.id).unwrap_or_default(),
+                    table: Vec::new(),
+                },
+            );
+        }
+        // Backends of no service (an agent stopped between writes) are freed below.
+        let orphans: Vec<u32> = by_vip.into_values().flat_map(|m| m.into_values()).collect();
+        p.free_vips = (0..caps.max_vips).filter(|i| !used_vips.contains(i)).collect();
+        p.free_backends = backends
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.family == 0)
+            .map(|(i, _)| i as u32)
+            .collect();
+        // The live rings, so an unchanged table is not rewritten.
+        let rings: Vec<(std::net::IpAddr, u16, Protocol)> = p.services.keys().copied().collect();
+        for sid in rings {
+            let (id, ring) = match self.programmer.services.get(&sid) {
+                Some(s) => (s.id, s.ring),
+                None => continue,
+            };
+            let base = (id * 2 + ring) * caps.ring_size;
+            let map: Array<&mut MapData, u32> = self.map_mut(MAP_RINGS)?;
+            let table: Vec<u32> = (0..caps.ring_size)
+                .map(|i| map.get(&(base + i), 0).map_err(map_err(MAP_RINGS, "lookup")))
+                .collect::<Result<_, _>>()?;
+            if let Some(s) = self.programmer.services.get_mut(&sid) {
+                s.table = table;
+            }
+        }
+        let live = {
+            let map: Array<&mut MapData, u32> = self.map_mut(MAP_ADDR_TABLE_LIVE)?;
+            map.get(&0, 0).map_err(map_err(MAP_ADDR_TABLE_LIVE, "lookup"))? & 1
+        };
+        let halves: Vec<AddrSlot> = {
+            let map: Array<&mut MapData, AddrSlot> = self.map_mut(MAP_ADDR_TABLE)?;
+            (0..2 * ADDR_TABLE_SLOTS)
+                .map(|i| map.get(&i, 0).map_err(map_err(MAP_ADDR_TABLE, "lookup")))
+                .collect::<Result<_, _>>()?
+        };
+        let (a, b) = halves.split_at(ADDR_TABLE_SLOTS as usize);
+        self.programmer.addr_tables = [a.to_vec(), b.to_vec()];
+        self.programmer.addr_live = live;
+        for slot in orphans {
+            self.free_backend_slot(slot)?;
+        }
+        Ok(())
+    }
+
+    /// Every backend the data plane serves, with its state there (after `adopt`,
+    /// what the previous agent had: the health to start from).
+    pub fn programmed_backends(&mut self) -> Result<Vec<AdoptedBackend>, DataplaneError> {
+        let slots: Vec<((std::net::IpAddr, u16, Protocol), (std::net::IpAddr, u16), u32)> = self
+            .programmer
+            .services
+            .iter()
+            .flat_map(|(sid, p)| p.backends.iter().map(move |(bid, slot)| (*sid, *bid, *slot)))
+            .collect();
+        let map: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
+        let mut out = Vec::with_capacity(slots.len());
+        for ((vip, port, protocol), (addr, backend_port), slot) in slots {
+            let b = map.get(&slot, 0).map_err(map_err(MAP_BACKENDS, "lookup"))?;
+            out.push(AdoptedBackend {
+                vip,
+                port,
+                protocol,
+                addr,
+                backend_port,
+                state: match b.state {
+                    BACKEND_DOWN => BackendState::Down,
+                    BACKEND_DRAIN => BackendState::Drain,
+                    _ => BackendState::Up,
+                },
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,320 @@
+//! Pinning under `pin_path`, so forwarding outlives the agent:
+//!
+//! ```text
+//! <pin_path>/maps/<MAP>          every map (flows, NAT bindings, counters, services)
+//! <pin_path>/prog_<program>      the programs last loaded
+//! <pin_path>/link_xdp_<iface>    the XDP link of each interface
+//! <pin_path>/link_tc_<iface>     the TC companion's tcx link
+//! ```
+//!
+//! A start finding maps pinned reuses them (after checking their shapes fit) and
+//! rebuilds its bookkeeping from them; a start finding a link pinned replaces the
+//! link's program atomically (`bpf_link_update`): not one packet meets an interface
+//! without a program. Stopping (SIGTERM, a crash, `kill -9`) leaves everything in
+//! place and the old program keeps forwarding with the same maps.
+
+use std::{
+    ffi::CString,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::MapInfo,
+    programs::{
+        SchedClassifier, Xdp,
+        links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
+    },
+};
+use lb_common::{MAP_VIPS, PROG_TC_NEIGH, PROG_XDP};
+
+use super::{
+    AttachMode, Capacities, Dataplane, DataplaneError,
+    loader::program,
+    shapes::{MapShape, map_shapes},
+};
+
+/// `statfs` magic of a bpffs.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+/// Where a bpffs is mounted by convention; the agent mounts it there if missing.
+const BPFFS_ROOT: &str = "/sys/fs/bpf";
+
+/// Paths of the pinned objects under a `pin_path`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinLayout {
+    pub dir: PathBuf,
+}
+
+impl PinLayout {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    pub fn maps(&self) -> PathBuf {
+        self.dir.join("maps")
+    }
+
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.maps().join(name)
+    }
+
+    fn program(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("prog_{name}"))
+    }
+
+    fn xdp_link(&self, iface: &str) -> PathBuf {
+        self.dir.join(format!("link_xdp_{iface}"))
+    }
+
+    fn tc_link(&self, iface: &str) -> PathBuf {
+        self.dir.join(format!("link_tc_{iface}"))
+    }
+
+    /// Interfaces with a pinned link.
+    pub fn linked_interfaces(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.strip_prefix("link_xdp_")
+                    .or_else(|| name.strip_prefix("link_tc_"))
+                    .map(str::to_string)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// How an interface got its program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    /// Attached now, in this mode.
+    New(AttachMode),
+    /// A pinned link from an earlier start now runs the new program (same mode).
+    Replaced,
+}
+
+fn is_bpffs(path: &Path) -> Result<bool, std::io::Error> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: statfs writes into the zeroed struct we own; the path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's type differs between libc targets
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Makes sure `dir` is a directory on a bpffs: mounts one at /sys/fs/bpf when `dir`
+/// is under it and none is mounted; any other place must already be a bpffs.
+pub fn prepare_dir(dir: &Path) -> Result<(), DataplaneError> {
+    let bad = |why: String| DataplaneError::PinPath {
+        path: dir.to_path_buf(),
+        why,
+    };
+    let root = Path::new(BPFFS_ROOT);
+    if dir.starts_with(root) && !is_bpffs(root).unwrap_or(false) {
+        let src = c"bpf";
+        let target = CString::new(BPFFS_ROOT).map_err(|e| bad(e.to_string()))?;
+        // SAFETY: plain mount(2) with NUL-terminated strings and no data.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(bad(format!(
+                "no bpffs at {BPFFS_ROOT} and mounting one failed: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        log::info!("mounted a bpffs at {BPFFS_ROOT}");
+    }
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| Path::new("/"));
+    match is_bpffs(existing) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(bad(format!(
+                "{} is not on a bpffs (mount one: mount -t bpf bpf DIR)",
+                existing.display()
+            )));
+        }
+        Err(e) => return Err(bad(format!("statfs {}: {e}", existing.display()))),
+    }
+    std::fs::create_dir_all(dir.join("maps")).map_err(|e| bad(format!("creating it: {e}")))
+}
+
+/// A pinned map must have the shape this agent would create, else the program
+/// would read it wrongly: refuse, and say what differs and how to start afresh.
+fn check_shape(path: &Path, want: &MapShape) -> Result<(), DataplaneError> {
+    let info = MapInfo::from_pin(path).map_err(|e| DataplaneError::PinnedMap {
+        path: path.to_path_buf(),
+        why: format!("cannot open it: {e}"),
+    })?;
+    let got = (info.key_size(), info.value_size(), info.max_entries());
+    let wanted = (want.key_size, want.value_size, want.max_entries);
+    if got != wanted {
+        return Err(DataplaneError::PinnedMap {
+            path: path.to_path_buf(),
+            why: format!(
+                "it has key/value/entries {}/{}/{}, this config needs {}/{}/{} (a changed \
+                 flow_table_size or agent version); to start afresh, dropping its flows, \
+                 remove the pin directory",
+                got.0, got.1, got.2, wanted.0, wanted.1, wanted.2
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn pin_err(what: String, path: &Path) -> impl FnOnce(aya::pin::PinError) -> DataplaneError {
+    let path = path.to_path_buf();
+    move |e| DataplaneError::Pin {
+        what,
+        path,
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+fn remove_pin(path: &Path) -> Result<(), DataplaneError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DataplaneError::Pin {
+            what: "removing an old pin".into(),
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+impl Dataplane {
+    /// Loads with every map pinned under `pins`. Returns whether maps of an earlier
+    /// agent were found and adopted (their flows, bindings and counters kept, the
+    /// bookkeeping rebuilt from them).
+    pub fn load_pinned(caps: Capacities, pins: &PinLayout) -> Result<(Self, bool), DataplaneError> {
+        prepare_dir(&pins.dir)?;
+        let adopted = pins.map(MAP_VIPS).exists();
+        for shape in map_shapes(&caps) {
+            let path = pins.map(shape.name);
+            if path.exists() {
+                check_shape(&path, &shape)?;
+            }
+        }
+        let mut dp = Self::load_with(caps, Some(&pins.maps()))?;
+        for name in [PROG_XDP, PROG_TC_NEIGH] {
+            let path = pins.program(name);
+            remove_pin(&path)?;
+            let result = match name {
+                PROG_XDP => program::<Xdp>(&mut dp.ebpf, name)?.pin(&path),
+                _ => program::<SchedClassifier>(&mut dp.ebpf, name)?.pin(&path),
+            };
+            result.map_err(pin_err(format!("program {name}"), &path))?;
+        }
+        if adopted {
+            dp.adopt()?;
+        }
+        Ok((dp, adopted))
+    }
+
+    /// Attaches to `iface` through pinned links: an existing link gets the new program
+    /// atomically, else new links are made and pinned.
+    pub fn attach_pinned(
+        &mut self,
+        iface: &str,
+        mode: AttachMode,
+        pins: &PinLayout,
+    ) -> Result<Attached, DataplaneError> {
+        let (xdp_path, tc_path) = (pins.xdp_link(iface), pins.tc_link(iface));
+        if xdp_path.exists() && tc_path.exists() {
+            let link_err = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| DataplaneError::Link { path, source }
+            };
+            let xdp_link = PinnedLink::from_pin(&xdp_path).map_err(link_err(&xdp_path))?;
+            let xdp_link = XdpLink::try_from(FdLink::from(xdp_link)).map_err(link_err(&xdp_path))?;
+            let tc_link = PinnedLink::from_pin(&tc_path).map_err(link_err(&tc_path))?;
+            let tc_link =
+                SchedClassifierLink::try_from(FdLink::from(tc_link)).map_err(link_err(&tc_path))?;
+            let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
+            xdp.attach_to_link(xdp_link)
+                .map_err(|source| DataplaneError::Program {
+                    name: PROG_XDP,
+                    what: "replace the pinned link's program",
+                    source,
+                })?;
+            let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
+            tc.attach_to_link(tc_link)
+                .map_err(|source| DataplaneError::Program {
+                    name: PROG_TC_NEIGH,
+                    what: "replace the pinned link's program",
+                    source,
+                })?;
+            return Ok(Attached::Replaced);
+        }
+        // Half a pair (an interrupted first start): start the interface afresh.
+        remove_pin(&xdp_path)?;
+        remove_pin(&tc_path)?;
+        let (used, xdp_id, tc_id) = self.attach_links(iface, mode)?;
+        let not_fd = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DataplaneError::Link { path, source }
+        };
+        let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
+        let link = xdp
+            .take_link(xdp_id)
+            .map_err(|source| DataplaneError::Program {
+                name: PROG_XDP,
+                what: "take link",
+                source,
+            })?;
+        FdLink::try_from(link)
+            .map_err(not_fd(&xdp_path))?
+            .pin(&xdp_path)
+            .map_err(pin_err(format!("XDP link of {iface}"), &xdp_path))?;
+        let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
+        let link = tc
+            .take_link(tc_id)
+            .map_err(|source| DataplaneError::Program {
+                name: PROG_TC_NEIGH,
+                what: "take link",
+                source,
+            })?;
+        FdLink::try_from(link)
+            .map_err(not_fd(&tc_path))?
+            .pin(&tc_path)
+            .map_err(pin_err(format!("TC link of {iface}"), &tc_path))?;
+        Ok(Attached::New(used))
+    }
+}
+
+/// Detaches interfaces no longer configured: removing the last reference to a
+/// pinned link detaches it. Returns the interfaces detached.
+pub fn detach_others(pins: &PinLayout, keep: &[String]) -> Result<Vec<String>, DataplaneError> {
+    let mut gone = Vec::new();
+    for iface in pins.linked_interfaces() {
+        if !keep.contains(&iface) {
+            remove_pin(&pins.xdp_link(&iface))?;
+            remove_pin(&pins.tc_link(&iface))?;
+            gone.push(iface);
+        }
+    }
+    Ok(gone)
+}

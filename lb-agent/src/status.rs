@@ -1,0 +1,150 @@
+//! What the agent shows: one snapshot type behind the CLI tables, `--json`, the
+//! control socket, `/metrics`, `/ready` and the status page. The daemon builds it
+//! every second from its config, health checks and the maps; the CLI builds the same
+//! from pinned maps when the daemon is down (health then "unknown").
+
+use serde::{Deserialize, Serialize};
+
+use crate::dataplane::Traffic;
+
+/// The whole picture.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    /// "daemon" (live, from the control socket) or "pinned maps" (daemon down).
+    pub source: String,
+    pub version: String,
+    pub config_file: String,
+    /// Seconds since the agent started (0 from pinned maps).
+    pub uptime_s: u64,
+    /// Whether the agent re-adopted pinned maps at start.
+    pub adopted: bool,
+    pub interfaces: Vec<InterfaceStatus>,
+    pub vips: Vec<VipStatus>,
+    /// Global verdict/reason counters, with rates.
+    pub counters: Vec<CounterStatus>,
+    /// Last reload: when and how it went.
+    pub last_reload: Option<ReloadStatus>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct InterfaceStatus {
+    pub name: String,
+    /// "native", "generic", or "replaced" (the pinned link of an earlier start).
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    pub at_unix: u64,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// Per-second rates over the last refresh.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub packets_per_s: f64,
+    pub bytes_per_s: f64,
+    pub new_flows_per_s: f64,
+}
+
+impl Rates {
+    /// Rates between two readings `secs` apart.
+    pub fn between(old: &Traffic, new: &Traffic, secs: f64) -> Self {
+        if secs <= 0.0 {
+            return Self::default();
+        }
+        let d = |a: u64, b: u64| b.saturating_sub(a) as f64 / secs;
+        Self {
+            packets_per_s: d(old.packets, new.packets),
+            bytes_per_s: d(old.bytes, new.bytes),
+            new_flows_per_s: d(old.new_flows, new.new_flows),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct VipStatus {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub protocol: String,
+    pub forwarding: String,
+    /// Check type ("tcp", "http", "https", "none").
+    pub check: String,
+    /// Backends taking new flows.
+    pub up: usize,
+    pub total: usize,
+    pub traffic: Traffic,
+    pub rates: Rates,
+    pub backends: Vec<BackendStatus>,
+    /// Live Maglev ring entries without a backend.
+    pub empty_ring_slots: u32,
+    pub ring_size: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BackendStatus {
+    pub address: String,
+    pub port: u16,
+    pub weight: u32,
+    /// Configured (or set by drain/enable): "enabled", "drain", "disabled".
+    pub admin: String,
+    /// Health: "up", "down", "unchecked" (type none) or "unknown" (daemon down).
+    pub health: String,
+    /// What the data plane does: "up", "drain", "down".
+    pub state: String,
+    pub last_check: Option<CheckStatus>,
+    /// When the health last changed (unix seconds; 0 = not since start).
+    pub since_unix: u64,
+    pub traffic: Traffic,
+    pub rates: Rates,
+    /// Entries of the live Maglev ring.
+    pub ring_slots: u32,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub ok: bool,
+    pub reason: String,
+    pub duration_ms: f64,
+    pub at_unix: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CounterStatus {
+    pub name: String,
+    pub value: u64,
+    pub per_s: f64,
+}
+
+impl Status {
+    /// VIPs with no backend taking new flows.
+    pub fn vips_without_backend(&self) -> Vec<&str> {
+        self.vips
+            .iter()
+            .filter(|v| v.up == 0)
+            .map(|v| v.name.as_str())
+            .collect()
+    }
+
+    pub fn vip(&self, name: &str) -> Option<&VipStatus> {
+        self.vips.iter().find(|v| v.name == name)
+    }
+}
+
+/// Seconds since the epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `addr:port`, IPv6 in brackets.
+pub fn host_port(addr: &str, port: u16) -> String {
+    if addr.contains(':') {
+        format!("[{addr}]:{port}")
+    } else {
+        format!("{addr}:{port}")
+    }
+}
