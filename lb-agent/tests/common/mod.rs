@@ -1,0 +1,241 @@
+//! An agent lab: a LAN of network namespaces (client, LB node, three backends), the
+//! real `lb-agent` binary running in the LB's namespace with pins under a fresh
+//! directory of the host's bpffs, and helpers to drive it (CLI, HTTP, signals).
+//! Everything is removed on drop. Needs root.
+
+#![allow(dead_code)] // each test binary uses a part
+
+pub mod servers;
+pub mod traffic;
+
+use std::{
+    fs,
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use lb_agent::{
+    lab::{Host, Lan, PeerPass, lan_v4, unique_name},
+    status::Status,
+};
+
+pub const LB: u8 = 1;
+pub const VIP: u8 = 10;
+pub const CLIENT: u8 = 100;
+pub const BACKENDS: [u8; 3] = [11, 12, 13];
+pub const AGENT: &str = env!("CARGO_BIN_EXE_lb-agent");
+/// `api_listen` inside the LB namespace.
+pub const API: &str = "127.0.0.1:9100";
+
+pub struct AgentLab {
+    pub dir: PathBuf,
+    pub pins: PathBuf,
+    pub config: PathBuf,
+    agent: Option<Child>,
+    pub client: Host,
+    pub backends: Vec<Host>,
+    _peer: PeerPass,
+    pub lb: Host,
+    pub lan: Lan,
+}
+
+impl AgentLab {
+    pub fn new() -> Self {
+        let lan = Lan::new().expect("switch");
+        let lb = lan.host("lbal", LB).expect("lb host");
+        let peer = PeerPass::attach(&lan.switch, &lb.port).expect("XDP on the LB's switch port");
+        let client = lan.host("lbac", CLIENT).expect("client host");
+        let backends: Vec<Host> = BACKENDS
+            .iter()
+            .map(|&n| lan.host("lbab", n).expect("backend host"))
+            .collect();
+        lb.ns
+            .ip(&["addr", "add", &format!("{}/32", lan_v4(VIP)), "dev", "eth0"])
+            .expect("vip");
+        lb.ns.ip(&["link", "set", "lo", "up"]).expect("lo");
+        lb.ns.sysctl("net.ipv4.ip_forward", "1").expect("forwarding");
+        let name = unique_name("lbagent");
+        let dir = std::env::temp_dir().join(&name);
+        fs::create_dir_all(&dir).expect("lab dir");
+        // `nsenter --net` keeps the host's mounts: the agent sees /sys/fs/bpf.
+        let pins = PathBuf::from("/sys/fs/bpf").join(&name);
+        let config = dir.join("lb.toml");
+        Self {
+            dir,
+            pins,
+            config,
+            agent: None,
+            client,
+            backends,
+            _peer: peer,
+            lb,
+            lan,
+        }
+    }
+
+    /// Writes the config: an `[agent]` section for this lab, then `vips` (TOML).
+    pub fn write_config(&self, vips: &str) {
+        let text = format!(
+            "[agent]\ninterfaces = [\"eth0\"]\nxdp_mode = \"native\"\npin_path = \"{}\"\n\
+             api_listen = \"{API}\"\ncontrol_socket = \"{}\"\nflow_table_size = 65536\n\n{vips}",
+            self.pins.display(),
+            self.dir.join("ctl.sock").display(),
+        );
+        fs::write(&self.config, text).expect("config");
+    }
+
+    /// Starts the agent and waits until its control socket answers.
+    pub fn start(&mut self) {
+        assert!(self.agent.is_none(), "agent already running");
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("agent.log"))
+            .expect("log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.lb.ns.name()))
+            .arg(AGENT)
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn the agent");
+        self.agent = Some(child);
+        let start = Instant::now();
+        loop {
+            if self.cli(&["status", "--json"]).status.success() && self.log().contains("running:") {
+                return;
+            }
+            if let Some(c) = self.agent.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("the agent exited ({st}) at start:\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the agent did not come up:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `kill -9` of the agent.
+    pub fn kill9(&mut self) {
+        let mut c = self.agent.take().expect("agent running");
+        c.kill().expect("kill -9");
+        let _ = c.wait();
+    }
+
+    /// SIGTERM, and waits for the agent to exit (asserting it exits cleanly).
+    pub fn terminate(&mut self) {
+        let mut c = self.agent.take().expect("agent running");
+        signal(&c, "TERM");
+        let st = c.wait().expect("wait");
+        assert!(st.success(), "agent exited with {st} on SIGTERM:\n{}", self.log());
+    }
+
+    pub fn sighup(&self) {
+        signal(self.agent.as_ref().expect("agent running"), "HUP");
+    }
+
+    /// `lb-agent ARGS --config CONFIG` from the host.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(AGENT)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run the CLI")
+    }
+
+    /// `lb-agent status --json`.
+    pub fn status(&self) -> Status {
+        let out = self.cli(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status JSON")
+    }
+
+    /// Polls the status until `ok` holds; returns how long it took.
+    pub fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&Status) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            if ok(&self.status()) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}; status: {:#?}\nlog:\n{}",
+                self.status().vips,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// GET `path` from the agent's HTTP endpoint: (status code, body).
+    pub fn http_get(&self, path: &str, auth: Option<&str>) -> (u16, String) {
+        let path = path.to_string();
+        let auth = auth.map(str::to_string);
+        self.lb
+            .ns
+            .run(move || {
+                let addr: SocketAddr = API.parse().expect("api");
+                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect api");
+                let auth = auth.map(|a| format!("Authorization: Basic {a}\r\n")).unwrap_or_default();
+                write!(s, "GET {path} HTTP/1.1\r\nHost: lb\r\n{auth}\r\n").expect("send");
+                let mut out = String::new();
+                s.read_to_string(&mut out).expect("read");
+                let code = out
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                (code, body)
+            })
+            .expect("http from the LB namespace")
+    }
+}
+
+fn signal(c: &Child, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &c.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success(), "kill -{sig} failed");
+}
+
+impl Drop for AgentLab {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("agent log:\n{}", self.log());
+        }
+        // Removing the pinned links detaches the program; the maps go with the dir.
+        let _ = fs::remove_dir_all(&self.pins);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A backend's reply name (what lab servers answer).
+pub fn name(index: u8) -> String {
+    format!("backend-{index}")
+}
