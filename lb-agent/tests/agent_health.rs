@@ -8,7 +8,10 @@ mod common;
 
 use std::{fs, net::SocketAddr, time::Duration, time::Instant};
 
-use common::{AgentLab, BACKENDS, CLIENT, VIP, name, servers::{WebServer, self_signed}};
+use common::{
+    AgentLab, BACKENDS, CLIENT, VIP, name,
+    servers::{WebServer, self_signed},
+};
 use lb_agent::{
     lab::{TcpServer, connections, lan_v4},
     status::Status,
@@ -20,7 +23,11 @@ const RISE: u64 = 2;
 /// What the CLI round trip and polling add to a measured time.
 const SLACK_MS: u64 = 250;
 /// (VIP name, client port, check type).
-const VIPS: [(&str, u16, &str); 3] = [("tcp", 80, "tcp"), ("http", 81, "http"), ("https", 82, "https")];
+const VIPS: [(&str, u16, &str); 3] = [
+    ("tcp", 80, "tcp"),
+    ("http", 81, "http"),
+    ("https", 82, "https"),
+];
 
 fn config(lab: &AgentLab, ca: &std::path::Path) -> String {
     let mut out = String::new();
@@ -95,7 +102,11 @@ fn seen_within(
                 when.push((vip, now));
             }
         }
-        assert!(now <= limit, "not within {limit:?}: only {when:?}; {:#?}", s.vips);
+        assert!(
+            now <= limit,
+            "not within {limit:?}: only {when:?}; {:#?}",
+            s.vips
+        );
     }
     when
 }
@@ -107,7 +118,9 @@ fn tcp_http_https_backends_go_down_and_come_back() {
     let ca = lab.dir.join("ca.pem");
     fs::write(&ca, pem).expect("ca");
     lab.write_config(&config(&lab, &ca));
-    let mut all: Vec<Servers> = (0..BACKENDS.len()).map(|i| servers(&lab, i, &tls)).collect();
+    let mut all: Vec<Servers> = (0..BACKENDS.len())
+        .map(|i| servers(&lab, i, &tls))
+        .collect();
     lab.start();
     lab.wait_for("all backends up", Duration::from_secs(5), |s| {
         s.vips.len() == 3 && s.vips.iter().all(|v| v.up == 3)
@@ -133,19 +146,31 @@ fn tcp_http_https_backends_go_down_and_come_back() {
         let b = backend(&s, vip, 11);
         assert_eq!(b.ring_slots, 0, "{vip}: a down backend keeps no ring share");
         let check = b.last_check.as_ref().expect("last check");
-        assert!(!check.ok && check.reason.starts_with("L4 connection refused"), "{vip}: {check:?}");
+        assert!(
+            !check.ok && check.reason.starts_with("L4 connection refused"),
+            "{vip}: {check:?}"
+        );
     }
     let log = lab.log();
     for (vip, port, _) in VIPS {
         let line = format!("backend {vip}/198.18.1.11:{port} DOWN: L4 connection refused after");
-        assert_eq!(log.matches(&line).count(), 1, "{vip}: one DOWN line expected:\n{log}");
+        assert_eq!(
+            log.matches(&line).count(),
+            1,
+            "{vip}: one DOWN line expected:\n{log}"
+        );
     }
     assert!(log.contains(", 2 of 3 up"), "{log}");
 
     // New connections avoid the down backend (and none fails).
     for (vip, port, _) in VIPS {
-        let t = connections(&lab.client.ns, SocketAddr::new(lan_v4(VIP), port), 120, Duration::from_secs(2))
-            .expect("client");
+        let t = connections(
+            &lab.client.ns,
+            SocketAddr::new(lan_v4(VIP), port),
+            120,
+            Duration::from_secs(2),
+        )
+        .expect("client");
         assert_eq!(t.failures, 0, "{vip}: {:?}", t.first_failure);
         assert!(!t.answers.contains_key(&name(11)), "{vip}: {:?}", t.answers);
         assert_eq!(t.answers.len(), 2, "{vip}: {:?}", t.answers);
@@ -155,7 +180,10 @@ fn tcp_http_https_backends_go_down_and_come_back() {
         metrics.contains("lb_backend_up{vip=\"http\",backend=\"198.18.1.11:81\"} 0"),
         "{metrics}"
     );
-    assert!(metrics.contains("lb_vip_backends_up{vip=\"https\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("lb_vip_backends_up{vip=\"https\"} 2"),
+        "{metrics}"
+    );
 
     // Back up: rise successes at fastinter.
     let tls2 = tls.clone();
@@ -163,12 +191,23 @@ fn tcp_http_https_backends_go_down_and_come_back() {
     let up_at = Instant::now();
     all[0] = servers(&lab, 0, &tls2);
     let limit = Duration::from_millis(INTERVAL_MS * RISE + INTERVAL_MS + SLACK_MS);
-    let took = seen_within(&lab, up_at, limit, |s, vip| backend(s, vip, 11).state == "up");
+    let took = seen_within(&lab, up_at, limit, |s, vip| {
+        backend(s, vip, 11).state == "up"
+    });
     eprintln!("backend 11 seen up after its servers restarted: {took:?} (limit {limit:?})");
-    let t = connections(&lab.client.ns, SocketAddr::new(lan_v4(VIP), 81), 150, Duration::from_secs(2))
-        .expect("client");
+    let t = connections(
+        &lab.client.ns,
+        SocketAddr::new(lan_v4(VIP), 81),
+        150,
+        Duration::from_secs(2),
+    )
+    .expect("client");
     assert_eq!(t.failures, 0, "{:?}", t.first_failure);
-    assert!(t.answers.get(&name(11)).copied().unwrap_or(0) > 10, "{:?}", t.answers);
+    assert!(
+        t.answers.get(&name(11)).copied().unwrap_or(0) > 10,
+        "{:?}",
+        t.answers
+    );
 
     // Every backend of one VIP down: /ready names it.
     for s in &mut all {
@@ -181,8 +220,16 @@ fn tcp_http_https_backends_go_down_and_come_back() {
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("no healthy backend for VIP tcp"), "{body}");
     assert_eq!(lab.http_get("/healthz", None).0, 200);
-    let t = connections(&lab.client.ns, SocketAddr::new(lan_v4(VIP), 80), 5, Duration::from_secs(2))
-        .expect("client");
-    assert_eq!(t.failures, 5, "no backend: on_no_backend = reset refuses at once");
+    let t = connections(
+        &lab.client.ns,
+        SocketAddr::new(lan_v4(VIP), 80),
+        5,
+        Duration::from_secs(2),
+    )
+    .expect("client");
+    assert_eq!(
+        t.failures, 5,
+        "no backend: on_no_backend = reset refuses at once"
+    );
     let _ = CLIENT;
 }

@@ -18,7 +18,10 @@ use super::{
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
 
-pub(super) async fn serve(path: &Path, asks: mpsc::Sender<Ask>) -> Result<JoinHandle<()>, AgentError> {
+pub(super) async fn serve(
+    path: &Path,
+    asks: mpsc::Sender<Ask>,
+) -> Result<JoinHandle<()>, AgentError> {
     let io = |what| {
         let path = path.to_path_buf();
         move |source| AgentError::Io { what, path, source }

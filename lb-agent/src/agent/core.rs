@@ -117,10 +117,7 @@ impl Agent {
 
     /// The admin state in force for a backend.
     pub(super) fn admin(&self, vip: &VipConfig, b: &BackendConfig) -> AdminState {
-        self.overrides
-            .get(&key(vip, b))
-            .copied()
-            .unwrap_or(b.state)
+        self.overrides.get(&key(vip, b)).copied().unwrap_or(b.state)
     }
 
     /// Health as the data plane should see it: checked backends by their checker,
@@ -175,9 +172,9 @@ impl Agent {
                 } else {
                     let t = health::client_config(v.check.tls_verify, v.check.ca_file.as_deref())
                         .map_err(|source| AgentError::Health {
-                            vip: v.name.clone(),
-                            source,
-                        })?;
+                        vip: v.name.clone(),
+                        source,
+                    })?;
                     tls_by_vip.insert(v.name.clone(), t.clone());
                     Some(t)
                 }

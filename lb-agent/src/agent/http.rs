@@ -30,7 +30,12 @@ pub(super) async fn serve(
             path: addr.to_string().into(),
             source,
         })?;
-    let expected = auth.map(|a| format!("Basic {}", base64(format!("{}:{}", a.user, a.password).as_bytes())));
+    let expected = auth.map(|a| {
+        format!(
+            "Basic {}",
+            base64(format!("{}:{}", a.user, a.password).as_bytes())
+        )
+    });
     Ok(tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -116,11 +121,17 @@ fn route(path: &str, status: &Status, auth: Option<&str>, given: Option<&str>) -
             if status.interfaces.is_empty() {
                 text(503, "not ready: the program is not attached yet\n".into())
             } else if missing.is_empty() {
-                text(200, format!("ready: {} VIPs have a healthy backend\n", status.vips.len()))
+                text(
+                    200,
+                    format!("ready: {} VIPs have a healthy backend\n", status.vips.len()),
+                )
             } else {
                 text(
                     503,
-                    format!("not ready: no healthy backend for VIP {}\n", missing.join(", ")),
+                    format!(
+                        "not ready: no healthy backend for VIP {}\n",
+                        missing.join(", ")
+                    ),
                 )
             }
         }
@@ -157,7 +168,10 @@ fn route(path: &str, status: &Status, auth: Option<&str>, given: Option<&str>) -
                 }
             }
         }
-        _ => text(404, "not found: try /metrics, /ready, /healthz, /stats\n".into()),
+        _ => text(
+            404,
+            "not found: try /metrics, /ready, /healthz, /stats\n".into(),
+        ),
     }
 }
 
@@ -166,7 +180,11 @@ fn base64(data: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -6,7 +6,9 @@ use crate::status::{Status, host_port};
 
 /// A label value escaped as the format asks.
 fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 struct Family<'a> {
@@ -48,7 +50,11 @@ pub fn render(s: &Status) -> String {
             1.0,
         );
     }
-    f.head("lb_uptime_seconds", "gauge", "Seconds since the agent started.");
+    f.head(
+        "lb_uptime_seconds",
+        "gauge",
+        "Seconds since the agent started.",
+    );
     f.sample("lb_uptime_seconds", &[], s.uptime_s as f64);
     f.head(
         "lb_maps_adopted",
@@ -57,10 +63,26 @@ pub fn render(s: &Status) -> String {
     );
     f.sample("lb_maps_adopted", &[], f64::from(u8::from(s.adopted)));
     if let Some(r) = &s.last_reload {
-        f.head("lb_config_last_reload_success", "gauge", "1 if the last reload was applied.");
-        f.sample("lb_config_last_reload_success", &[], f64::from(u8::from(r.ok)));
-        f.head("lb_config_last_reload_timestamp_seconds", "gauge", "When the last reload ran.");
-        f.sample("lb_config_last_reload_timestamp_seconds", &[], r.at_unix as f64);
+        f.head(
+            "lb_config_last_reload_success",
+            "gauge",
+            "1 if the last reload was applied.",
+        );
+        f.sample(
+            "lb_config_last_reload_success",
+            &[],
+            f64::from(u8::from(r.ok)),
+        );
+        f.head(
+            "lb_config_last_reload_timestamp_seconds",
+            "gauge",
+            "When the last reload ran.",
+        );
+        f.sample(
+            "lb_config_last_reload_timestamp_seconds",
+            &[],
+            r.at_unix as f64,
+        );
     }
     f.head(
         "lb_dataplane_packets_total",
@@ -68,11 +90,23 @@ pub fn render(s: &Status) -> String {
         "Packets by what the XDP program did and why (reason label).",
     );
     for c in &s.counters {
-        f.sample("lb_dataplane_packets_total", &[("reason", &c.name)], c.value as f64);
+        f.sample(
+            "lb_dataplane_packets_total",
+            &[("reason", &c.name)],
+            c.value as f64,
+        );
     }
     let vip_families: [(&str, &str, &str); 3] = [
-        ("lb_vip_packets_total", "counter", "Packets to the VIP forwarded to a backend."),
-        ("lb_vip_bytes_total", "counter", "Bytes to the VIP forwarded to a backend."),
+        (
+            "lb_vip_packets_total",
+            "counter",
+            "Packets to the VIP forwarded to a backend.",
+        ),
+        (
+            "lb_vip_bytes_total",
+            "counter",
+            "Bytes to the VIP forwarded to a backend.",
+        ),
         ("lb_vip_flows_total", "counter", "New flows to the VIP."),
     ];
     for (i, (name, kind, help)) in vip_families.iter().enumerate() {
@@ -82,7 +116,11 @@ pub fn render(s: &Status) -> String {
             f.sample(name, &[("vip", &v.name)], value as f64);
         }
     }
-    f.head("lb_vip_backends_up", "gauge", "Backends of the VIP taking new flows.");
+    f.head(
+        "lb_vip_backends_up",
+        "gauge",
+        "Backends of the VIP taking new flows.",
+    );
     for v in &s.vips {
         f.sample("lb_vip_backends_up", &[("vip", &v.name)], v.up as f64);
     }
@@ -91,9 +129,21 @@ pub fn render(s: &Status) -> String {
         f.sample("lb_vip_backends", &[("vip", &v.name)], v.total as f64);
     }
     let backend_families: [(&str, &str, &str); 3] = [
-        ("lb_backend_packets_total", "counter", "Packets forwarded to the backend."),
-        ("lb_backend_bytes_total", "counter", "Bytes forwarded to the backend."),
-        ("lb_backend_flows_total", "counter", "New flows sent to the backend."),
+        (
+            "lb_backend_packets_total",
+            "counter",
+            "Packets forwarded to the backend.",
+        ),
+        (
+            "lb_backend_bytes_total",
+            "counter",
+            "Bytes forwarded to the backend.",
+        ),
+        (
+            "lb_backend_flows_total",
+            "counter",
+            "New flows sent to the backend.",
+        ),
     ];
     for (i, (name, kind, help)) in backend_families.iter().enumerate() {
         f.head(name, kind, help);
@@ -114,7 +164,11 @@ pub fn render(s: &Status) -> String {
         for b in &v.backends {
             let hp = host_port(&b.address, b.port);
             let up = matches!(b.health.as_str(), "up" | "unchecked");
-            f.sample("lb_backend_up", &[("vip", &v.name), ("backend", &hp)], f64::from(u8::from(up)));
+            f.sample(
+                "lb_backend_up",
+                &[("vip", &v.name), ("backend", &hp)],
+                f64::from(u8::from(up)),
+            );
         }
     }
     f.head(

@@ -96,7 +96,10 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     // nothing is rewritten).
     agent.apply()?;
     for iface in &config.agent.interfaces {
-        let mode = match agent.dp.attach_pinned(iface, config.agent.xdp_mode, &pins)? {
+        let mode = match agent
+            .dp
+            .attach_pinned(iface, config.agent.xdp_mode, &pins)?
+        {
             Attached::New(m) => {
                 let m = format!("{m:?}").to_lowercase();
                 log::info!("{iface}: XDP attached in {m} mode, links pinned");
@@ -234,9 +237,7 @@ impl Agent {
                 Err(e) => Err(e),
             },
             Request::Drain { vip, backend } => self.set_admin(&vip, &backend, AdminState::Drain),
-            Request::Enable { vip, backend } => {
-                self.set_admin(&vip, &backend, AdminState::Enabled)
-            }
+            Request::Enable { vip, backend } => self.set_admin(&vip, &backend, AdminState::Enabled),
             Request::Reload => self.reload(),
         };
         match result {
@@ -276,7 +277,11 @@ impl Agent {
                         .join(", ")
                 ));
             }
-            _ => return Err(format!("{backend:?} matches several backends of {vip}: give ADDR:PORT")),
+            _ => {
+                return Err(format!(
+                    "{backend:?} matches several backends of {vip}: give ADDR:PORT"
+                ));
+            }
         };
         let k = core::key(v, &b);
         let previous = self.overrides.insert(k.clone(), state);

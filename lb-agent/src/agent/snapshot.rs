@@ -14,9 +14,7 @@ use crate::{
     dataplane::{
         BackendState, DataplaneError, Forwarding, MapSet, Protocol, ServiceView, Traffic, read,
     },
-    status::{
-        BackendStatus, CheckStatus, CounterStatus, Rates, Status, VipStatus, host_port,
-    },
+    status::{BackendStatus, CheckStatus, CounterStatus, Rates, Status, VipStatus, host_port},
 };
 
 pub fn protocol_name(p: Protocol) -> &'static str {
@@ -115,7 +113,11 @@ impl Agent {
                     Some(id) => read::backend_traffic(&mut self.dp, id)?,
                     None => Traffic::default(),
                 };
-                let bid = format!("backend/{}/{}", v.name, host_port(&b.address.to_string(), b.port));
+                let bid = format!(
+                    "backend/{}/{}",
+                    v.name,
+                    host_port(&b.address.to_string(), b.port)
+                );
                 let rates = rate(&bid, &t);
                 readings.insert(bid, t);
                 let c = self.checks.get(&key(v, b));
@@ -261,7 +263,8 @@ pub fn flow_list(
         }
         out.matched += 1;
         if out.flows.len() < limit {
-            out.flows.push(row(&k, &name, baddr, bport, e.snat_addr, e.snat_port));
+            out.flows
+                .push(row(&k, &name, baddr, bport, e.snat_addr, e.snat_port));
         }
     }
     Ok(out)
@@ -272,7 +275,10 @@ fn row(k: &FlowKey, name: &str, baddr: IpAddr, bport: u16, snat: [u32; 4], sport
     let bport = if bport == 0 { dport } else { bport };
     FlowRow {
         protocol: if k.proto == PROTO_TCP { "tcp" } else { "udp" }.into(),
-        client: host_port(&from_words(k.src, k.family).to_string(), u16::from_be(k.sport)),
+        client: host_port(
+            &from_words(k.src, k.family).to_string(),
+            u16::from_be(k.sport),
+        ),
         vip_name: name.into(),
         vip: host_port(&from_words(k.dst, k.family).to_string(), dport),
         backend: host_port(&baddr.to_string(), bport),
@@ -286,7 +292,10 @@ fn row(k: &FlowKey, name: &str, baddr: IpAddr, bport: u16, snat: [u32; 4], sport
 
 /// The picture from pinned maps alone (the daemon is down): states as the data
 /// plane holds them, health "unknown", no rates.
-pub fn offline_status(set: &mut impl MapSet, config: Option<&Config>) -> Result<Status, DataplaneError> {
+pub fn offline_status(
+    set: &mut impl MapSet,
+    config: Option<&Config>,
+) -> Result<Status, DataplaneError> {
     let views = read::services(set)?;
     let globals = read::global_counters(set)?.0;
     let mut vips = Vec::with_capacity(views.len());

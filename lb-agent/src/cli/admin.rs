@@ -27,13 +27,25 @@ fn done(t: &Target, r: Response) -> Result<()> {
 
 pub fn drain(a: &BackendArgs) -> Result<()> {
     let config = a.target.load()?;
-    let r = require(&config, &Request::Drain { vip: a.vip.clone(), backend: a.backend.clone() })?;
+    let r = require(
+        &config,
+        &Request::Drain {
+            vip: a.vip.clone(),
+            backend: a.backend.clone(),
+        },
+    )?;
     done(&a.target, r)
 }
 
 pub fn enable(a: &BackendArgs) -> Result<()> {
     let config = a.target.load()?;
-    let r = require(&config, &Request::Enable { vip: a.vip.clone(), backend: a.backend.clone() })?;
+    let r = require(
+        &config,
+        &Request::Enable {
+            vip: a.vip.clone(),
+            backend: a.backend.clone(),
+        },
+    )?;
     done(&a.target, r)
 }
 

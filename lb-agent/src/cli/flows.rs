@@ -11,7 +11,10 @@ use lb_agent::{
     dataplane::{PinLayout, PinnedMaps},
 };
 
-use super::{table::print, target::{Target, request}};
+use super::{
+    table::print,
+    target::{Target, request},
+};
 
 #[derive(Args)]
 pub struct FlowsArgs {
@@ -29,24 +32,30 @@ pub struct FlowsArgs {
 }
 
 pub fn run(a: &FlowsArgs) -> Result<()> {
-    let config = a.target.load()?;
+    let agent = a.target.load()?;
     let req = Request::Flows {
         vip: a.vip.clone(),
         backend: a.backend.clone(),
         limit: a.limit,
     };
-    let list: FlowList = match request(&config, &req)? {
+    let list: FlowList = match request(&agent, &req)? {
         Some(Response::Flows { flows }) => flows,
         Some(Response::Error { message }) => bail!("{message}"),
         Some(_) => bail!("unexpected answer from the agent"),
         None => {
             eprintln!(
                 "lb-agent is not running: reading the maps pinned under {}",
-                config.agent.pin_path.display()
+                agent.pin_path.display()
             );
-            let mut maps = PinnedMaps::open(&PinLayout::new(&config.agent.pin_path))?;
-            flow_list(&mut maps, Some(&config), a.vip.as_deref(), a.backend.as_deref(), a.limit)
-                .map_err(|e| anyhow!(e))?
+            let mut maps = PinnedMaps::open(&PinLayout::new(&agent.pin_path))?;
+            flow_list(
+                &mut maps,
+                agent.config.as_ref(),
+                a.vip.as_deref(),
+                a.backend.as_deref(),
+                a.limit,
+            )
+            .map_err(|e| anyhow!(e))?
         }
     };
     if a.target.json {
@@ -63,11 +72,18 @@ pub fn run(a: &FlowsArgs) -> Result<()> {
                 f.vip_name.clone(),
                 f.vip.clone(),
                 f.backend.clone(),
-                if f.snat.is_empty() { "-".into() } else { f.snat.clone() },
+                if f.snat.is_empty() {
+                    "-".into()
+                } else {
+                    f.snat.clone()
+                },
             ]
         })
         .collect();
-    print(&["PROTO", "CLIENT", "VIP", "VIP ADDRESS", "BACKEND", "SNAT"], &rows);
+    print(
+        &["PROTO", "CLIENT", "VIP", "VIP ADDRESS", "BACKEND", "SNAT"],
+        &rows,
+    );
     println!("{} flows matched, {} shown", list.matched, list.flows.len());
     Ok(())
 }

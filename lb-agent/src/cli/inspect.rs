@@ -52,18 +52,38 @@ pub fn show_status(t: &Target) -> Result<()> {
     println!("lb-agent {} ({})", s.version, s.source);
     if s.source == "daemon" {
         println!("config      {}", s.config_file);
-        println!("uptime      {}s{}", s.uptime_s, if s.adopted { ", adopted pinned maps at start" } else { "" });
-        let ifs: Vec<String> = s.interfaces.iter().map(|i| format!("{} ({})", i.name, i.mode)).collect();
+        println!(
+            "uptime      {}s{}",
+            s.uptime_s,
+            if s.adopted {
+                ", adopted pinned maps at start"
+            } else {
+                ""
+            }
+        );
+        let ifs: Vec<String> = s
+            .interfaces
+            .iter()
+            .map(|i| format!("{} ({})", i.name, i.mode))
+            .collect();
         println!("interfaces  {}", ifs.join(", "));
         if let Some(r) = &s.last_reload {
             let ago = unix_now().saturating_sub(r.at_unix);
-            println!("last reload {ago}s ago, {}: {}", if r.ok { "applied" } else { "rejected" }, r.message);
+            println!(
+                "last reload {ago}s ago, {}: {}",
+                if r.ok { "applied" } else { "rejected" },
+                r.message
+            );
         }
     }
     let missing = s.vips_without_backend();
     println!(
         "ready       {}",
-        if missing.is_empty() { "yes".to_string() } else { format!("no: no healthy backend for {}", missing.join(", ")) }
+        if missing.is_empty() {
+            "yes".to_string()
+        } else {
+            format!("no: no healthy backend for {}", missing.join(", "))
+        }
     );
     println!();
     vips_table(&s);
@@ -91,7 +111,10 @@ fn vips_table(s: &Status) {
         })
         .collect();
     print(
-        &["VIP", "ADDRESS", "PROTO", "FWD", "CHECK", "UP", "PACKETS", "BYTES", "FLOWS", "PKT/S", "FLOWS/S"],
+        &[
+            "VIP", "ADDRESS", "PROTO", "FWD", "CHECK", "UP", "PACKETS", "BYTES", "FLOWS", "PKT/S",
+            "FLOWS/S",
+        ],
         &rows,
     );
 }
@@ -120,7 +143,11 @@ pub fn backends(a: &BackendsArgs) -> Result<()> {
     if a.target.json {
         let list: Vec<_> = vips
             .iter()
-            .flat_map(|v| v.backends.iter().map(move |b| json!({"vip": v.name, "backend": b})))
+            .flat_map(|v| {
+                v.backends
+                    .iter()
+                    .map(move |b| json!({"vip": v.name, "backend": b}))
+            })
             .collect();
         return json_out(&list);
     }
@@ -150,7 +177,10 @@ pub fn backends(a: &BackendsArgs) -> Result<()> {
         }
     }
     print(
-        &["VIP", "BACKEND", "WEIGHT", "ADMIN", "HEALTH", "STATE", "CHECKED", "RESULT", "PACKETS", "FLOWS", "PKT/S"],
+        &[
+            "VIP", "BACKEND", "WEIGHT", "ADMIN", "HEALTH", "STATE", "CHECKED", "RESULT", "PACKETS",
+            "FLOWS", "PKT/S",
+        ],
         &rows,
     );
     Ok(())
@@ -158,7 +188,10 @@ pub fn backends(a: &BackendsArgs) -> Result<()> {
 
 pub fn stats(a: &StatsArgs) -> Result<()> {
     if !(0.1..=60.0).contains(&a.interval) {
-        bail!("--interval must be between 0.1 and 60 seconds, got {}", a.interval);
+        bail!(
+            "--interval must be between 0.1 and 60 seconds, got {}",
+            a.interval
+        );
     }
     let config = a.target.load()?;
     let first = status(&config)?;
@@ -169,7 +202,11 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
         .counters
         .iter()
         .map(|c| {
-            let old = first.counters.iter().find(|o| o.name == c.name).map_or(c.value, |o| o.value);
+            let old = first
+                .counters
+                .iter()
+                .find(|o| o.name == c.name)
+                .map_or(c.value, |o| o.value);
             (c.name.clone(), c.value, rate(old, c.value))
         })
         .collect();
@@ -200,19 +237,42 @@ pub fn stats(a: &StatsArgs) -> Result<()> {
     let rows: Vec<Vec<String>> = vips
         .iter()
         .map(|(n, r, p, f)| {
-            vec![n.clone(), p.to_string(), si(r.packets_per_s), si(r.bytes_per_s), f.to_string(), si(r.new_flows_per_s)]
+            vec![
+                n.clone(),
+                p.to_string(),
+                si(r.packets_per_s),
+                si(r.bytes_per_s),
+                f.to_string(),
+                si(r.new_flows_per_s),
+            ]
         })
         .collect();
-    print(&["VIP", "PACKETS", "PKT/S", "BYTES/S", "FLOWS", "FLOWS/S"], &rows);
+    print(
+        &["VIP", "PACKETS", "PKT/S", "BYTES/S", "FLOWS", "FLOWS/S"],
+        &rows,
+    );
     Ok(())
 }
 
 pub fn maglev(a: &MaglevArgs) -> Result<()> {
     let s = status(&a.target.load()?)?;
-    let v = s
-        .vip(&a.vip)
-        .ok_or_else(|| anyhow!("no VIP named {:?} (known: {})", a.vip, s.vips.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")))?;
-    let up_weight: u64 = v.backends.iter().filter(|b| b.state == "up").map(|b| u64::from(b.weight)).sum();
+    let v = s.vip(&a.vip).ok_or_else(|| {
+        anyhow!(
+            "no VIP named {:?} (known: {})",
+            a.vip,
+            s.vips
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let up_weight: u64 = v
+        .backends
+        .iter()
+        .filter(|b| b.state == "up")
+        .map(|b| u64::from(b.weight))
+        .sum();
     let size = f64::from(v.ring_size.max(1));
     let rows: Vec<(String, u32, String, u32, f64, f64)> = v
         .backends
@@ -223,7 +283,14 @@ pub fn maglev(a: &MaglevArgs) -> Result<()> {
             } else {
                 0.0
             };
-            (host_port(&b.address, b.port), b.weight, b.state.clone(), b.ring_slots, f64::from(b.ring_slots) * 100.0 / size, expected)
+            (
+                host_port(&b.address, b.port),
+                b.weight,
+                b.state.clone(),
+                b.ring_slots,
+                f64::from(b.ring_slots) * 100.0 / size,
+                expected,
+            )
         })
         .collect();
     if a.target.json {
@@ -234,11 +301,33 @@ pub fn maglev(a: &MaglevArgs) -> Result<()> {
             "backends": rows.iter().map(|(b, w, st, n, sh, ex)| json!({"backend": b, "weight": w, "state": st, "slots": n, "share_pct": sh, "weight_share_pct": ex})).collect::<Vec<_>>(),
         }));
     }
-    println!("{}: Maglev ring of {} entries, {} without a backend", v.name, v.ring_size, v.empty_ring_slots);
+    println!(
+        "{}: Maglev ring of {} entries, {} without a backend",
+        v.name, v.ring_size, v.empty_ring_slots
+    );
     let table: Vec<Vec<String>> = rows
         .iter()
-        .map(|(b, w, st, n, sh, ex)| vec![b.clone(), w.to_string(), st.clone(), n.to_string(), format!("{sh:.2}%"), format!("{ex:.2}%")])
+        .map(|(b, w, st, n, sh, ex)| {
+            vec![
+                b.clone(),
+                w.to_string(),
+                st.clone(),
+                n.to_string(),
+                format!("{sh:.2}%"),
+                format!("{ex:.2}%"),
+            ]
+        })
         .collect();
-    print(&["BACKEND", "WEIGHT", "STATE", "SLOTS", "SHARE", "WEIGHT SHARE"], &table);
+    print(
+        &[
+            "BACKEND",
+            "WEIGHT",
+            "STATE",
+            "SLOTS",
+            "SHARE",
+            "WEIGHT SHARE",
+        ],
+        &table,
+    );
     Ok(())
 }

@@ -79,3 +79,34 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
             .collect(),
     ))
 }
+
+/// Where the agent of config `path` listens and pins, read even from a file with
+/// errors elsewhere (so the CLI can still reach the daemon running the last good
+/// config). Missing or unreadable keys give the defaults.
+pub fn endpoints(path: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), ConfigErrors> {
+    if let Ok(c) = load(path) {
+        return Ok((c.agent.control_socket, c.agent.pin_path));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            key: "-".into(),
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    let doc: toml::Table = toml::from_str(&text).unwrap_or_default();
+    let agent = doc.get("agent").and_then(|a| a.as_table());
+    let key = |k: &str, default: &str| {
+        std::path::PathBuf::from(
+            agent
+                .and_then(|a| a.get(k))
+                .and_then(|v| v.as_str())
+                .unwrap_or(default),
+        )
+    };
+    Ok((
+        key("control_socket", defaults::CONTROL_SOCKET),
+        key("pin_path", defaults::PIN_PATH),
+    ))
+}

@@ -45,7 +45,10 @@ impl Dataplane {
         let vip_generations: Vec<u32> = {
             let map: Array<&mut MapData, u32> = self.map_mut(MAP_VIP_GENERATIONS)?;
             (0..caps.max_vips)
-                .map(|i| map.get(&i, 0).map_err(map_err(MAP_VIP_GENERATIONS, "lookup")))
+                .map(|i| {
+                    map.get(&i, 0)
+                        .map_err(map_err(MAP_VIP_GENERATIONS, "lookup"))
+                })
                 .collect::<Result<_, _>>()?
         };
         let p = &mut self.programmer;
@@ -55,10 +58,10 @@ impl Dataplane {
         let mut by_vip: HashMap<u32, HashMap<(std::net::IpAddr, u16), u32>> = HashMap::new();
         for (slot, b) in backends.iter().enumerate() {
             if b.family != 0 {
-                by_vip
-                    .entry(b.vip_id)
-                    .or_default()
-                    .insert((from_words(b.addr, b.family), u16::from_be(b.port)), slot as u32);
+                by_vip.entry(b.vip_id).or_default().insert(
+                    (from_words(b.addr, b.family), u16::from_be(b.port)),
+                    slot as u32,
+                );
             }
         }
         let mut used_vips = Vec::new();
@@ -76,7 +79,11 @@ impl Dataplane {
                 continue;
             }
             used_vips.push(meta.id);
-            let sid = (from_words(key.addr, key.family), u16::from_be(key.port), protocol);
+            let sid = (
+                from_words(key.addr, key.family),
+                u16::from_be(key.port),
+                protocol,
+            );
             p.services.insert(
                 sid,
                 Programmed {
@@ -91,7 +98,9 @@ impl Dataplane {
         }
         // Backends of no service (an agent stopped between writes) are freed below.
         let orphans: Vec<u32> = by_vip.into_values().flat_map(|m| m.into_values()).collect();
-        p.free_vips = (0..caps.max_vips).filter(|i| !used_vips.contains(i)).collect();
+        p.free_vips = (0..caps.max_vips)
+            .filter(|i| !used_vips.contains(i))
+            .collect();
         p.free_backends = backends
             .iter()
             .enumerate()
@@ -108,7 +117,10 @@ impl Dataplane {
             let base = (id * 2 + ring) * caps.ring_size;
             let map: Array<&mut MapData, u32> = self.map_mut(MAP_RINGS)?;
             let table: Vec<u32> = (0..caps.ring_size)
-                .map(|i| map.get(&(base + i), 0).map_err(map_err(MAP_RINGS, "lookup")))
+                .map(|i| {
+                    map.get(&(base + i), 0)
+                        .map_err(map_err(MAP_RINGS, "lookup"))
+                })
                 .collect::<Result<_, _>>()?;
             if let Some(s) = self.programmer.services.get_mut(&sid) {
                 s.table = table;
@@ -116,7 +128,9 @@ impl Dataplane {
         }
         let live = {
             let map: Array<&mut MapData, u32> = self.map_mut(MAP_ADDR_TABLE_LIVE)?;
-            map.get(&0, 0).map_err(map_err(MAP_ADDR_TABLE_LIVE, "lookup"))? & 1
+            map.get(&0, 0)
+                .map_err(map_err(MAP_ADDR_TABLE_LIVE, "lookup"))?
+                & 1
         };
         let halves: Vec<AddrSlot> = {
             let map: Array<&mut MapData, AddrSlot> = self.map_mut(MAP_ADDR_TABLE)?;
@@ -136,11 +150,19 @@ impl Dataplane {
     /// Every backend the data plane serves, with its state there (after `adopt`,
     /// what the previous agent had: the health to start from).
     pub fn programmed_backends(&mut self) -> Result<Vec<AdoptedBackend>, DataplaneError> {
-        let slots: Vec<((std::net::IpAddr, u16, Protocol), (std::net::IpAddr, u16), u32)> = self
+        let slots: Vec<(
+            (std::net::IpAddr, u16, Protocol),
+            (std::net::IpAddr, u16),
+            u32,
+        )> = self
             .programmer
             .services
             .iter()
-            .flat_map(|(sid, p)| p.backends.iter().map(move |(bid, slot)| (*sid, *bid, *slot)))
+            .flat_map(|(sid, p)| {
+                p.backends
+                    .iter()
+                    .map(move |(bid, slot)| (*sid, *bid, *slot))
+            })
             .collect();
         let map: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
         let mut out = Vec::with_capacity(slots.len());

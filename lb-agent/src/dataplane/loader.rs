@@ -13,9 +13,7 @@ use lb_common::{
     PROG_TC_NEIGH, PROG_XDP,
 };
 
-use super::{
-    Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer, shapes::map_shapes,
-};
+use super::{Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer, shapes::map_shapes};
 
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +162,10 @@ impl Dataplane {
     }
 }
 
-pub(super) fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DataplaneError>
+pub(super) fn program<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut T, DataplaneError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {

@@ -16,13 +16,13 @@ mod simulate;
 
 pub use adopt::AdoptedBackend;
 pub use capacity::Capacities;
-pub use mapset::{MapSet, PinnedMaps};
-pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use error::DataplaneError;
 pub use loader::{AttachMode, Dataplane};
+pub use mapset::{MapSet, PinnedMaps};
 pub use pins::{Attached, PinLayout, detach_others, prepare_dir};
-pub use shapes::{MapShape, map_shapes};
+pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};
+pub use shapes::{MapShape, map_shapes};
 pub use simulate::{ClientFlow, Simulated};
 
 /// The compiled XDP object, built by build.rs into OUT_DIR.

@@ -249,7 +249,8 @@ impl Dataplane {
                 move |source| DataplaneError::Link { path, source }
             };
             let xdp_link = PinnedLink::from_pin(&xdp_path).map_err(link_err(&xdp_path))?;
-            let xdp_link = XdpLink::try_from(FdLink::from(xdp_link)).map_err(link_err(&xdp_path))?;
+            let xdp_link =
+                XdpLink::try_from(FdLink::from(xdp_link)).map_err(link_err(&xdp_path))?;
             let tc_link = PinnedLink::from_pin(&tc_path).map_err(link_err(&tc_path))?;
             let tc_link =
                 SchedClassifierLink::try_from(FdLink::from(tc_link)).map_err(link_err(&tc_path))?;

@@ -18,9 +18,7 @@ use super::{
 };
 
 /// Packets, bytes and new flows of a VIP or backend.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Traffic {
     pub packets: u64,
     pub bytes: u64,
@@ -60,11 +58,7 @@ pub fn backend_traffic(set: &mut impl MapSet, id: u32) -> Result<Traffic, Datapl
     traffic(set, MAP_BACKEND_STATS, id)
 }
 
-fn traffic(
-    set: &mut impl MapSet,
-    name: &'static str,
-    id: u32,
-) -> Result<Traffic, DataplaneError> {
+fn traffic(set: &mut impl MapSet, name: &'static str, id: u32) -> Result<Traffic, DataplaneError> {
     let stats: PerCpuArray<&mut MapData, TrafficCounters> = typed(set, name)?;
     let v = stats.get(&id, 0).map_err(map_err(name, "lookup"))?;
     Ok(v.iter().fold(Traffic::default(), |t, c| Traffic {
@@ -139,7 +133,9 @@ pub fn services(set: &mut impl MapSet) -> Result<Vec<ServiceView>, DataplaneErro
         let base = (meta.id * 2 + (meta.ring & 1)) * ring_size;
         let mut shares: HashMap<u32, u32> = HashMap::new();
         for i in 0..ring_size {
-            let slot = rings.get(&(base + i), 0).map_err(map_err(MAP_RINGS, "lookup"))?;
+            let slot = rings
+                .get(&(base + i), 0)
+                .map_err(map_err(MAP_RINGS, "lookup"))?;
             *shares.entry(slot).or_default() += 1;
         }
         let mut bs: Vec<BackendView> = backends

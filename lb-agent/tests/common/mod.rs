@@ -56,7 +56,9 @@ impl AgentLab {
             .ip(&["addr", "add", &format!("{}/32", lan_v4(VIP)), "dev", "eth0"])
             .expect("vip");
         lb.ns.ip(&["link", "set", "lo", "up"]).expect("lo");
-        lb.ns.sysctl("net.ipv4.ip_forward", "1").expect("forwarding");
+        lb.ns
+            .sysctl("net.ipv4.ip_forward", "1")
+            .expect("forwarding");
         let name = unique_name("lbagent");
         let dir = std::env::temp_dir().join(&name);
         fs::create_dir_all(&dir).expect("lab dir");
@@ -90,6 +92,7 @@ impl AgentLab {
     /// Starts the agent and waits until its control socket answers.
     pub fn start(&mut self) {
         assert!(self.agent.is_none(), "agent already running");
+        let logged = self.log().len();
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -108,7 +111,7 @@ impl AgentLab {
         self.agent = Some(child);
         let start = Instant::now();
         loop {
-            if self.cli(&["status", "--json"]).status.success() && self.log().contains("running:") {
+            if self.log()[logged..].contains("running:") && self.status().source == "daemon" {
                 return;
             }
             if let Some(c) = self.agent.as_mut()
@@ -137,7 +140,11 @@ impl AgentLab {
         let mut c = self.agent.take().expect("agent running");
         signal(&c, "TERM");
         let st = c.wait().expect("wait");
-        assert!(st.success(), "agent exited with {st} on SIGTERM:\n{}", self.log());
+        assert!(
+            st.success(),
+            "agent exited with {st} on SIGTERM:\n{}",
+            self.log()
+        );
     }
 
     pub fn sighup(&self) {
@@ -195,8 +202,11 @@ impl AgentLab {
             .ns
             .run(move || {
                 let addr: SocketAddr = API.parse().expect("api");
-                let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect api");
-                let auth = auth.map(|a| format!("Authorization: Basic {a}\r\n")).unwrap_or_default();
+                let mut s =
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect api");
+                let auth = auth
+                    .map(|a| format!("Authorization: Basic {a}\r\n"))
+                    .unwrap_or_default();
                 write!(s, "GET {path} HTTP/1.1\r\nHost: lb\r\n{auth}\r\n").expect("send");
                 let mut out = String::new();
                 s.read_to_string(&mut out).expect("read");
@@ -205,7 +215,10 @@ impl AgentLab {
                     .nth(1)
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(0);
-                let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+                let body = out
+                    .split_once("\r\n\r\n")
+                    .map(|(_, b)| b.to_string())
+                    .unwrap_or_default();
                 (code, body)
             })
             .expect("http from the LB namespace")

@@ -55,7 +55,9 @@ impl WebServer {
                 let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
                 let serve = async {
                     loop {
-                        let Ok((s, _)) = l.accept().await else { continue };
+                        let Ok((s, _)) = l.accept().await else {
+                            continue;
+                        };
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             match acceptor {
@@ -75,7 +77,9 @@ impl WebServer {
                 }
             });
         });
-        ready.recv_timeout(Duration::from_secs(5)).expect("web server up");
+        ready
+            .recv_timeout(Duration::from_secs(5))
+            .expect("web server up");
         Self {
             stop: Some(stop),
             thread: Some(thread),
@@ -148,7 +152,9 @@ impl EchoServer {
                 }
             }
         });
-        ready.recv_timeout(Duration::from_secs(5)).expect("echo server up");
+        ready
+            .recv_timeout(Duration::from_secs(5))
+            .expect("echo server up");
         Self {
             stop,
             thread: Some(thread),

@@ -71,10 +71,13 @@ impl Stream {
 }
 
 fn one(target: SocketAddr) -> Result<String, String> {
-    let mut s = TcpStream::connect_timeout(&target, TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut s =
+        TcpStream::connect_timeout(&target, TIMEOUT).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
     let mut answer = String::new();
-    s.read_to_string(&mut answer).map_err(|e| format!("read: {e}"))?;
+    s.read_to_string(&mut answer)
+        .map_err(|e| format!("read: {e}"))?;
     let answer = answer.trim().to_string();
     if answer.is_empty() {
         return Err("empty answer".into());
