@@ -120,6 +120,9 @@ pub fn render(s: &Status) -> String {
         h.push_str("</table>");
     }
     h.push_str("<table><caption>data plane counters</caption><tr><th>reason</th><th>packets</th><th>per s</th></tr>");
+    if s.counters.iter().all(|c| c.value == 0) {
+        h.push_str("<tr><td class=\"l\" colspan=\"3\">no packets yet</td></tr>");
+    }
     for c in s.counters.iter().filter(|c| c.value > 0) {
         let _ = write!(
             h,

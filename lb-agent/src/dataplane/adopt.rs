@@ -14,7 +14,7 @@ use lb_common::{
 
 use super::{
     BackendState, Dataplane, DataplaneError, Protocol,
-    services::{Programmed, map_err},
+    services::{BackendId, Programmed, ServiceId, map_err},
 };
 
 /// A backend found in the maps, with the state the data plane last had for it.
@@ -108,7 +108,7 @@ impl Dataplane {
             .map(|(i, _)| i as u32)
             .collect();
         // The live rings, so an unchanged table is not rewritten.
-        let rings: Vec<(std::net::IpAddr, u16, Protocol)> = p.services.keys().copied().collect();
+        let rings: Vec<ServiceId> = p.services.keys().copied().collect();
         for sid in rings {
             let (id, ring) = match self.programmer.services.get(&sid) {
                 Some(s) => (s.id, s.ring),
@@ -150,11 +150,7 @@ impl Dataplane {
     /// Every backend the data plane serves, with its state there (after `adopt`,
     /// what the previous agent had: the health to start from).
     pub fn programmed_backends(&mut self) -> Result<Vec<AdoptedBackend>, DataplaneError> {
-        let slots: Vec<(
-            (std::net::IpAddr, u16, Protocol),
-            (std::net::IpAddr, u16),
-            u32,
-        )> = self
+        let slots: Vec<(ServiceId, BackendId, u32)> = self
             .programmer
             .services
             .iter()

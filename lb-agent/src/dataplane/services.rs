@@ -91,8 +91,8 @@ pub struct ServiceSpec {
     pub backends: Vec<BackendSpec>,
 }
 
-type ServiceId = (IpAddr, u16, Protocol);
-type BackendId = (IpAddr, u16);
+pub(super) type ServiceId = (IpAddr, u16, Protocol);
+pub(super) type BackendId = (IpAddr, u16);
 
 /// What the agent remembers of a programmed service.
 pub(super) struct Programmed {
