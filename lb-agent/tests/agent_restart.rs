@@ -59,6 +59,17 @@ fn kill_9_sigterm_and_restarts_fail_no_connection() {
     lab.wait_for("health settled", Duration::from_secs(5), |s| {
         s.vip("banner").is_some_and(|v| v.up == 2) && s.vip("echo").is_some_and(|v| v.up == 3)
     });
+    // A second agent for the same config is refused before it touches anything.
+    let second = std::process::Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", lab.lb.ns.name()))
+        .arg(common::AGENT)
+        .args(["run", "--config"])
+        .arg(&lab.config)
+        .output()
+        .expect("second agent");
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another agent runs with this config"), "{err}");
     let first_log = lab.log().len();
     let mut long = Persistent::open(&lab.client.ns, SocketAddr::new(lan_v4(VIP), 81), 30);
     let before: Vec<String> = long

@@ -7,7 +7,7 @@ mod common;
 
 use std::{net::SocketAddr, process::Command, time::Duration, time::Instant};
 
-use common::{AgentLab, API, BACKENDS, LB, VIP, name};
+use common::{API, AgentLab, BACKENDS, LB, VIP, name};
 use lb_agent::lab::{TcpServer, lan_v4};
 
 fn config() -> String {
@@ -53,7 +53,9 @@ fn chromium(lab: &AgentLab, extra: &[&str], url: &str) -> String {
 /// The `<tr>` of backend `index` in the DOM.
 fn row(dom: &str, index: u8) -> String {
     let cell = format!(">{}:80<", lan_v4(index));
-    let at = dom.find(&cell).unwrap_or_else(|| panic!("no row for {cell} in:\n{dom}"));
+    let at = dom
+        .find(&cell)
+        .unwrap_or_else(|| panic!("no row for {cell} in:\n{dom}"));
     let start = dom[..at].rfind("<tr").expect("row start");
     let end = at + dom[at..].find("</tr>").expect("row end");
     dom[start..end].to_string()
@@ -89,7 +91,10 @@ fn status_page_renders_in_chromium_and_shows_a_backend_going_down() {
     let url = format!("http://ops:s3cret@{API}/stats");
     let dom = chromium(&lab, &["--dump-dom"], &url);
     assert!(dom.contains("id=\"vip-web\""), "{dom}");
-    assert!(dom.contains("http-equiv=\"refresh\""), "the page refreshes itself");
+    assert!(
+        dom.contains("http-equiv=\"refresh\""),
+        "the page refreshes itself"
+    );
     for b in BACKENDS {
         let r = row(&dom, b);
         assert!(r.contains("class=\"up\"") && r.contains(">UP<"), "{r}");
@@ -97,7 +102,11 @@ fn status_page_renders_in_chromium_and_shows_a_backend_going_down() {
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("stats-page.png");
     chromium(&lab, &[&format!("--screenshot={}", shot.display())], &url);
     let png = std::fs::read(&shot).expect("screenshot written");
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
     eprintln!("screenshot of the status page: {}", shot.display());
 
     servers[1] = None;
@@ -110,10 +119,16 @@ fn status_page_renders_in_chromium_and_shows_a_backend_going_down() {
         let dom = chromium(&lab, &["--dump-dom"], &url);
         let r = row(&dom, 12);
         if r.contains("class=\"down\"") {
-            assert!(r.contains(">DOWN<") && r.contains("L4 connection refused"), "{r}");
+            assert!(
+                r.contains(">DOWN<") && r.contains("L4 connection refused"),
+                "{r}"
+            );
             assert!(row(&dom, 11).contains("class=\"up\""));
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "never shown down: {r}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never shown down: {r}"
+        );
     }
 }

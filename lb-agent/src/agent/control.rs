@@ -18,6 +18,17 @@ use super::{
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
 
+/// Fails when an agent already answers on `path`.
+pub(super) async fn ensure_free(path: &Path) -> Result<(), AgentError> {
+    if UnixStream::connect(path).await.is_ok() {
+        return Err(AgentError::Refused(format!(
+            "control socket {} answers: another agent runs with this config",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 pub(super) async fn serve(
     path: &Path,
     asks: mpsc::Sender<Ask>,
@@ -26,12 +37,7 @@ pub(super) async fn serve(
         let path = path.to_path_buf();
         move |source| AgentError::Io { what, path, source }
     };
-    if UnixStream::connect(path).await.is_ok() {
-        return Err(AgentError::Refused(format!(
-            "control socket {} answers: another agent runs with this config",
-            path.display()
-        )));
-    }
+    ensure_free(path).await?;
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

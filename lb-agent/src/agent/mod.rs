@@ -60,6 +60,8 @@ pub fn run(config_path: &Path) -> Result<(), AgentError> {
 }
 
 async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
+    // Before touching any map: another agent of this config must not be running.
+    control::ensure_free(&config.agent.control_socket).await?;
     let caps = Capacities {
         flow_table_size: config.agent.flow_table_size,
         ..Capacities::default()
@@ -151,8 +153,11 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         tokio::select! {
             Some(r) = reports.recv() => agent.on_report(r),
             Some((req, reply)) = asks.recv() => {
+                let changes = !matches!(req, Request::Status | Request::Flows { .. });
                 let answer = agent.handle(req);
-                agent.publish();
+                if changes {
+                    agent.publish();
+                }
                 let _ = reply.send(answer);
             }
             _ = hup.recv() => {
@@ -210,7 +215,7 @@ fn known_health(
 impl Agent {
     /// Refreshes counters and rates and publishes the picture.
     fn publish(&mut self) {
-        match self.snapshot() {
+        match self.snapshot(true) {
             Ok(s) => {
                 let _ = self.status.send(Arc::new(s));
             }
@@ -220,7 +225,7 @@ impl Agent {
 
     fn handle(&mut self, req: Request) -> Response {
         let result = match req {
-            Request::Status => match self.snapshot() {
+            Request::Status => match self.snapshot(false) {
                 Ok(s) => {
                     return Response::Status {
                         status: Box::new(s),

@@ -75,8 +75,9 @@ fn counters(values: &[u64], old: Option<&[u64]>, secs: f64) -> Vec<CounterStatus
 }
 
 impl Agent {
-    /// The live picture; also remembers this reading for the next one's rates.
-    pub(super) fn snapshot(&mut self) -> Result<Status, DataplaneError> {
+    /// The live picture. Rates are over the time since the last `remember` reading
+    /// (the once-a-second refresh), which this one becomes if `remember` is set.
+    pub(super) fn snapshot(&mut self, remember: bool) -> Result<Status, DataplaneError> {
         let now = Instant::now();
         let globals = read::global_counters(&mut self.dp)?.0;
         let (secs, old_traffic, old_globals) = match &self.previous {
@@ -173,7 +174,9 @@ impl Agent {
             counters: counters(&globals, old_globals.as_deref(), secs),
             last_reload: self.last_reload.clone(),
         };
-        self.previous = Some((now, readings, globals));
+        if remember {
+            self.previous = Some((now, readings, globals));
+        }
         Ok(status)
     }
 
