@@ -89,6 +89,25 @@ fn reload_breaks_only_the_removed_backends_connections() {
     assert_eq!(s.vip("banner").map(|v| v.total), Some(3));
     assert!(s.last_reload.as_ref().is_some_and(|r| r.ok));
 
+    // The control socket is root's only.
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            common::AGENT,
+            "drain",
+            "echo",
+            "198.18.1.12",
+            "--config",
+        ])
+        .arg(&lab.config)
+        .output()
+        .expect("setpriv");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Permission denied"), "{err}");
+
     // An invalid config is rejected whole; the running config stays.
     let good = fs::read_to_string(&lab.config).expect("config");
     fs::write(

@@ -41,7 +41,7 @@ pub fn connections(
         let start = Instant::now();
         let mut tally = Tally::default();
         for _ in 0..count {
-            match one(target, timeout) {
+            match answer(target, timeout) {
                 Ok(answer) => *tally.answers.entry(answer).or_default() += 1,
                 Err(e) => {
                     tally.failures += 1;
@@ -58,7 +58,8 @@ pub fn connections(
     })?
 }
 
-fn one(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+/// One connection to `target`: the server's answer read to the end, or why not.
+pub fn answer(target: SocketAddr, timeout: Duration) -> Result<String, String> {
     let mut s =
         TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(timeout))

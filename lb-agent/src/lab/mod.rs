@@ -8,7 +8,7 @@ mod peer;
 mod server;
 mod topology;
 
-pub use client::{Tally, connections};
+pub use client::{Tally, answer, connections};
 pub use netns::{LabError, Netns, NetnsEntry, run_cmd, unique_name};
 pub use peer::PeerPass;
 pub use server::TcpServer;

@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Read, Write},
+    io::{BufRead, BufReader, Write},
     net::{SocketAddr, TcpStream},
     sync::{
         Arc,
@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use lb_agent::lab::Netns;
+use lb_agent::lab::{Netns, answer};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -46,7 +46,7 @@ impl Stream {
             entry.enter().expect("enter");
             let mut seen = Seen::default();
             while !flag.load(Ordering::Relaxed) {
-                match one(target) {
+                match answer(target, TIMEOUT) {
                     Ok(a) => *seen.answers.entry(a).or_default() += 1,
                     Err(e) => seen.failures.push(e),
                 }
@@ -68,21 +68,6 @@ impl Stream {
             .join()
             .expect("client thread")
     }
-}
-
-fn one(target: SocketAddr) -> Result<String, String> {
-    let mut s =
-        TcpStream::connect_timeout(&target, TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    s.read_to_string(&mut answer)
-        .map_err(|e| format!("read: {e}"))?;
-    let answer = answer.trim().to_string();
-    if answer.is_empty() {
-        return Err("empty answer".into());
-    }
-    Ok(answer)
 }
 
 /// Long-lived connections to an echo service.
