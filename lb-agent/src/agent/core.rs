@@ -226,20 +226,21 @@ impl Agent {
     }
 
     /// A check result. A state change is logged once, with its reason and how many
-    /// backends of the VIP are up after it, and applied at once.
-    pub(super) fn on_report(&mut self, r: Tagged) {
+    /// backends of the VIP are up after it, and applied at once. Returns whether the
+    /// state changed.
+    pub(super) fn on_report(&mut self, r: Tagged) -> bool {
         let ((k, generation), outcome) = (r.key, r.outcome);
         let Some(c) = self.checks.get_mut(&k) else {
-            return;
+            return false;
         };
         if c.generation != generation {
-            return;
+            return false;
         }
         c.last = Some((outcome.clone(), unix_now()));
         let flipped = c.up != r.up;
         c.up = r.up;
         if !flipped {
-            return;
+            return false;
         }
         c.since_unix = unix_now();
         let (up, total) = self.count_up(&k.0);
@@ -257,6 +258,7 @@ impl Agent {
         if let Err(e) = self.apply() {
             log::error!("applying the health change failed: {e:#}");
         }
+        true
     }
 
     /// Backends of VIP `name` taking new flows, and all its backends.

@@ -151,7 +151,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     );
     loop {
         tokio::select! {
-            Some(r) = reports.recv() => agent.on_report(r),
+            // A health change is published at once (`/ready` follows it).
+            Some(r) = reports.recv() => {
+                if agent.on_report(r) {
+                    agent.publish();
+                }
+            }
             Some((req, reply)) = asks.recv() => {
                 let changes = !matches!(req, Request::Status | Request::Flows { .. });
                 let answer = agent.handle(req);
