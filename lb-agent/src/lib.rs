@@ -7,3 +7,4 @@ pub mod dataplane;
 pub mod health;
 pub mod lab;
 pub mod status;
+pub mod vrrp;
