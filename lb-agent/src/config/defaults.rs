@@ -51,3 +51,23 @@ pub const BACKEND_STATE: &str = "enabled";
 /// The config file the CLI reads when `--config` is not given (for the control
 /// socket and pin_path of the agent to talk to).
 pub const CONFIG_FILE: &str = "/etc/lb-agent/lb-agent.toml";
+
+/// `[[vrrp]] advert_interval`.
+pub const VRRP_ADVERT_INTERVAL: Duration = Duration::from_secs(1);
+/// `[[vrrp]] version`.
+pub const VRRP_VERSION: i64 = 3;
+/// `[[vrrp]] preempt`.
+pub const VRRP_PREEMPT: bool = true;
+/// `[[vrrp]] garp_repeat`: gratuitous ARPs / unsolicited NAs sent on becoming master.
+pub const VRRP_GARP_REPEAT: u32 = 3;
+/// `[[vrrp]] garp_interval`: between those.
+pub const VRRP_GARP_INTERVAL: Duration = Duration::from_millis(100);
+/// `[[vrrp]] garp_refresh`: one more while master, this often ("0s" = never).
+pub const VRRP_GARP_REFRESH: Duration = Duration::from_secs(3);
+/// `[[vrrp]] v3_checksum`: keepalived's default.
+pub const VRRP_V3_CHECKSUM: &str = "pseudo-header";
+/// `[[vrrp.track]] rise` and `fall`.
+pub const TRACK_RISE: u32 = 1;
+pub const TRACK_FALL: u32 = 1;
+/// `[[vrrp.track]] interval` (script).
+pub const TRACK_INTERVAL: Duration = Duration::from_secs(2);

@@ -13,6 +13,9 @@ mod raw;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod vrrp;
+#[cfg(test)]
+mod vrrp_tests;
 
 use std::path::Path;
 
@@ -20,6 +23,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, StatsAuth, VipConfig,
 };
+pub use vrrp::{TrackConfig, TrackKind, VrrpConfig};
 
 use locate::Locator;
 

@@ -14,6 +14,7 @@ use crate::dataplane::{
 pub struct Config {
     pub agent: AgentConfig,
     pub vips: Vec<VipConfig>,
+    pub vrrp: Vec<super::vrrp::VrrpConfig>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

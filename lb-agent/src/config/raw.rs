@@ -9,6 +9,8 @@ pub struct File {
     pub agent: Option<Agent>,
     #[serde(default)]
     pub vip: Vec<Vip>,
+    #[serde(default)]
+    pub vrrp: Vec<Vrrp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,4 +74,43 @@ pub struct Backend {
     pub port: Option<i64>,
     pub weight: Option<i64>,
     pub state: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vrrp {
+    pub name: Option<String>,
+    pub interface: Option<String>,
+    pub vrid: Option<i64>,
+    pub priority: Option<i64>,
+    pub advert_interval: Option<String>,
+    pub version: Option<i64>,
+    pub preempt: Option<bool>,
+    pub preempt_delay: Option<String>,
+    pub unicast_src: Option<String>,
+    #[serde(default)]
+    pub unicast_peers: Vec<String>,
+    pub auth_pass: Option<String>,
+    pub addresses: Option<Vec<String>>,
+    pub garp_repeat: Option<i64>,
+    pub garp_interval: Option<String>,
+    pub garp_refresh: Option<String>,
+    pub v3_checksum: Option<String>,
+    pub notify: Option<Vec<String>>,
+    #[serde(default)]
+    pub track: Vec<Track>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Track {
+    pub kind: Option<String>,
+    pub vip: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub interval: Option<String>,
+    pub timeout: Option<String>,
+    pub name: Option<String>,
+    pub weight: Option<i64>,
+    pub rise: Option<i64>,
+    pub fall: Option<i64>,
 }

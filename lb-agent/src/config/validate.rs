@@ -24,13 +24,13 @@ use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol};
 pub struct Problems(pub Vec<(KeyPath, String)>);
 
 impl Problems {
-    fn add(&mut self, at: &KeyPath, message: impl Into<String>) {
+    pub(super) fn add(&mut self, at: &KeyPath, message: impl Into<String>) {
         self.0.push((at.clone(), message.into()));
     }
 }
 
 /// One of a fixed set of words.
-fn choice<T: Copy>(
+pub(super) fn choice<T: Copy>(
     p: &mut Problems,
     at: &KeyPath,
     value: Option<&str>,
@@ -51,7 +51,7 @@ fn choice<T: Copy>(
     }
 }
 
-fn ip(p: &mut Problems, at: &KeyPath, value: Option<&str>) -> Option<IpAddr> {
+pub(super) fn ip(p: &mut Problems, at: &KeyPath, value: Option<&str>) -> Option<IpAddr> {
     let Some(v) = value else {
         p.add(at, "missing: expected an IPv4 or IPv6 address");
         return None;
@@ -68,7 +68,14 @@ fn ip(p: &mut Problems, at: &KeyPath, value: Option<&str>) -> Option<IpAddr> {
     }
 }
 
-fn int_in(p: &mut Problems, at: &KeyPath, value: i64, lo: i64, hi: i64, what: &str) -> Option<i64> {
+pub(super) fn int_in(
+    p: &mut Problems,
+    at: &KeyPath,
+    value: i64,
+    lo: i64,
+    hi: i64,
+    what: &str,
+) -> Option<i64> {
     if (lo..=hi).contains(&value) {
         Some(value)
     } else {
@@ -77,7 +84,12 @@ fn int_in(p: &mut Problems, at: &KeyPath, value: i64, lo: i64, hi: i64, what: &s
     }
 }
 
-fn dur(p: &mut Problems, at: &KeyPath, value: Option<&str>, default: Duration) -> Option<Duration> {
+pub(super) fn dur(
+    p: &mut Problems,
+    at: &KeyPath,
+    value: Option<&str>,
+    default: Duration,
+) -> Option<Duration> {
     let Some(v) = value else {
         return Some(default);
     };
@@ -141,9 +153,11 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
             vips.push(v);
         }
     }
+    let vrrp = super::vrrp::instances(p, &root, &f.vrrp, &vips);
     Some(Config {
         agent: agent?,
         vips,
+        vrrp,
     })
 }
 
