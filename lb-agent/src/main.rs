@@ -40,6 +40,8 @@ enum Command {
     Enable(cli::admin::BackendArgs),
     /// Re-read and apply the config file (all or nothing).
     Reload(cli::target::Target),
+    /// VRRP instances: state, effective priority, master, transitions, counters.
+    Vrrp(cli::target::Target),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
         Command::Drain(a) => cli::admin::drain(&a),
         Command::Enable(a) => cli::admin::enable(&a),
         Command::Reload(t) => cli::admin::reload(&t),
+        Command::Vrrp(t) => cli::inspect::vrrp(&t),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -24,6 +24,9 @@ pub struct Status {
     pub counters: Vec<CounterStatus>,
     /// Last reload: when and how it went.
     pub last_reload: Option<ReloadStatus>,
+    /// VRRP instances (empty from pinned maps: only the daemon knows).
+    #[serde(default)]
+    pub vrrp: Vec<crate::vrrp::InstanceStatus>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -69,6 +69,8 @@ pub struct Agent {
     /// Last counter reading, for rates.
     pub(super) previous: Option<(Instant, HashMap<String, Traffic>, Vec<u64>)>,
     pub(super) status: watch::Sender<Arc<Status>>,
+    /// VRRP instances' published states.
+    pub(super) vrrp: Vec<watch::Receiver<crate::vrrp::InstanceStatus>>,
 }
 
 /// Key of a backend of `vip`.
@@ -112,6 +114,7 @@ impl Agent {
             last_reload: None,
             previous: None,
             status: p.status,
+            vrrp: Vec::new(),
         }
     }
 

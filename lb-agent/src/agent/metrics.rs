@@ -220,5 +220,89 @@ pub fn render(s: &Status) -> String {
             );
         }
     }
+    vrrp(&mut f, s);
     out
+}
+
+fn vrrp(f: &mut Family<'_>, s: &Status) {
+    if s.vrrp.is_empty() {
+        return;
+    }
+    f.head(
+        "lb_vrrp_state",
+        "gauge",
+        "1 for the instance's state (INIT, BACKUP, MASTER, FAULT).",
+    );
+    for v in &s.vrrp {
+        for state in ["INIT", "BACKUP", "MASTER", "FAULT"] {
+            f.sample(
+                "lb_vrrp_state",
+                &[("instance", &v.name), ("state", state)],
+                f64::from(u8::from(v.state == state)),
+            );
+        }
+    }
+    f.head(
+        "lb_vrrp_priority",
+        "gauge",
+        "Effective priority (base adjusted by trackers).",
+    );
+    for v in &s.vrrp {
+        f.sample(
+            "lb_vrrp_priority",
+            &[("instance", &v.name)],
+            f64::from(v.priority),
+        );
+    }
+    f.head(
+        "lb_vrrp_master_info",
+        "gauge",
+        "1, labelled with the master as last heard.",
+    );
+    for v in &s.vrrp {
+        f.sample(
+            "lb_vrrp_master_info",
+            &[("instance", &v.name), ("master", &v.master)],
+            1.0,
+        );
+    }
+    f.head(
+        "lb_vrrp_last_transition_timestamp_seconds",
+        "gauge",
+        "When the state last changed.",
+    );
+    for v in &s.vrrp {
+        f.sample(
+            "lb_vrrp_last_transition_timestamp_seconds",
+            &[("instance", &v.name)],
+            v.last_transition_unix as f64,
+        );
+    }
+    let counters: [(&str, &str); 3] = [
+        ("lb_vrrp_transitions_total", "State changes."),
+        ("lb_vrrp_adverts_sent_total", "Advertisements sent."),
+        ("lb_vrrp_adverts_received_total", "Advertisements accepted."),
+    ];
+    for (i, (name, help)) in counters.iter().enumerate() {
+        f.head(name, "counter", help);
+        for v in &s.vrrp {
+            let value = [v.transitions, v.adverts_sent, v.adverts_received][i];
+            f.sample(name, &[("instance", &v.name)], value as f64);
+        }
+    }
+    f.head(
+        "lb_vrrp_adverts_rejected_total",
+        "counter",
+        "Advertisements rejected, by reason.",
+    );
+    for v in &s.vrrp {
+        for r in crate::vrrp::packet::Reject::ALL {
+            let n = v.rejected.get(r.label()).copied().unwrap_or(0);
+            f.sample(
+                "lb_vrrp_adverts_rejected_total",
+                &[("instance", &v.name), ("reason", r.label())],
+                n as f64,
+            );
+        }
+    }
 }

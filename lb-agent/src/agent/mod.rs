@@ -36,6 +36,7 @@ use crate::{
     config::{self, AdminState, Config},
     dataplane::{Attached, BackendState, Capacities, Dataplane, PinLayout, detach_others},
     status::{InterfaceStatus, Status},
+    vrrp::Vrrp,
 };
 
 /// A request from the control socket, with where to send the answer.
@@ -122,6 +123,10 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     }
     agent.publish();
 
+    // VRRP after the data plane: a node takes the VIP only once it can serve it.
+    let vrrp = Vrrp::start(&config.vrrp, status_rx.clone());
+    agent.vrrp = vrrp.watchers();
+
     let (ask_tx, mut asks) = mpsc::channel::<Ask>(16);
     let control = control::serve(&config.agent.control_socket, ask_tx).await?;
     let api = http::serve(
@@ -175,6 +180,10 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             _ = int.recv() => break,
         }
     }
+    if !config.vrrp.is_empty() {
+        log::info!("leaving VRRP: masters hand over (priority 0) and remove their addresses");
+    }
+    vrrp.stop().await;
     control.abort();
     api.abort();
     let _ = std::fs::remove_file(&config.agent.control_socket);

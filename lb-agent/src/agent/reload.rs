@@ -64,8 +64,12 @@ impl Agent {
             health::client_config(v.check.tls_verify, v.check.ca_file.as_deref())
                 .map_err(|e| format!("VIP {}: health checks: {e}", v.name))?;
         }
-        let kept = restart_only(&self.config.agent, &new.agent);
+        let mut kept = restart_only(&self.config.agent, &new.agent);
         new.agent = self.config.agent.clone();
+        if new.vrrp != self.config.vrrp {
+            kept.push("[[vrrp]]");
+            new.vrrp = self.config.vrrp.clone();
+        }
         self.dp
             .check(&new.services(|_, _| true))
             .map_err(|e| format!("{e}"))?;
@@ -88,7 +92,7 @@ impl Agent {
         let mut message = format!("applied: {services} services, {backends} backends");
         if !kept.is_empty() {
             message.push_str(&format!(
-                "; changed [agent] keys take effect at the next start: {}",
+                "; changed [agent] keys and [[vrrp]] take effect at the next start: {}",
                 kept.join(", ")
             ));
         }

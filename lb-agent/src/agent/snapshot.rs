@@ -173,6 +173,7 @@ impl Agent {
             vips,
             counters: counters(&globals, old_globals.as_deref(), secs),
             last_reload: self.last_reload.clone(),
+            vrrp: self.vrrp.iter().map(|w| w.borrow().clone()).collect(),
         };
         if remember {
             self.previous = Some((now, readings, globals));
@@ -359,5 +360,6 @@ pub fn offline_status(
         vips,
         counters: counters(&globals, None, 0.0),
         last_reload: None,
+        vrrp: Vec::new(),
     })
 }

@@ -331,3 +331,73 @@ pub fn maglev(a: &MaglevArgs) -> Result<()> {
     );
     Ok(())
 }
+
+pub fn vrrp(t: &Target) -> Result<()> {
+    let s = status(&t.load()?)?;
+    if s.source != "daemon" {
+        bail!(
+            "the agent is not running: no VRRP instance runs (a stopped agent removes its addresses)"
+        );
+    }
+    if t.json {
+        return json_out(&s.vrrp);
+    }
+    let rows: Vec<Vec<String>> = s
+        .vrrp
+        .iter()
+        .map(|v| {
+            let rejected: u64 = v.rejected.values().sum();
+            vec![
+                v.name.clone(),
+                v.interface.clone(),
+                v.vrid.to_string(),
+                format!("v{}", v.version),
+                v.state.clone(),
+                format!("{}/{}", v.priority, v.base_priority),
+                if v.master.is_empty() {
+                    "-".into()
+                } else {
+                    v.master.clone()
+                },
+                if v.last_transition_unix == 0 {
+                    "-".into()
+                } else {
+                    format!("{}s ago", unix_now().saturating_sub(v.last_transition_unix))
+                },
+                v.transitions.to_string(),
+                v.adverts_sent.to_string(),
+                v.adverts_received.to_string(),
+                rejected.to_string(),
+                v.addresses.join(","),
+            ]
+        })
+        .collect();
+    print(
+        &[
+            "INSTANCE",
+            "IFACE",
+            "VRID",
+            "VER",
+            "STATE",
+            "PRIO/BASE",
+            "MASTER",
+            "CHANGED",
+            "TRANS",
+            "SENT",
+            "RCVD",
+            "REJECTED",
+            "ADDRESSES",
+        ],
+        &rows,
+    );
+    for v in &s.vrrp {
+        if !v.rejected.is_empty() {
+            let why: Vec<String> = v.rejected.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("{}: rejected adverts: {}", v.name, why.join(", "));
+        }
+        if !v.error.is_empty() {
+            println!("{}: last error: {}", v.name, v.error);
+        }
+    }
+    Ok(())
+}

@@ -30,31 +30,50 @@ pub const AGENT: &str = env!("CARGO_BIN_EXE_lb-agent");
 /// `api_listen` inside the LB namespace.
 pub const API: &str = "127.0.0.1:9100";
 
-pub struct AgentLab {
+/// One LB node: its host, the agent's files, and the agent when running.
+pub struct Node {
     pub dir: PathBuf,
     pub pins: PathBuf,
     pub config: PathBuf,
     agent: Option<Child>,
-    pub client: Host,
-    pub backends: Vec<Host>,
     _peer: PeerPass,
     pub lb: Host,
+}
+
+/// One LB node, a client and three backends.
+pub struct AgentLab {
+    pub node: Node,
+    pub client: Host,
+    pub backends: Vec<Host>,
     pub lan: Lan,
 }
 
-impl AgentLab {
-    pub fn new() -> Self {
-        let lan = Lan::new().expect("switch");
-        let lb = lan.host("lbal", LB).expect("lb host");
+impl std::ops::Deref for AgentLab {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl std::ops::DerefMut for AgentLab {
+    fn deref_mut(&mut self) -> &mut Node {
+        &mut self.node
+    }
+}
+
+/// `n` LB nodes (hosts 1..=n), a client and three backends.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub client: Host,
+    pub backends: Vec<Host>,
+    pub lan: Lan,
+}
+
+impl Node {
+    /// LB host `index` on `lan`, forwarding, XDP-ready, with its own files.
+    pub fn new(lan: &Lan, index: u8) -> Self {
+        let lb = lan.host("lbal", index).expect("lb host");
         let peer = PeerPass::attach(&lan.switch, &lb.port).expect("XDP on the LB's switch port");
-        let client = lan.host("lbac", CLIENT).expect("client host");
-        let backends: Vec<Host> = BACKENDS
-            .iter()
-            .map(|&n| lan.host("lbab", n).expect("backend host"))
-            .collect();
-        lb.ns
-            .ip(&["addr", "add", &format!("{}/32", lan_v4(VIP)), "dev", "eth0"])
-            .expect("vip");
         lb.ns.ip(&["link", "set", "lo", "up"]).expect("lo");
         lb.ns
             .sysctl("net.ipv4.ip_forward", "1")
@@ -70,14 +89,55 @@ impl AgentLab {
             pins,
             config,
             agent: None,
-            client,
-            backends,
             _peer: peer,
             lb,
+        }
+    }
+}
+
+impl AgentLab {
+    /// The VIP is on the LB's interface (no VRRP).
+    pub fn new() -> Self {
+        let lan = Lan::new().expect("switch");
+        let node = Node::new(&lan, LB);
+        node.lb
+            .ns
+            .ip(&["addr", "add", &format!("{}/32", lan_v4(VIP)), "dev", "eth0"])
+            .expect("vip");
+        let client = lan.host("lbac", CLIENT).expect("client host");
+        let backends = BACKENDS
+            .iter()
+            .map(|&n| lan.host("lbab", n).expect("backend host"))
+            .collect();
+        Self {
+            node,
+            client,
+            backends,
             lan,
         }
     }
+}
 
+impl Cluster {
+    /// `n` nodes; the VIP is nobody's until VRRP gives it to one.
+    pub fn new(n: u8) -> Self {
+        let lan = Lan::new().expect("switch");
+        let nodes = (1..=n).map(|i| Node::new(&lan, i)).collect();
+        let client = lan.host("lbac", CLIENT).expect("client host");
+        let backends = BACKENDS
+            .iter()
+            .map(|&n| lan.host("lbab", n).expect("backend host"))
+            .collect();
+        Self {
+            nodes,
+            client,
+            backends,
+            lan,
+        }
+    }
+}
+
+impl Node {
     /// Writes the config: an `[agent]` section for this lab, then `vips` (TOML).
     pub fn write_config(&self, vips: &str) {
         let text = format!(
@@ -233,7 +293,7 @@ fn signal(c: &Child, sig: &str) {
     assert!(st.success(), "kill -{sig} failed");
 }
 
-impl Drop for AgentLab {
+impl Drop for Node {
     fn drop(&mut self) {
         if let Some(mut c) = self.agent.take() {
             let _ = c.kill();

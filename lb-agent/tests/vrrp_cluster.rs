@@ -1,0 +1,159 @@
+//! Two agents on one LAN elect a VIP owner with VRRP v3: the higher priority holds
+//! the address (added with rtnetlink, announced with gratuitous ARP), clients reach
+//! the service through it; `kill -9` of the master moves the VIP within
+//! Master_Down_Interval; the killed node's next start removes what it left and,
+//! preempting, takes the VIP back; a graceful stop hands over within the skew. At no
+//! sampled moment do both hold the address. Needs root.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use common::{BACKENDS, Cluster, Node, VIP, name};
+use lb_agent::lab::{TcpServer, connections, lan_v4};
+
+fn config(node: u8, priority: u8) -> String {
+    let mut out = format!(
+        "[[vip]]\nname = \"web\"\naddress = \"{}\"\nport = 80\nsnat_address = \"{}\"\n\
+         [vip.check]\ninterval = \"500ms\"\n",
+        lan_v4(VIP),
+        lan_v4(node)
+    );
+    for b in BACKENDS {
+        out.push_str(&format!("[[vip.backend]]\naddress = \"{}\"\n", lan_v4(b)));
+    }
+    out.push_str(&format!(
+        "\n[[vrrp]]\nname = \"vi_web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
+         advert_interval = \"100ms\"\naddresses = [\"{}/24\"]\ngarp_refresh = \"1s\"\n",
+        lan_v4(VIP)
+    ));
+    out
+}
+
+fn holds_vip(n: &Node) -> bool {
+    n.lb.ns
+        .ip(&["-4", "addr", "show", "dev", "eth0"])
+        .expect("ip addr")
+        .contains(&format!("{}/24", lan_v4(VIP)))
+}
+
+fn state(n: &Node) -> String {
+    n.status()
+        .vrrp
+        .first()
+        .map(|v| v.state.clone())
+        .unwrap_or_default()
+}
+
+/// Waits until node `master` is MASTER and holds the VIP and the others do not;
+/// asserts no two ever hold it together meanwhile. Returns how long it took.
+fn wait_master(c: &Cluster, master: usize, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let holding: Vec<usize> = (0..c.nodes.len())
+            .filter(|i| holds_vip(&c.nodes[*i]))
+            .collect();
+        if holding == vec![master] && state(&c.nodes[master]) == "MASTER" {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "node {} not the only master within {limit:?}: holding {holding:?}\n{}",
+            master + 1,
+            c.nodes
+                .iter()
+                .map(|n| n.log())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn served(c: &Cluster) {
+    let t = connections(
+        &c.client.ns,
+        SocketAddr::new(lan_v4(VIP), 80),
+        30,
+        Duration::from_secs(2),
+    )
+    .expect("client");
+    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
+}
+
+#[test]
+fn election_kill_9_failover_restart_and_graceful_handover() {
+    let mut c = Cluster::new(2);
+    let _servers: Vec<TcpServer> = (0..3)
+        .map(|i| {
+            TcpServer::spawn(
+                &c.backends[i].ns,
+                SocketAddr::new(lan_v4(BACKENDS[i]), 80),
+                &name(BACKENDS[i]),
+            )
+            .expect("server")
+        })
+        .collect();
+    c.nodes[0].write_config(&config(1, 150));
+    c.nodes[1].write_config(&config(2, 100));
+    c.nodes[0].start();
+    c.nodes[1].start();
+    wait_master(&c, 0, Duration::from_secs(3));
+    assert_eq!(state(&c.nodes[1]), "BACKUP");
+    let s = c.nodes[1].status();
+    assert_eq!(
+        s.vrrp[0].master,
+        lan_v4(1).to_string(),
+        "the backup knows its master"
+    );
+    served(&c);
+
+    // kill -9 of the master: the backup takes over within 3 x 100 ms + skew.
+    c.nodes[0].kill9();
+    let start = Instant::now();
+    loop {
+        if state(&c.nodes[1]) == "MASTER" && holds_vip(&c.nodes[1]) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "no failover");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = start.elapsed();
+    eprintln!("kill -9 of the master: backup MASTER after {took:?}");
+    assert!(took < Duration::from_millis(300 + 100 + 150), "{took:?}");
+    served(&c);
+
+    // The killed node's next start removes the address it left, then preempts.
+    c.nodes[0].start();
+    let took = wait_master(&c, 0, Duration::from_secs(3));
+    eprintln!("restarted node back as MASTER after {took:?}");
+    assert_eq!(state(&c.nodes[1]), "BACKUP");
+    served(&c);
+
+    // A graceful stop sends priority 0: the backup takes over after its skew only.
+    let start = Instant::now();
+    c.nodes[0].terminate();
+    assert!(
+        !holds_vip(&c.nodes[0]),
+        "a stopped agent removes its addresses"
+    );
+    wait_master(&c, 1, Duration::from_secs(2));
+    let took = start.elapsed();
+    eprintln!("graceful stop: backup MASTER {took:?} after SIGTERM");
+    served(&c);
+    let m = c.nodes[1].http_get("/metrics", None).1;
+    assert!(
+        m.contains("lb_vrrp_state{instance=\"vi_web\",state=\"MASTER\"} 1"),
+        "{m}"
+    );
+    let out = c.nodes[1].cli(&["vrrp"]);
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("vi_web") && table.contains("MASTER"),
+        "{table}"
+    );
+}
