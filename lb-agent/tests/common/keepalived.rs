@@ -1,0 +1,91 @@
+//! A real keepalived (the Debian package) as a VRRP peer in a lab node's namespace:
+//! VRRP only, in the foreground, its log kept in the node's directory.
+
+use std::{
+    fs,
+    process::{Child, Command, Stdio},
+};
+
+use super::Node;
+
+pub struct Keepalived {
+    child: Option<Child>,
+    pub log: std::path::PathBuf,
+}
+
+impl Keepalived {
+    /// Starts keepalived on `node` with `conf` (the node's agent must not run).
+    pub fn start(node: &Node, conf: &str) -> Self {
+        let path = node.dir.join("keepalived.conf");
+        fs::write(&path, conf).expect("keepalived.conf");
+        let log = node.dir.join("keepalived.log");
+        let out = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", node.lb.ns.name()))
+            .args([
+                "keepalived",
+                "--dont-fork",
+                "--log-console",
+                "--log-detail",
+                "--vrrp",
+            ])
+            .arg("--use-file")
+            .arg(&path)
+            .arg("--pid")
+            .arg(node.dir.join("keepalived.pid"))
+            .arg("--vrrp_pid")
+            .arg(node.dir.join("keepalived-vrrp.pid"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log"))
+            .stderr(out)
+            .spawn()
+            .expect("run keepalived (apt-get install keepalived)");
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGTERM: keepalived leaves with priority 0 and removes its addresses.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A keepalived.conf for one instance.
+pub fn conf(version: u8, priority: u8, advert_int: &str, vip: &str, auth: Option<&str>) -> String {
+    let auth = auth
+        .map(|p| {
+            format!(
+                "    authentication {{\n        auth_type PASS\n        auth_pass {p}\n    }}\n"
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "global_defs {{\n    router_id lab\n    vrrp_version {version}\n}}\n\
+         vrrp_instance vi_web {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n    \
+         priority {priority}\n    advert_int {advert_int}\n{auth}    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n"
+    )
+}
