@@ -60,6 +60,30 @@ impl Keepalived {
         }
     }
 
+    /// SIGKILL to every keepalived process of `node` at once (the parent and its
+    /// VRRP child: killing the parent alone lets the child leave gracefully).
+    pub fn kill9(&mut self, node: &Node) {
+        // `ip netns pids`: only this node's processes (pidof would see every node's).
+        let pids =
+            lb_agent::lab::run_cmd(&["ip", "netns", "pids", node.lb.ns.name()]).unwrap_or_default();
+        let mut args = vec!["-9".to_string()];
+        args.extend(
+            pids.split_whitespace()
+                .filter(|p| {
+                    fs::read_to_string(format!("/proc/{p}/comm"))
+                        .is_ok_and(|c| c.trim() == "keepalived")
+                })
+                .map(str::to_string),
+        );
+        if args.len() > 1 {
+            let _ = Command::new("kill").args(&args).status();
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -189,6 +189,13 @@ impl Node {
         }
     }
 
+    /// The node stops receiving anything, its link up: its data plane detached (pins
+    /// removed) and an XDP program dropping every frame, kept while the guard lives.
+    pub fn die(&self) -> PeerPass {
+        let _ = fs::remove_dir_all(&self.pins);
+        PeerPass::blackhole(&self.lb.ns, "eth0").expect("blackhole")
+    }
+
     /// `kill -9` of the agent.
     pub fn kill9(&mut self) {
         let mut c = self.agent.take().expect("agent running");
