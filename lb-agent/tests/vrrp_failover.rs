@@ -128,9 +128,9 @@ fn wait_vip(c: &Cluster, i: usize) {
 fn ours(interval: Duration) -> Duration {
     let mut c = Cluster::new(2);
     let _s = servers(&c);
-    for i in 0..2 {
-        let iv = format!("{}ms", interval.as_millis());
-        c.nodes[i].write_config(&agent_config(i as u8 + 1, Some((PRIORITIES[i], &iv))));
+    let iv = format!("{}ms", interval.as_millis());
+    for (i, priority) in PRIORITIES.iter().enumerate() {
+        c.nodes[i].write_config(&agent_config(i as u8 + 1, Some((*priority, &iv))));
         c.nodes[i].start();
     }
     wait_vip(&c, 0);
@@ -144,14 +144,14 @@ fn keepalived(interval: Duration) -> Duration {
     let mut c = Cluster::new(2);
     let _s = servers(&c);
     let mut kas = Vec::new();
-    for i in 0..2 {
+    for (i, priority) in PRIORITIES.iter().enumerate() {
         c.nodes[i].write_config(&agent_config(i as u8 + 1, None));
         c.nodes[i].start();
         kas.push(Keepalived::start(
             &c.nodes[i],
             &conf(
                 3,
-                PRIORITIES[i],
+                *priority,
                 &format!("{}", interval.as_secs_f64()),
                 &format!("{}/24", lan_v4(VIP)),
                 None,
