@@ -98,6 +98,21 @@ fn bpf_linker() -> Result<()> {
         .env("LLVM_PREFIX", &prefix))
 }
 
+/// cargo-fuzz, installed into `.cache/cargo-fuzz` once; returns the binary.
+pub fn cargo_fuzz() -> Result<PathBuf> {
+    let root_dir = root().join(".cache").join("cargo-fuzz");
+    let bin = root_dir.join("bin").join("cargo-fuzz");
+    if bin.exists() {
+        step("cargo-fuzz: present in .cache");
+        return Ok(bin);
+    }
+    step("cargo-fuzz: installing into .cache (about half a minute)");
+    run(Command::new("cargo")
+        .args(["install", "cargo-fuzz", "--locked", "--root"])
+        .arg(&root_dir))?;
+    Ok(bin)
+}
+
 /// Mounts bpffs at /sys/fs/bpf unless it is there already.
 pub fn bpffs() -> Result<()> {
     let mounts = fs::read_to_string("/proc/mounts").context("cannot read /proc/mounts")?;

@@ -1,7 +1,7 @@
 //! Running commands with visible progress.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::Command,
     sync::atomic::{AtomicUsize, Ordering},
 };
@@ -76,8 +76,14 @@ fn count_of(line: &str, word: &str) -> u64 {
 
 /// Runs `cargo ARGS` with the nightly toolchain (the eBPF crate's), through rustup.
 pub fn nightly_cargo(args: &[&str]) -> Result<()> {
+    nightly_tool(Path::new("cargo"), args)
+}
+
+/// Runs `tool ARGS` under the nightly toolchain (its `cargo` and `rustc`).
+pub fn nightly_tool(tool: &Path, args: &[&str]) -> Result<()> {
     let mut cmd = Command::new("rustup");
-    cmd.args(["run", "nightly", "cargo"])
+    cmd.args(["run", "nightly"])
+        .arg(tool)
         .args(args)
         .current_dir(root());
     // The outer cargo's compiler settings are for the stable toolchain.

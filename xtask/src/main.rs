@@ -6,6 +6,7 @@
 //!   members: all but lb-ebpf, which only builds for BPF) as root.
 //! - `demo`: the above, then the demo lab (`lb-agent demo`).
 //! - `bench-dp`: per-packet cost of the XDP program under real traffic.
+//! - `fuzz`: the VRRP advert parser under cargo-fuzz (installed into `.cache/`).
 
 mod bootstrap;
 mod cmd;
@@ -35,6 +36,12 @@ enum Command {
         /// Arguments for `lb-agent demo`.
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Fuzz the VRRP advert parser (cargo-fuzz, nightly) for a while.
+    Fuzz {
+        /// How long to fuzz.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Per-packet cost of the XDP program (bpf_stats) under real traffic.
     BenchDp {
@@ -105,6 +112,22 @@ fn run(command: Command) -> Result<()> {
             let mut run = vec!["run", "--release", "--package", "lb-agent", "--", "demo"];
             run.extend(args.iter().map(String::as_str));
             cmd::cargo(&run, &[])
+        }
+        Command::Fuzz { seconds } => {
+            let bin = bootstrap::cargo_fuzz()?;
+            cmd::step(&format!("fuzzing the VRRP parser for {seconds} s"));
+            cmd::nightly_tool(
+                &bin,
+                &[
+                    "fuzz",
+                    "run",
+                    "vrrp_parse",
+                    "--fuzz-dir",
+                    "fuzz",
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                ],
+            )
         }
         Command::BenchDp { args } => {
             cmd::require_root("the benchmark attaches XDP programs in network namespaces")?;
