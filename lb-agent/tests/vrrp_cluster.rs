@@ -1,8 +1,9 @@
-//! Two agents on one LAN elect a VIP owner with VRRP v3: the higher priority holds
+//! Two agents on one LAN elect a VIP owner with VRRP v3 (multicast): the higher priority holds
 //! the address (added with rtnetlink, announced with gratuitous ARP), clients reach
 //! the service through it; `kill -9` of the master moves the VIP within
 //! Master_Down_Interval; the killed node's next start removes what it left and,
-//! preempting, takes the VIP back; a graceful stop hands over within the skew. At no
+//! preempting, takes the VIP back; a graceful stop hands over within the skew;
+//! `preempt_delay` holds a returning higher priority back. At no
 //! sampled moment do both hold the address. Needs root.
 
 mod common;
@@ -156,4 +157,16 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
         table.contains("vi_web") && table.contains("MASTER"),
         "{table}"
     );
+
+    // preempt_delay: the higher priority comes back but holds off for 1 s.
+    c.nodes[0].write_config(&format!("{}preempt_delay = \"1s\"\n", config(1, 150)));
+    let start = Instant::now();
+    c.nodes[0].start();
+    std::thread::sleep(Duration::from_millis(600).saturating_sub(start.elapsed()));
+    assert_eq!(state(&c.nodes[0]), "BACKUP", "held back by preempt_delay");
+    assert!(holds_vip(&c.nodes[1]));
+    wait_master(&c, 0, Duration::from_secs(3));
+    let took = start.elapsed();
+    eprintln!("preempt_delay 1s: preempted {took:?} after start");
+    assert!(took >= Duration::from_secs(1), "{took:?}");
 }
