@@ -1,0 +1,118 @@
+//! VRRP v3 over IPv6 between two agents: adverts from link-local addresses to
+//! ff02::12 (hop limit 255, checksum over the IPv6 pseudo-header), the VIP added
+//! without DAD and announced with unsolicited neighbour advertisements (override),
+//! clients served through it, and `kill -9` failover. Needs root.
+
+mod common;
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use common::{BACKENDS, Cluster, Node, VIP, name};
+use lb_agent::lab::{TcpServer, connections, lan_v6};
+
+fn config(node: u8, priority: u8) -> String {
+    let mut out = format!(
+        "[[vip]]\nname = \"web6\"\naddress = \"{}\"\nport = 80\nsnat_address = \"{}\"\n\
+         [vip.check]\ninterval = \"500ms\"\n",
+        lan_v6(VIP),
+        lan_v6(node)
+    );
+    for b in BACKENDS {
+        out.push_str(&format!("[[vip.backend]]\naddress = \"{}\"\n", lan_v6(b)));
+    }
+    out.push_str(&format!(
+        "\n[[vrrp]]\nname = \"vi_web6\"\ninterface = \"eth0\"\nvrid = 52\npriority = {priority}\n\
+         advert_interval = \"100ms\"\naddresses = [\"{}/64\"]\n",
+        lan_v6(VIP)
+    ));
+    out
+}
+
+fn holds(n: &Node) -> bool {
+    n.lb.ns
+        .ip(&["-6", "addr", "show", "dev", "eth0"])
+        .expect("ip addr")
+        .contains(&format!("{}/64", lan_v6(VIP)))
+}
+
+fn state(n: &Node) -> String {
+    n.status()
+        .vrrp
+        .first()
+        .map(|v| v.state.clone())
+        .unwrap_or_default()
+}
+
+fn master_is(c: &Cluster, m: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        if state(&c.nodes[m]) == "MASTER" && holds(&c.nodes[m]) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "node {} not master within {limit:?}\n{}",
+            m + 1,
+            c.nodes
+                .iter()
+                .map(|n| n.log())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn served(c: &Cluster) {
+    let t = connections(
+        &c.client.ns,
+        SocketAddr::new(lan_v6(VIP), 80),
+        30,
+        Duration::from_secs(2),
+    )
+    .expect("client");
+    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
+}
+
+#[test]
+fn ipv6_election_and_kill_9_failover() {
+    let mut c = Cluster::new(2);
+    for n in &c.nodes {
+        n.lb.ns
+            .sysctl("net.ipv6.conf.all.forwarding", "1")
+            .expect("forwarding");
+    }
+    let _servers: Vec<TcpServer> = (0..3)
+        .map(|i| {
+            TcpServer::spawn(
+                &c.backends[i].ns,
+                SocketAddr::new(lan_v6(BACKENDS[i]), 80),
+                &name(BACKENDS[i]),
+            )
+            .expect("server")
+        })
+        .collect();
+    c.nodes[0].write_config(&config(1, 150));
+    c.nodes[1].write_config(&config(2, 100));
+    c.nodes[0].start();
+    c.nodes[1].start();
+    // Link-local addresses finish DAD first; the instances retry until they can bind.
+    master_is(&c, 0, Duration::from_secs(8));
+    c.nodes[1].wait_for("backup hears the master", Duration::from_secs(3), |s| {
+        s.vrrp[0].state == "BACKUP" && s.vrrp[0].master.starts_with("fe80:")
+    });
+    assert!(!holds(&c.nodes[1]));
+    served(&c);
+
+    c.nodes[0].kill9();
+    let start = Instant::now();
+    master_is(&c, 1, Duration::from_secs(2));
+    eprintln!("IPv6: backup MASTER {:?} after kill -9", start.elapsed());
+    served(&c);
+    let s = c.nodes[1].status();
+    assert!(s.vrrp[0].rejected.is_empty(), "{:?}", s.vrrp[0].rejected);
+    assert!(s.vrrp[0].adverts_received > 0);
+}
