@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{BACKENDS, Cluster, Node, VIP, name};
-use lb_agent::lab::{TcpServer, connections, lan_v4};
+use common::{BACKENDS, Cluster, Node, VIP};
+use lb_agent::lab::lan_v4;
 
 fn config(node: u8, priority: u8) -> String {
     let mut out = format!(
@@ -34,30 +34,19 @@ fn config(node: u8, priority: u8) -> String {
     out
 }
 
-fn holds_vip(n: &Node) -> bool {
-    n.lb.ns
-        .ip(&["-4", "addr", "show", "dev", "eth0"])
-        .expect("ip addr")
-        .contains(&format!("{}/24", lan_v4(VIP)))
-}
-
-fn state(n: &Node) -> String {
-    n.status()
-        .vrrp
-        .first()
-        .map(|v| v.state.clone())
-        .unwrap_or_default()
-}
-
 /// Waits until node `master` is MASTER and holds the VIP and the others do not;
 /// asserts no two ever hold it together meanwhile. Returns how long it took.
+fn holds_vip(n: &Node) -> bool {
+    n.holds(&format!("{}/24", lan_v4(VIP)))
+}
+
 fn wait_master(c: &Cluster, master: usize, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
         let holding: Vec<usize> = (0..c.nodes.len())
             .filter(|i| holds_vip(&c.nodes[*i]))
             .collect();
-        if holding == vec![master] && state(&c.nodes[master]) == "MASTER" {
+        if holding == vec![master] && c.nodes[master].vrrp_state() == "MASTER" {
             return start.elapsed();
         }
         assert!(
@@ -74,49 +63,26 @@ fn wait_master(c: &Cluster, master: usize, limit: Duration) -> Duration {
     }
 }
 
-fn served(c: &Cluster) {
-    let t = connections(
-        &c.client.ns,
-        SocketAddr::new(lan_v4(VIP), 80),
-        30,
-        Duration::from_secs(2),
-    )
-    .expect("client");
-    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
-}
-
 #[test]
 fn election_kill_9_failover_restart_and_graceful_handover() {
     let mut c = Cluster::new(2);
-    let _servers: Vec<TcpServer> = (0..3)
-        .map(|i| {
-            TcpServer::spawn(
-                &c.backends[i].ns,
-                SocketAddr::new(lan_v4(BACKENDS[i]), 80),
-                &name(BACKENDS[i]),
-            )
-            .expect("server")
-        })
-        .collect();
+    let _servers = c.banners(lan_v4, 80);
     c.nodes[0].write_config(&config(1, 150));
     c.nodes[1].write_config(&config(2, 100));
     c.nodes[0].start();
     c.nodes[1].start();
     wait_master(&c, 0, Duration::from_secs(3));
-    assert_eq!(state(&c.nodes[1]), "BACKUP");
-    let s = c.nodes[1].status();
-    assert_eq!(
-        s.vrrp[0].master,
-        lan_v4(1).to_string(),
-        "the backup knows its master"
-    );
-    served(&c);
+    assert_eq!(c.nodes[1].vrrp_state(), "BACKUP");
+    c.nodes[1].wait_for("the backup knows its master", Duration::from_secs(1), |s| {
+        s.vrrp[0].master == lan_v4(1).to_string()
+    });
+    c.served(SocketAddr::new(lan_v4(VIP), 80));
 
     // kill -9 of the master: the backup takes over within 3 x 100 ms + skew.
     c.nodes[0].kill9();
     let start = Instant::now();
     loop {
-        if state(&c.nodes[1]) == "MASTER" && holds_vip(&c.nodes[1]) {
+        if c.nodes[1].vrrp_state() == "MASTER" && holds_vip(&c.nodes[1]) {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(2), "no failover");
@@ -125,14 +91,14 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     let took = start.elapsed();
     eprintln!("kill -9 of the master: backup MASTER after {took:?}");
     assert!(took < Duration::from_millis(300 + 100 + 150), "{took:?}");
-    served(&c);
+    c.served(SocketAddr::new(lan_v4(VIP), 80));
 
     // The killed node's next start removes the address it left, then preempts.
     c.nodes[0].start();
     let took = wait_master(&c, 0, Duration::from_secs(3));
     eprintln!("restarted node back as MASTER after {took:?}");
-    assert_eq!(state(&c.nodes[1]), "BACKUP");
-    served(&c);
+    assert_eq!(c.nodes[1].vrrp_state(), "BACKUP");
+    c.served(SocketAddr::new(lan_v4(VIP), 80));
 
     // A graceful stop sends priority 0: the backup takes over after its skew only.
     let start = Instant::now();
@@ -144,7 +110,7 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     wait_master(&c, 1, Duration::from_secs(2));
     let took = start.elapsed();
     eprintln!("graceful stop: backup MASTER {took:?} after SIGTERM");
-    served(&c);
+    c.served(SocketAddr::new(lan_v4(VIP), 80));
     let m = c.nodes[1].http_get("/metrics", None).1;
     assert!(
         m.contains("lb_vrrp_state{instance=\"vi_web\",state=\"MASTER\"} 1"),
@@ -163,7 +129,11 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     let start = Instant::now();
     c.nodes[0].start();
     std::thread::sleep(Duration::from_millis(600).saturating_sub(start.elapsed()));
-    assert_eq!(state(&c.nodes[0]), "BACKUP", "held back by preempt_delay");
+    assert_eq!(
+        c.nodes[0].vrrp_state(),
+        "BACKUP",
+        "held back by preempt_delay"
+    );
     assert!(holds_vip(&c.nodes[1]));
     wait_master(&c, 0, Duration::from_secs(3));
     let took = start.elapsed();

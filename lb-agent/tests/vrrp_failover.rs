@@ -1,5 +1,5 @@
 //! Failover time, ours against keepalived in the same run. Two LB nodes; a client
-//! opens a connection to the VIP every 10 ms; the master node dies: its VRRP speaker
+//! opens a connection to the VIP every 10 ms (20 ms timeout); the master node dies: its VRRP speaker
 //! is killed with SIGKILL and the node stops receiving anything, its link staying up
 //! (its data plane detached, an XDP program dropping every frame). Taking the link
 //! down instead would make the lab's bridge flood the VIP's frames to the backup,
@@ -22,9 +22,8 @@ use std::{
 use common::{
     BACKENDS, Cluster, VIP,
     keepalived::{Keepalived, conf},
-    name,
 };
-use lb_agent::lab::{TcpServer, answer, lan_v4};
+use lb_agent::lab::{answer, lan_v4};
 
 const PRIORITIES: [u8; 2] = [150, 100];
 
@@ -57,7 +56,7 @@ fn requests(c: &Cluster, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<I
         let mut ok = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             let t = Instant::now();
-            if answer(target, Duration::from_millis(100)).is_ok() {
+            if answer(target, Duration::from_millis(20)).is_ok() {
                 ok.push(t);
             }
             let spent = t.elapsed();
@@ -89,26 +88,8 @@ fn outage(c: &mut Cluster, settle: Duration, kill: impl FnOnce(&mut Cluster)) ->
     ok.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
 }
 
-fn servers(c: &Cluster) -> Vec<TcpServer> {
-    (0..3)
-        .map(|i| {
-            TcpServer::spawn(
-                &c.backends[i].ns,
-                SocketAddr::new(lan_v4(BACKENDS[i]), 80),
-                &name(BACKENDS[i]),
-            )
-            .expect("server")
-        })
-        .collect()
-}
-
 fn holds_vip(c: &Cluster, i: usize) -> bool {
-    c.nodes[i]
-        .lb
-        .ns
-        .ip(&["-4", "addr", "show", "dev", "eth0"])
-        .expect("ip addr")
-        .contains(&format!("{}/24", lan_v4(VIP)))
+    c.nodes[i].holds(&format!("{}/24", lan_v4(VIP)))
 }
 
 fn wait_vip(c: &Cluster, i: usize) {
@@ -127,7 +108,7 @@ fn wait_vip(c: &Cluster, i: usize) {
 /// Our agents on both nodes, VRRP at `interval`.
 fn ours(interval: Duration) -> Duration {
     let mut c = Cluster::new(2);
-    let _s = servers(&c);
+    let _s = c.banners(lan_v4, 80);
     let iv = format!("{}ms", interval.as_millis());
     for (i, priority) in PRIORITIES.iter().enumerate() {
         c.nodes[i].write_config(&agent_config(i as u8 + 1, Some((*priority, &iv))));
@@ -142,7 +123,7 @@ fn ours(interval: Duration) -> Duration {
 /// keepalived on both nodes for VRRP (v3, same interval), our data plane under it.
 fn keepalived(interval: Duration) -> Duration {
     let mut c = Cluster::new(2);
-    let _s = servers(&c);
+    let _s = c.banners(lan_v4, 80);
     let mut kas = Vec::new();
     for (i, priority) in PRIORITIES.iter().enumerate() {
         c.nodes[i].write_config(&agent_config(i as u8 + 1, None));

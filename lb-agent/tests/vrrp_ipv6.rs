@@ -10,8 +10,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{BACKENDS, Cluster, Node, VIP, name};
-use lb_agent::lab::{TcpServer, connections, lan_v6};
+use common::{BACKENDS, Cluster, Node, VIP};
+use lb_agent::lab::lan_v6;
 
 fn config(node: u8, priority: u8) -> String {
     let mut out = format!(
@@ -32,24 +32,13 @@ fn config(node: u8, priority: u8) -> String {
 }
 
 fn holds(n: &Node) -> bool {
-    n.lb.ns
-        .ip(&["-6", "addr", "show", "dev", "eth0"])
-        .expect("ip addr")
-        .contains(&format!("{}/64", lan_v6(VIP)))
-}
-
-fn state(n: &Node) -> String {
-    n.status()
-        .vrrp
-        .first()
-        .map(|v| v.state.clone())
-        .unwrap_or_default()
+    n.holds(&format!("{}/64", lan_v6(VIP)))
 }
 
 fn master_is(c: &Cluster, m: usize, limit: Duration) {
     let start = Instant::now();
     loop {
-        if state(&c.nodes[m]) == "MASTER" && holds(&c.nodes[m]) {
+        if c.nodes[m].vrrp_state() == "MASTER" && holds(&c.nodes[m]) {
             return;
         }
         assert!(
@@ -66,17 +55,6 @@ fn master_is(c: &Cluster, m: usize, limit: Duration) {
     }
 }
 
-fn served(c: &Cluster) {
-    let t = connections(
-        &c.client.ns,
-        SocketAddr::new(lan_v6(VIP), 80),
-        30,
-        Duration::from_secs(2),
-    )
-    .expect("client");
-    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
-}
-
 #[test]
 fn ipv6_election_and_kill_9_failover() {
     let mut c = Cluster::new(2);
@@ -85,16 +63,7 @@ fn ipv6_election_and_kill_9_failover() {
             .sysctl("net.ipv6.conf.all.forwarding", "1")
             .expect("forwarding");
     }
-    let _servers: Vec<TcpServer> = (0..3)
-        .map(|i| {
-            TcpServer::spawn(
-                &c.backends[i].ns,
-                SocketAddr::new(lan_v6(BACKENDS[i]), 80),
-                &name(BACKENDS[i]),
-            )
-            .expect("server")
-        })
-        .collect();
+    let _servers = c.banners(lan_v6, 80);
     c.nodes[0].write_config(&config(1, 150));
     c.nodes[1].write_config(&config(2, 100));
     c.nodes[0].start();
@@ -105,13 +74,13 @@ fn ipv6_election_and_kill_9_failover() {
         s.vrrp[0].state == "BACKUP" && s.vrrp[0].master.starts_with("fe80:")
     });
     assert!(!holds(&c.nodes[1]));
-    served(&c);
+    c.served(SocketAddr::new(lan_v6(VIP), 80));
 
     c.nodes[0].kill9();
     let start = Instant::now();
     master_is(&c, 1, Duration::from_secs(2));
     eprintln!("IPv6: backup MASTER {:?} after kill -9", start.elapsed());
-    served(&c);
+    c.served(SocketAddr::new(lan_v6(VIP), 80));
     let s = c.nodes[1].status();
     assert!(s.vrrp[0].rejected.is_empty(), "{:?}", s.vrrp[0].rejected);
     assert!(s.vrrp[0].adverts_received > 0);

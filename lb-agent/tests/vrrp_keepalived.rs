@@ -33,25 +33,14 @@ fn agent_config(priority: u8, version: u8, interval: &str, auth: Option<&str>) -
     out
 }
 
-fn holds(n: &Node) -> bool {
-    n.lb.ns
-        .ip(&["-4", "addr", "show", "dev", "eth0"])
-        .expect("ip addr")
-        .contains(&format!("{}/24", lan_v4(VIP)))
-}
-
-fn ours(n: &Node) -> String {
-    n.status()
-        .vrrp
-        .first()
-        .map(|v| v.state.clone())
-        .unwrap_or_default()
-}
-
 /// Who is master: (our agent, keepalived). `ours_alive` / `ka_alive` say who runs.
+fn holds(n: &Node) -> bool {
+    n.holds(&format!("{}/24", lan_v4(VIP)))
+}
+
 fn masters(c: &Cluster, ours_alive: bool, ka_alive: bool) -> (bool, bool) {
     (
-        ours_alive && ours(&c.nodes[0]) == "MASTER" && holds(&c.nodes[0]),
+        ours_alive && c.nodes[0].vrrp_state() == "MASTER" && holds(&c.nodes[0]),
         ka_alive && holds(&c.nodes[1]),
     )
 }
@@ -130,7 +119,7 @@ fn v3_with_keepalived_both_ways() {
     c.nodes[0].write_config(&agent_config(50, 3, "100ms", None));
     c.nodes[0].start();
     wait(&c, (false, true), (true, true), Duration::from_secs(3), &ka);
-    assert_eq!(ours(&c.nodes[0]), "BACKUP");
+    assert_eq!(c.nodes[0].vrrp_state(), "BACKUP");
     c.nodes[0].wait_for("keepalived heard as master", Duration::from_secs(1), |s| {
         s.vrrp[0].master == lan_v4(2).to_string()
     });

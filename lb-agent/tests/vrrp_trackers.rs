@@ -55,10 +55,7 @@ fn state(n: &Node) -> (String, u8) {
 }
 
 fn holds(n: &Node) -> bool {
-    n.lb.ns
-        .ip(&["-4", "addr", "show", "dev", "eth0"])
-        .expect("ip addr")
-        .contains(&format!("{}/24", lan_v4(VIP)))
+    n.holds(&format!("{}/24", lan_v4(VIP)))
 }
 
 /// Waits until node `m` is the only master holding the VIP.

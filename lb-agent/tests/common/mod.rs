@@ -19,7 +19,7 @@ use std::{
 };
 
 use lb_agent::{
-    lab::{Host, Lan, PeerPass, lan_v4, unique_name},
+    lab::{Host, Lan, PeerPass, TcpServer, connections, lan_v4, unique_name},
     status::Status,
 };
 
@@ -189,6 +189,24 @@ impl Node {
         }
     }
 
+    /// Whether its eth0 carries `cidr` (e.g. "198.18.1.10/24").
+    pub fn holds(&self, cidr: &str) -> bool {
+        self.lb
+            .ns
+            .ip(&["addr", "show", "dev", "eth0"])
+            .expect("ip addr")
+            .contains(&format!(" {cidr} "))
+    }
+
+    /// The state of its first VRRP instance ("" when it has none).
+    pub fn vrrp_state(&self) -> String {
+        self.status()
+            .vrrp
+            .first()
+            .map(|v| v.state.clone())
+            .unwrap_or_default()
+    }
+
     /// The node stops receiving anything, its link up: its data plane detached (pins
     /// removed) and an XDP program dropping every frame, kept while the guard lives.
     pub fn die(&self) -> PeerPass {
@@ -313,6 +331,25 @@ impl Drop for Node {
         // Removing the pinned links detaches the program; the maps go with the dir.
         let _ = fs::remove_dir_all(&self.pins);
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Cluster {
+    /// A banner server on every backend at `ip(backend index):port`.
+    pub fn banners(&self, ip: impl Fn(u8) -> std::net::IpAddr, port: u16) -> Vec<TcpServer> {
+        self.backends
+            .iter()
+            .map(|b| {
+                TcpServer::spawn(&b.ns, SocketAddr::new(ip(b.index), port), &name(b.index))
+                    .expect("server")
+            })
+            .collect()
+    }
+
+    /// 30 connections from the client to `target`, none failing.
+    pub fn served(&self, target: SocketAddr) {
+        let t = connections(&self.client.ns, target, 30, Duration::from_secs(2)).expect("client");
+        assert_eq!(t.failures, 0, "{:?}", t.first_failure);
     }
 }
 
