@@ -151,3 +151,13 @@ pub fn host_port(addr: &str, port: u16) -> String {
         format!("{addr}:{port}")
     }
 }
+
+/// 1234567 -> "1.2M" (tables, the status page).
+pub fn si(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{:.1}G", v / 1e9),
+        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
+        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
+        v => format!("{v:.0}"),
+    }
+}

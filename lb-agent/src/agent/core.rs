@@ -20,7 +20,7 @@ use crate::{
     config::{AdminState, BackendConfig, CheckConfig, CheckKind, Config, VipConfig},
     dataplane::{BackendState, Dataplane, Traffic},
     health::{self, HealthState, Outcome, Report},
-    status::{InterfaceStatus, ReloadStatus, Status, unix_now},
+    status::{InterfaceStatus, ReloadStatus, Status, host_port, unix_now},
 };
 
 /// A backend of a VIP: (VIP name, address, port).
@@ -80,10 +80,7 @@ pub fn key(vip: &VipConfig, b: &BackendConfig) -> BackendKey {
 
 /// `vip/addr:port` as logs and messages show a backend.
 pub fn label(k: &BackendKey) -> String {
-    match k.1 {
-        IpAddr::V6(a) => format!("{}/[{a}]:{}", k.0, k.2),
-        a => format!("{}/{a}:{}", k.0, k.2),
-    }
+    format!("{}/{}", k.0, host_port(&k.1.to_string(), k.2))
 }
 
 pub(super) struct Parts {
@@ -131,16 +128,7 @@ impl Agent {
 
     /// Writes config + health + overrides into the maps (all checked first).
     pub(super) fn apply(&mut self) -> Result<(), AgentError> {
-        let mut config = self.config.clone();
-        for v in &mut config.vips {
-            let name = v.name.clone();
-            for b in &mut v.backends {
-                if let Some(s) = self.overrides.get(&(name.clone(), b.address, b.port)) {
-                    b.state = *s;
-                }
-            }
-        }
-        let specs = config.services(|v, b| self.healthy(v, b));
+        let specs = self.config.services_with(|v, b| self.effective(v, b));
         self.dp.apply(&specs)?;
         Ok(())
     }
@@ -272,19 +260,14 @@ impl Agent {
         let up = v
             .backends
             .iter()
-            .filter(|b| self.admin(v, b) == AdminState::Enabled && self.healthy(v, b))
+            .filter(|b| self.effective(v, b) == BackendState::Up)
             .count();
         (up, v.backends.len())
     }
 
     /// The effective data plane state of a backend.
     pub(super) fn effective(&self, v: &VipConfig, b: &BackendConfig) -> BackendState {
-        match self.admin(v, b) {
-            AdminState::Disabled => BackendState::Down,
-            AdminState::Drain => BackendState::Drain,
-            AdminState::Enabled if self.healthy(v, b) => BackendState::Up,
-            AdminState::Enabled => BackendState::Down,
-        }
+        self.admin(v, b).effective(self.healthy(v, b))
     }
 
     pub(super) fn uptime(&self) -> Duration {

@@ -34,7 +34,9 @@ use self::{
 };
 use crate::{
     config::{self, AdminState, Config},
-    dataplane::{Attached, BackendState, Capacities, Dataplane, PinLayout, detach_others},
+    dataplane::{
+        AdoptedBackend, Attached, BackendState, Capacities, Dataplane, PinLayout, detach_others,
+    },
     status::{InterfaceStatus, Status},
     vrrp::Vrrp,
 };
@@ -68,9 +70,9 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         ..Capacities::default()
     };
     let pins = PinLayout::new(&config.agent.pin_path);
-    let (mut dp, adopted) = Dataplane::load_pinned(caps, &pins)?;
-    let known = if adopted {
-        let known = known_health(&mut dp, &config)?;
+    let (dp, adopted) = Dataplane::load_pinned(caps, &pins)?;
+    let known = if let Some(backends) = &adopted {
+        let known = known_health(backends, &config);
         log::info!(
             "adopted the maps pinned under {} (flows, NAT bindings and counters kept; \
              health of {} backends taken from them)",
@@ -90,7 +92,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         dp,
         known,
         reports: report_tx,
-        adopted,
+        adopted: adopted.is_some(),
         interfaces: Vec::new(),
         status: status_tx,
     });
@@ -196,12 +198,9 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
 
 /// Health recorded in adopted maps, for backends the config still has: up if the
 /// data plane had them up; down if it had them down while the config enables them.
-fn known_health(
-    dp: &mut Dataplane,
-    config: &Config,
-) -> Result<HashMap<core::BackendKey, bool>, AgentError> {
+fn known_health(backends: &[AdoptedBackend], config: &Config) -> HashMap<core::BackendKey, bool> {
     let mut known = HashMap::new();
-    for b in dp.programmed_backends()? {
+    for b in backends {
         let Some(v) = config
             .vips
             .iter()
@@ -223,7 +222,7 @@ fn known_health(
         };
         known.insert((v.name.clone(), c.address, c.port), up);
     }
-    Ok(known)
+    known
 }
 
 impl Agent {

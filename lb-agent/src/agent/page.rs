@@ -4,22 +4,13 @@
 
 use std::fmt::Write;
 
-use crate::status::{Status, host_port, unix_now};
+use crate::status::{Status, host_port, si, unix_now};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-fn si(v: f64) -> String {
-    match v {
-        v if v >= 1e9 => format!("{:.1}G", v / 1e9),
-        v if v >= 1e6 => format!("{:.1}M", v / 1e6),
-        v if v >= 1e3 => format!("{:.1}k", v / 1e3),
-        v => format!("{v:.0}"),
-    }
 }
 
 fn ago(at: u64) -> String {

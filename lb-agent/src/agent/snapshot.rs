@@ -94,8 +94,7 @@ impl Agent {
         };
         let mut readings: HashMap<String, Traffic> = HashMap::new();
         let mut vips = Vec::with_capacity(self.config.vips.len());
-        let config = self.config.clone();
-        for v in &config.vips {
+        for v in &self.config.vips {
             let slot = self.dp.service_slot(v.address, v.port, v.protocol);
             let traffic = match slot {
                 Some(id) => read::vip_traffic(&mut self.dp, id)?,
@@ -188,8 +187,7 @@ impl Agent {
         backend: Option<&str>,
         limit: usize,
     ) -> Result<FlowList, String> {
-        let config = self.config.clone();
-        flow_list(&mut self.dp, Some(&config), vip, backend, limit)
+        flow_list(&mut self.dp, Some(&self.config), vip, backend, limit)
     }
 }
 
@@ -234,7 +232,7 @@ pub fn flow_list(
     limit: usize,
 ) -> Result<FlowList, String> {
     let backend = backend.map(parse_backend).transpose()?;
-    let views = read::services(set).map_err(|e| format!("{e:#}"))?;
+    let views = read::services(set, false).map_err(|e| format!("{e:#}"))?;
     let names: HashMap<u32, String> = views
         .iter()
         .map(|v| (v.id, service_name(v, config)))
@@ -300,7 +298,7 @@ pub fn offline_status(
     set: &mut impl MapSet,
     config: Option<&Config>,
 ) -> Result<Status, DataplaneError> {
-    let views = read::services(set)?;
+    let views = read::services(set, true)?;
     let globals = read::global_counters(set)?.0;
     let mut vips = Vec::with_capacity(views.len());
     for view in &views {

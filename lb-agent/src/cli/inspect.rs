@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
-use lb_agent::status::{Rates, Status, host_port, unix_now};
+use lb_agent::status::{Rates, Status, host_port, si, unix_now};
 use serde_json::json;
 
 use super::{
-    table::{print, si},
+    table::print,
     target::{Target, status},
 };
 

@@ -84,13 +84,10 @@ pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
     ))
 }
 
-/// Where the agent of config `path` listens and pins, read even from a file with
-/// errors elsewhere (so the CLI can still reach the daemon running the last good
-/// config). Missing or unreadable keys give the defaults.
+/// Where the agent of config `path` listens and pins, read leniently: for a file
+/// with errors elsewhere (so the CLI can still reach the daemon running the last
+/// good config). Missing or unreadable keys give the defaults.
 pub fn endpoints(path: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf), ConfigErrors> {
-    if let Ok(c) = load(path) {
-        return Ok((c.agent.control_socket, c.agent.pin_path));
-    }
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError {
             file: path.to_path_buf(),

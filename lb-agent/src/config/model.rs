@@ -84,6 +84,18 @@ pub enum AdminState {
     Disabled,
 }
 
+impl AdminState {
+    /// What the data plane does with a backend in this state and of this health.
+    pub fn effective(self, healthy: bool) -> BackendState {
+        match self {
+            AdminState::Disabled => BackendState::Down,
+            AdminState::Drain => BackendState::Drain,
+            AdminState::Enabled if healthy => BackendState::Up,
+            AdminState::Enabled => BackendState::Down,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendConfig {
     pub address: IpAddr,
@@ -99,6 +111,14 @@ impl Config {
     pub fn services(
         &self,
         healthy: impl Fn(&VipConfig, &BackendConfig) -> bool,
+    ) -> Vec<ServiceSpec> {
+        self.services_with(|v, b| b.state.effective(healthy(v, b)))
+    }
+
+    /// The services to program, each backend in the state `state(vip, backend)`.
+    pub fn services_with(
+        &self,
+        state: impl Fn(&VipConfig, &BackendConfig) -> BackendState,
     ) -> Vec<ServiceSpec> {
         self.vips
             .iter()
@@ -117,12 +137,7 @@ impl Config {
                         addr: b.address,
                         port: b.port,
                         weight: b.weight,
-                        state: match b.state {
-                            AdminState::Disabled => BackendState::Down,
-                            AdminState::Drain => BackendState::Drain,
-                            AdminState::Enabled if healthy(v, b) => BackendState::Up,
-                            AdminState::Enabled => BackendState::Down,
-                        },
+                        state: state(v, b),
                     })
                     .collect(),
             })

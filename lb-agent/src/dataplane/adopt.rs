@@ -7,14 +7,14 @@ use std::collections::HashMap;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{
-    ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, Backend, MAP_ADDR_TABLE,
-    MAP_ADDR_TABLE_LIVE, MAP_BACKENDS, MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIPS, PROTO_TCP,
-    PROTO_UDP, VipKey, VipMeta, maps::addr::from_words,
+    ADDR_TABLE_SLOTS, AddrSlot, Backend, MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_BACKENDS,
+    MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIPS, PROTO_TCP, PROTO_UDP, VipKey, VipMeta,
+    maps::addr::from_words,
 };
 
 use super::{
     BackendState, Dataplane, DataplaneError, Protocol,
-    services::{BackendId, Programmed, ServiceId, map_err},
+    services::{Programmed, ServiceId, map_err},
 };
 
 /// A backend found in the maps, with the state the data plane last had for it.
@@ -29,8 +29,10 @@ pub struct AdoptedBackend {
 }
 
 impl Dataplane {
-    /// Reads the pinned maps into the bookkeeping (see the module doc).
-    pub(super) fn adopt(&mut self) -> Result<(), DataplaneError> {
+    /// Reads the pinned maps into the bookkeeping (see the module doc). Returns every
+    /// backend of a service with the state the previous agent left it in (the health
+    /// to start from).
+    pub(super) fn adopt(&mut self) -> Result<Vec<AdoptedBackend>, DataplaneError> {
         let caps = self.caps.clone();
         let vips: Vec<(VipKey, VipMeta)> = {
             let map: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
@@ -144,39 +146,23 @@ impl Dataplane {
         for slot in orphans {
             self.free_backend_slot(slot)?;
         }
-        Ok(())
-    }
-
-    /// Every backend the data plane serves, with its state there (after `adopt`,
-    /// what the previous agent had: the health to start from).
-    pub fn programmed_backends(&mut self) -> Result<Vec<AdoptedBackend>, DataplaneError> {
-        let slots: Vec<(ServiceId, BackendId, u32)> = self
+        let adopted = self
             .programmer
             .services
             .iter()
-            .flat_map(|(sid, p)| {
+            .flat_map(|((vip, port, protocol), p)| {
                 p.backends
                     .iter()
-                    .map(move |(bid, slot)| (*sid, *bid, *slot))
+                    .map(|((addr, backend_port), slot)| AdoptedBackend {
+                        vip: *vip,
+                        port: *port,
+                        protocol: *protocol,
+                        addr: *addr,
+                        backend_port: *backend_port,
+                        state: BackendState::from_word(backends[*slot as usize].state),
+                    })
             })
             .collect();
-        let map: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
-        let mut out = Vec::with_capacity(slots.len());
-        for ((vip, port, protocol), (addr, backend_port), slot) in slots {
-            let b = map.get(&slot, 0).map_err(map_err(MAP_BACKENDS, "lookup"))?;
-            out.push(AdoptedBackend {
-                vip,
-                port,
-                protocol,
-                addr,
-                backend_port,
-                state: match b.state {
-                    BACKEND_DOWN => BackendState::Down,
-                    BACKEND_DRAIN => BackendState::Drain,
-                    _ => BackendState::Up,
-                },
-            });
-        }
-        Ok(out)
+        Ok(adopted)
     }
 }

@@ -19,7 +19,7 @@ pub use capacity::Capacities;
 pub use error::DataplaneError;
 pub use loader::{AttachMode, Dataplane};
 pub use mapset::{MapSet, PinnedMaps};
-pub use pins::{Attached, PinLayout, detach_others, prepare_dir};
+pub use pins::{Attached, PinLayout, detach_others};
 pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};
 pub use shapes::{MapShape, map_shapes};

@@ -31,7 +31,7 @@ use aya::{
 use lb_common::{MAP_VIPS, PROG_TC_NEIGH, PROG_XDP};
 
 use super::{
-    AttachMode, Capacities, Dataplane, DataplaneError,
+    AdoptedBackend, AttachMode, Capacities, Dataplane, DataplaneError,
     loader::program,
     shapes::{MapShape, map_shapes},
 };
@@ -117,7 +117,7 @@ fn is_bpffs(path: &Path) -> Result<bool, std::io::Error> {
 
 /// Makes sure `dir` is a directory on a bpffs: mounts one at /sys/fs/bpf when `dir`
 /// is under it and none is mounted; any other place must already be a bpffs.
-pub fn prepare_dir(dir: &Path) -> Result<(), DataplaneError> {
+fn prepare_dir(dir: &Path) -> Result<(), DataplaneError> {
     let bad = |why: String| DataplaneError::PinPath {
         path: dir.to_path_buf(),
         why,
@@ -206,10 +206,13 @@ fn remove_pin(path: &Path) -> Result<(), DataplaneError> {
 }
 
 impl Dataplane {
-    /// Loads with every map pinned under `pins`. Returns whether maps of an earlier
-    /// agent were found and adopted (their flows, bindings and counters kept, the
-    /// bookkeeping rebuilt from them).
-    pub fn load_pinned(caps: Capacities, pins: &PinLayout) -> Result<(Self, bool), DataplaneError> {
+    /// Loads with every map pinned under `pins`. When maps of an earlier agent were
+    /// found they are adopted (flows, bindings and counters kept, the bookkeeping
+    /// rebuilt from them) and their backends returned with the states they had.
+    pub fn load_pinned(
+        caps: Capacities,
+        pins: &PinLayout,
+    ) -> Result<(Self, Option<Vec<AdoptedBackend>>), DataplaneError> {
         prepare_dir(&pins.dir)?;
         let adopted = pins.map(MAP_VIPS).exists();
         for shape in map_shapes(&caps) {
@@ -228,10 +231,8 @@ impl Dataplane {
             };
             result.map_err(pin_err(format!("program {name}"), &path))?;
         }
-        if adopted {
-            dp.adopt()?;
-        }
-        Ok((dp, adopted))
+        let backends = if adopted { Some(dp.adopt()?) } else { None };
+        Ok((dp, backends))
     }
 
     /// Attaches to `iface` through pinned links: an existing link gets the new program
@@ -274,36 +275,37 @@ impl Dataplane {
         remove_pin(&xdp_path)?;
         remove_pin(&tc_path)?;
         let (used, xdp_id, tc_id) = self.attach_links(iface, mode)?;
-        let not_fd = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| DataplaneError::Link { path, source }
+        let take = |source| DataplaneError::Program {
+            name: PROG_XDP,
+            what: "take link",
+            source,
         };
         let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
-        let link = xdp
-            .take_link(xdp_id)
-            .map_err(|source| DataplaneError::Program {
-                name: PROG_XDP,
-                what: "take link",
-                source,
-            })?;
-        FdLink::try_from(link)
-            .map_err(not_fd(&xdp_path))?
-            .pin(&xdp_path)
-            .map_err(pin_err(format!("XDP link of {iface}"), &xdp_path))?;
+        pin_link(xdp.take_link(xdp_id).map_err(take)?, &xdp_path, iface)?;
+        let take = |source| DataplaneError::Program {
+            name: PROG_TC_NEIGH,
+            what: "take link",
+            source,
+        };
         let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
-        let link = tc
-            .take_link(tc_id)
-            .map_err(|source| DataplaneError::Program {
-                name: PROG_TC_NEIGH,
-                what: "take link",
-                source,
-            })?;
-        FdLink::try_from(link)
-            .map_err(not_fd(&tc_path))?
-            .pin(&tc_path)
-            .map_err(pin_err(format!("TC link of {iface}"), &tc_path))?;
+        pin_link(tc.take_link(tc_id).map_err(take)?, &tc_path, iface)?;
         Ok(Attached::New(used))
     }
+}
+
+/// Pins a link taken from its program at `path` (it then outlives the agent).
+fn pin_link<L>(link: L, path: &Path, iface: &str) -> Result<(), DataplaneError>
+where
+    FdLink: TryFrom<L, Error = aya::programs::links::LinkError>,
+{
+    FdLink::try_from(link)
+        .map_err(|source| DataplaneError::Link {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .pin(path)
+        .map_err(pin_err(format!("link of {iface}"), path))?;
+    Ok(())
 }
 
 /// Detaches interfaces no longer configured: removing the last reference to a

@@ -6,9 +6,9 @@ use std::{collections::HashMap, net::IpAddr};
 
 use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray};
 use lb_common::{
-    BACKEND_DOWN, BACKEND_DRAIN, Backend, Counter, FlowEntry, FlowKey, MAP_BACKEND_STATS,
-    MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_RINGS, MAP_STATS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND,
-    NatEntry, PROTO_TCP, TrafficCounters, VIP_F_DSR, VipKey, VipMeta, maps::addr::from_words,
+    Backend, Counter, FlowEntry, FlowKey, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT,
+    MAP_RINGS, MAP_STATS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NatEntry, PROTO_TCP,
+    TrafficCounters, VIP_F_DSR, VipKey, VipMeta, maps::addr::from_words,
 };
 
 use super::{
@@ -90,7 +90,7 @@ pub struct ServiceView {
     /// VIP slot (index of its counters).
     pub id: u32,
     pub backends: Vec<BackendView>,
-    /// Live ring entries without a backend (no backend up).
+    /// Live ring entries without a backend (no backend up); 0 when rings are not read.
     pub empty_slots: u32,
     pub ring_size: u32,
 }
@@ -103,12 +103,17 @@ pub struct BackendView {
     /// 0 = the client's destination port.
     pub port: u16,
     pub state: BackendState,
-    /// Entries of the service's live Maglev ring pointing at it.
+    /// Entries of the service's live Maglev ring pointing at it (0 when rings are
+    /// not read).
     pub ring_slots: u32,
 }
 
-/// Every service in the maps, with its backends and their shares of the live ring.
-pub fn services(set: &mut impl MapSet) -> Result<Vec<ServiceView>, DataplaneError> {
+/// Every service in the maps, with its backends and, if `with_rings`, their shares of the
+/// live ring (a lookup per ring entry: only for views that show them).
+pub fn services(
+    set: &mut impl MapSet,
+    with_rings: bool,
+) -> Result<Vec<ServiceView>, DataplaneError> {
     let vips: Vec<(VipKey, VipMeta)> = {
         let map: BpfHashMap<&mut MapData, VipKey, VipMeta> = typed(set, MAP_VIPS)?;
         map.iter().filter_map(Result::ok).collect()
@@ -132,11 +137,13 @@ pub fn services(set: &mut impl MapSet) -> Result<Vec<ServiceView>, DataplaneErro
     for (key, meta) in vips {
         let base = (meta.id * 2 + (meta.ring & 1)) * ring_size;
         let mut shares: HashMap<u32, u32> = HashMap::new();
-        for i in 0..ring_size {
-            let slot = rings
-                .get(&(base + i), 0)
-                .map_err(map_err(MAP_RINGS, "lookup"))?;
-            *shares.entry(slot).or_default() += 1;
+        if with_rings {
+            for i in 0..ring_size {
+                let slot = rings
+                    .get(&(base + i), 0)
+                    .map_err(map_err(MAP_RINGS, "lookup"))?;
+                *shares.entry(slot).or_default() += 1;
+            }
         }
         let mut bs: Vec<BackendView> = backends
             .iter()
@@ -145,11 +152,7 @@ pub fn services(set: &mut impl MapSet) -> Result<Vec<ServiceView>, DataplaneErro
                 slot: *slot,
                 addr: from_words(b.addr, b.family),
                 port: u16::from_be(b.port),
-                state: match b.state {
-                    BACKEND_DOWN => BackendState::Down,
-                    BACKEND_DRAIN => BackendState::Drain,
-                    _ => BackendState::Up,
-                },
+                state: BackendState::from_word(b.state),
                 ring_slots: shares.get(slot).copied().unwrap_or(0),
             })
             .collect();

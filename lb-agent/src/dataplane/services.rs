@@ -145,6 +145,17 @@ pub(super) fn map_err(
     move |source| DataplaneError::Map { name, what, source }
 }
 
+impl BackendState {
+    /// The state a `Backend::state` word stands for.
+    pub(super) fn from_word(word: u32) -> Self {
+        match word {
+            BACKEND_DOWN => BackendState::Down,
+            BACKEND_DRAIN => BackendState::Drain,
+            _ => BackendState::Up,
+        }
+    }
+}
+
 fn state_word(s: BackendState) -> u32 {
     match s {
         BackendState::Up => BACKEND_UP,

@@ -17,7 +17,10 @@ use rustls::pki_types::ServerName;
 pub use state::{HealthState, Intervals};
 pub use tls::client_config;
 
-use crate::config::{BackendConfig, CheckConfig, CheckKind, VipConfig};
+use crate::{
+    config::{BackendConfig, CheckConfig, CheckKind, VipConfig},
+    status::host_port,
+};
 
 /// Setting up checks failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +59,10 @@ pub fn probe_spec(
         CheckKind::None => return Ok(None),
         CheckKind::Tcp => ProbeKind::Tcp,
         CheckKind::Http | CheckKind::Https => {
-            let host = c.host.clone().unwrap_or_else(|| match backend.address {
-                std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
-                a => format!("{a}:{port}"),
-            });
+            let host = c
+                .host
+                .clone()
+                .unwrap_or_else(|| host_port(&backend.address.to_string(), port));
             let tls = match (c.kind, tls) {
                 (CheckKind::Https, Some(config)) => {
                     let name = match &c.sni {

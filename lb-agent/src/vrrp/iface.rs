@@ -29,7 +29,7 @@ impl Interface {
     /// Its IPv6 link-local address (VRRP v3 over IPv6 sends from it).
     pub fn link_local(&self) -> Option<Ipv6Addr> {
         self.addrs.iter().find_map(|a| match a {
-            IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80 => Some(*v),
+            IpAddr::V6(v) if v.is_unicast_link_local() => Some(*v),
             _ => None,
         })
     }

@@ -60,11 +60,6 @@ impl Vrrp {
         self.statuses.clone()
     }
 
-    /// Every instance's status now.
-    pub fn statuses(&self) -> Vec<InstanceStatus> {
-        self.statuses.iter().map(|s| s.borrow().clone()).collect()
-    }
-
     /// Graceful stop: masters send priority 0 and remove their addresses.
     pub async fn stop(self) {
         for (tx, task) in self.instances {

@@ -67,7 +67,7 @@ impl Endpoint {
             let IpAddr::V6(a) = src else {
                 return Err(io::Error::other("not an IPv6 source"));
             };
-            let scope = if a.segments()[0] & 0xffc0 == 0xfe80 {
+            let scope = if a.is_unicast_link_local() {
                 iface.index
             } else {
                 0
@@ -105,9 +105,7 @@ impl Endpoint {
     /// Sends one VRRP message to `dst`.
     pub async fn send(&self, msg: &[u8], dst: IpAddr) -> io::Result<()> {
         let to = match dst {
-            IpAddr::V6(a)
-                if a.segments()[0] & 0xff00 == 0xff00 || a.segments()[0] & 0xffc0 == 0xfe80 =>
-            {
+            IpAddr::V6(a) if a.is_multicast() || a.is_unicast_link_local() => {
                 SockAddr::from(SocketAddrV6::new(a, 0, 0, self.scope))
             }
             a => SockAddr::from(SocketAddr::new(a, 0)),

@@ -18,32 +18,12 @@ use super::{
     priority::{Tracked, effective},
 };
 use crate::{
-    config::{TrackConfig, TrackKind, VrrpConfig},
+    config::{TrackKind, VrrpConfig},
+    health::HealthState,
     status::Status,
 };
 
 const POLL: Duration = Duration::from_millis(500);
-
-/// A tracker's rise/fall state.
-#[derive(Clone, Copy, Debug)]
-struct Counted {
-    passing: bool,
-    streak: u32,
-}
-
-impl Counted {
-    fn record(&mut self, ok: bool, t: &TrackConfig) {
-        if ok == self.passing {
-            self.streak = 0;
-            return;
-        }
-        self.streak += 1;
-        if self.streak >= if ok { t.rise } else { t.fall } {
-            self.passing = ok;
-            self.streak = 0;
-        }
-    }
-}
 
 async fn run_script(command: &[String], timeout: Duration) -> bool {
     let Some((program, args)) = command.split_first() else {
@@ -82,14 +62,12 @@ pub async fn follow(
     mut status: watch::Receiver<Arc<Status>>,
     instance: mpsc::Sender<Command>,
 ) {
-    let n = cfg.tracks.len();
-    let mut states = vec![
-        Counted {
-            passing: false,
-            streak: 0,
-        };
-        n
-    ];
+    // The health checks' rise/fall state machine, starting failing.
+    let mut states: Vec<HealthState> = cfg
+        .tracks
+        .iter()
+        .map(|t| HealthState::known(false, t.rise, t.fall))
+        .collect();
     // Script results arrive on a channel from one task per script.
     let (results_tx, mut results) = mpsc::unbounded_channel::<(usize, bool)>();
     for (i, t) in cfg.tracks.iter().enumerate() {
@@ -125,7 +103,7 @@ pub async fn follow(
             .zip(&states)
             .map(|(t, s)| Tracked {
                 weight: t.weight,
-                passing: s.passing,
+                passing: s.is_up(),
             })
             .collect();
         let now = effective(cfg.priority, &tracked);
@@ -146,12 +124,14 @@ pub async fn follow(
             }
         };
         tokio::select! {
-            Some((i, ok)) = results.recv() => states[i].record(ok, &cfg.tracks[i]),
+            Some((i, ok)) = results.recv() => {
+                states[i].record(ok);
+            }
             () = poll => {
                 let s = status.borrow_and_update().clone();
                 for (i, t) in cfg.tracks.iter().enumerate() {
                     if !matches!(t.kind, TrackKind::Script { .. }) {
-                        states[i].record(observe(&t.kind, &s), t);
+                        states[i].record(observe(&t.kind, &s));
                     }
                 }
             }
