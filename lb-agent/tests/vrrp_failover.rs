@@ -75,7 +75,7 @@ fn outage(c: &mut Cluster, settle: Duration, kill: impl FnOnce(&mut Cluster)) ->
     let client = requests(c, stop.clone());
     std::thread::sleep(Duration::from_millis(500));
     kill(c);
-    let _dead = c.nodes[0].die();
+    c.nodes[0].die();
     std::thread::sleep(settle);
     stop.store(true, Ordering::Relaxed);
     let ok = client.join().expect("client");

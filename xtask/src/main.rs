@@ -33,8 +33,8 @@ enum Command {
     },
     /// Bootstrap and run the demo lab (needs root); `--config FILE` runs the agent.
     Demo {
-        /// Arguments for `lb-agent demo`.
-        #[arg(last = true)]
+        /// Arguments for `lb-agent demo` (e.g. `--config FILE`, `--forwarding dsr`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// Fuzz the VRRP advert parser (cargo-fuzz, nightly) for a while.

@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::Read,
+    io::{Read, Write},
     net::{SocketAddr, TcpStream},
     time::{Duration, Instant},
 };
@@ -72,4 +72,28 @@ pub fn answer(target: SocketAddr, timeout: Duration) -> Result<String, String> {
         return Err("empty answer".into());
     }
     Ok(answer)
+}
+
+/// One HTTP GET of `/` on a new connection to `target`: the body, or why not.
+pub fn http_get(target: SocketAddr, timeout: Duration) -> Result<String, String> {
+    let mut s =
+        TcpStream::connect_timeout(&target, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {target}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| format!("send: {e}"))?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)
+        .map_err(|e| format!("read: {e}"))?;
+    match reply.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.1 200") => Ok(body.trim().to_string()),
+        Some((head, _)) => Err(format!(
+            "answer: {}",
+            head.lines().next().unwrap_or_default()
+        )),
+        None if reply.is_empty() => Err("empty answer".into()),
+        None => Err("answer: not HTTP".into()),
+    }
 }

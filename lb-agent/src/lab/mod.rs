@@ -2,13 +2,15 @@
 //! Namespace and interface names carry the process id and a counter, so labs run in
 //! parallel; guards delete what they made on drop, also on panic.
 
+mod agent;
 mod client;
 mod netns;
 mod peer;
 mod server;
 mod topology;
 
-pub use client::{Tally, answer, connections};
+pub use agent::{AgentNode, LAB_API};
+pub use client::{Tally, answer, connections, http_get};
 pub use netns::{LabError, Netns, NetnsEntry, run_cmd, unique_name};
 pub use peer::PeerPass;
 pub use server::TcpServer;

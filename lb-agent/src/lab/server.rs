@@ -1,8 +1,10 @@
 //! A real TCP server inside a lab namespace: answers every connection with its name
-//! and closes. Runs on a thread that entered the namespace; stops on drop.
+//! and closes, either at once (a banner) or as an HTTP server answering a request
+//! with its name as the body. Runs on a thread that entered the namespace; stops on
+//! drop.
 
 use std::{
-    io::Write,
+    io::{Read, Write},
     net::{SocketAddr, TcpListener},
     sync::{
         Arc,
@@ -21,14 +23,40 @@ pub struct TcpServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// How a server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Style {
+    /// Its name and a newline, at once.
+    Banner,
+    /// An HTTP/1.1 200 with its name and a newline as the body, after the request.
+    Http,
+}
+
 impl TcpServer {
     /// Listens on `addr` inside `ns`; every client gets `reply` followed by a newline.
     pub fn spawn(ns: &Netns, addr: SocketAddr, reply: &str) -> Result<Self, LabError> {
+        Self::start(ns, addr, reply, Style::Banner)
+    }
+
+    /// An HTTP server on `addr` inside `ns`: every request gets 200 with body `name`
+    /// followed by a newline (health checks and the demo's clients).
+    pub fn web(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Self, LabError> {
+        Self::start(ns, addr, name, Style::Http)
+    }
+
+    fn start(ns: &Netns, addr: SocketAddr, reply: &str, style: Style) -> Result<Self, LabError> {
         let stop = Arc::new(AtomicBool::new(false));
         let served = Arc::new(AtomicU64::new(0));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let ns_name = ns.name().to_string();
-        let reply = format!("{reply}\n");
+        let reply = match style {
+            Style::Banner => format!("{reply}\n"),
+            Style::Http => format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{reply}\n",
+                reply.len() + 1
+            ),
+        };
         let (stop2, served2) = (stop.clone(), served.clone());
         let enter = ns.entry()?;
         let thread = std::thread::spawn(move || {
@@ -60,8 +88,12 @@ impl TcpServer {
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((mut s, _)) => {
-                        // Answer at once; clients send nothing (like a banner).
+                        // A banner answers at once (clients send nothing); HTTP
+                        // after the request's header.
                         let _ = s.set_nonblocking(false);
+                        if style == Style::Http && !read_request(&mut s) {
+                            continue;
+                        }
                         if s.write_all(reply.as_bytes()).is_ok() {
                             served2.fetch_add(1, Ordering::Relaxed);
                         }
@@ -100,4 +132,22 @@ impl Drop for TcpServer {
             let _ = t.join();
         }
     }
+}
+
+/// Reads a request up to the end of its header (1 s at most); false when the client
+/// went away or sent too much.
+fn read_request(s: &mut std::net::TcpStream) -> bool {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if buf.len() > 16 * 1024 {
+            return false;
+        }
+    }
+    true
 }

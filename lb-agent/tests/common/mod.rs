@@ -10,16 +10,14 @@ pub mod servers;
 pub mod traffic;
 
 use std::{
-    fs,
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    path::PathBuf,
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
 use lb_agent::{
-    lab::{Host, Lan, PeerPass, TcpServer, connections, lan_v4, unique_name},
+    lab::{AgentNode, Host, Lan, TcpServer, connections, lan_v4},
     status::Status,
 };
 
@@ -29,16 +27,16 @@ pub const CLIENT: u8 = 100;
 pub const BACKENDS: [u8; 3] = [11, 12, 13];
 pub const AGENT: &str = env!("CARGO_BIN_EXE_lb-agent");
 /// `api_listen` inside the LB namespace.
-pub const API: &str = "127.0.0.1:9100";
+pub const API: &str = lb_agent::lab::LAB_API;
 
-/// One LB node: its host, the agent's files, and the agent when running.
-pub struct Node {
-    pub dir: PathBuf,
-    pub pins: PathBuf,
-    pub config: PathBuf,
-    agent: Option<Child>,
-    _peer: PeerPass,
-    pub lb: Host,
+/// One LB node (see `lb_agent::lab::AgentNode`) with panicking helpers for tests.
+pub struct Node(AgentNode);
+
+impl std::ops::Deref for Node {
+    type Target = AgentNode;
+    fn deref(&self) -> &AgentNode {
+        &self.0
+    }
 }
 
 /// One LB node, a client and three backends.
@@ -73,26 +71,7 @@ pub struct Cluster {
 impl Node {
     /// LB host `index` on `lan`, forwarding, XDP-ready, with its own files.
     pub fn new(lan: &Lan, index: u8) -> Self {
-        let lb = lan.host("lbal", index).expect("lb host");
-        let peer = PeerPass::attach(&lan.switch, &lb.port).expect("XDP on the LB's switch port");
-        lb.ns.ip(&["link", "set", "lo", "up"]).expect("lo");
-        lb.ns
-            .sysctl("net.ipv4.ip_forward", "1")
-            .expect("forwarding");
-        let name = unique_name("lbagent");
-        let dir = std::env::temp_dir().join(&name);
-        fs::create_dir_all(&dir).expect("lab dir");
-        // `nsenter --net` keeps the host's mounts: the agent sees /sys/fs/bpf.
-        let pins = PathBuf::from("/sys/fs/bpf").join(&name);
-        let config = dir.join("lb.toml");
-        Self {
-            dir,
-            pins,
-            config,
-            agent: None,
-            _peer: peer,
-            lb,
-        }
+        Self(AgentNode::new(lan, "lbal", index).expect("lb node"))
     }
 }
 
@@ -141,45 +120,26 @@ impl Cluster {
 impl Node {
     /// Writes the config: an `[agent]` section for this lab, then `vips` (TOML).
     pub fn write_config(&self, vips: &str) {
-        let text = format!(
-            "[agent]\ninterfaces = [\"eth0\"]\nxdp_mode = \"native\"\npin_path = \"{}\"\n\
-             api_listen = \"{API}\"\ncontrol_socket = \"{}\"\nflow_table_size = 65536\n\n{vips}",
-            self.pins.display(),
-            self.dir.join("ctl.sock").display(),
-        );
-        fs::write(&self.config, text).expect("config");
+        self.0.write_config(vips).expect("config");
     }
 
     /// Starts the agent and waits until its control socket answers.
     pub fn start(&mut self) {
-        assert!(self.agent.is_none(), "agent already running");
+        assert!(!self.0.running(), "agent already running");
         let logged = self.log().len();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("agent.log"))
-            .expect("log");
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.lb.ns.name()))
-            .arg(AGENT)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
+        self.0
+            .spawn(std::path::Path::new(AGENT))
             .expect("spawn the agent");
-        self.agent = Some(child);
         let start = Instant::now();
         loop {
             if self.log()[logged..].contains("running:") && self.status().source == "daemon" {
                 return;
             }
-            if let Some(c) = self.agent.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                panic!("the agent exited ({st}) at start:\n{}", self.log());
-            }
+            assert!(
+                self.0.running(),
+                "the agent exited at start:\n{}",
+                self.log()
+            );
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "the agent did not come up:\n{}",
@@ -207,23 +167,21 @@ impl Node {
             .unwrap_or_default()
     }
 
-    /// The node stops receiving anything, its link up: its data plane detached (pins
-    /// removed) and an XDP program dropping every frame, kept while the guard lives.
-    pub fn die(&self) -> PeerPass {
-        let _ = fs::remove_dir_all(&self.pins);
-        PeerPass::blackhole(&self.lb.ns, "eth0").expect("blackhole")
+    /// The node loses power with its link up: agent killed, data plane detached and
+    /// every frame it receives dropped.
+    pub fn die(&mut self) {
+        self.0.power_off().expect("power off");
     }
 
     /// `kill -9` of the agent.
     pub fn kill9(&mut self) {
-        let mut c = self.agent.take().expect("agent running");
-        c.kill().expect("kill -9");
-        let _ = c.wait();
+        assert!(self.0.running(), "agent not running");
+        self.0.kill_agent();
     }
 
     /// SIGTERM, and waits for the agent to exit (asserting it exits cleanly).
     pub fn terminate(&mut self) {
-        let mut c = self.agent.take().expect("agent running");
+        let mut c = self.0.take_agent().expect("agent running");
         signal(&c, "TERM");
         let st = c.wait().expect("wait");
         assert!(
@@ -233,8 +191,8 @@ impl Node {
         );
     }
 
-    pub fn sighup(&self) {
-        signal(self.agent.as_ref().expect("agent running"), "HUP");
+    pub fn sighup(&mut self) {
+        signal(self.0.agent_mut().expect("agent running"), "HUP");
     }
 
     /// `lb-agent ARGS --config CONFIG` from the host.
@@ -274,10 +232,6 @@ impl Node {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
     }
 
     /// GET `path` from the agent's HTTP endpoint: (status code, body).
@@ -321,16 +275,9 @@ fn signal(c: &Child, sig: &str) {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        if let Some(mut c) = self.agent.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         if std::thread::panicking() {
             eprintln!("agent log:\n{}", self.log());
         }
-        // Removing the pinned links detaches the program; the maps go with the dir.
-        let _ = fs::remove_dir_all(&self.pins);
-        let _ = fs::remove_dir_all(&self.dir);
     }
 }
 

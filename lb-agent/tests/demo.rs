@@ -1,0 +1,136 @@
+//! `lb-agent demo` as a newcomer runs it: the whole script (two agents with VRRP,
+//! a backend stopping and coming back, the master losing power and coming back),
+//! and Ctrl-C in the middle. Either way nothing of the lab may be left behind.
+//! Needs root.
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_lb-agent");
+
+/// Namespaces and pin directories whose names carry `pid` (the lab's names do).
+fn leftovers(pid: u32) -> Vec<String> {
+    let tag = format!("{pid}x");
+    let mut found: Vec<String> = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list")
+            .stdout,
+    )
+    .lines()
+    .filter(|l| l.contains(&tag))
+    .map(str::to_string)
+    .collect();
+    for e in std::fs::read_dir("/sys/fs/bpf").expect("bpffs").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(&tag) {
+            found.push(format!("/sys/fs/bpf/{name}"));
+        }
+    }
+    found
+}
+
+/// The number after `key` in `line` (e.g. "requests failed: 3").
+fn number_after(line: &str, key: &str) -> u64 {
+    let rest = &line[line.find(key).expect(key) + key.len()..];
+    rest.trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
+}
+
+#[test]
+fn the_demo_runs_its_script_and_cleans_up() {
+    let child = Command::new(AGENT)
+        .args(["demo", "--plain", "--step-seconds", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("demo output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "lb1: VRRP BACKUP -> MASTER",
+        "lb1: backend 198.18.1.12 DOWN (L4 connection refused)",
+        "lb1: backend 198.18.1.12 UP (L7 OK, status 200)",
+        "lb1: agent powered off",
+        "lb2: VRRP BACKUP -> MASTER",
+        "lb2: VRRP MASTER -> BACKUP",
+        "the demo ran to its end",
+        "cleaning up",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // Once the check has taken the stopped backend out, nothing fails.
+    let after = text
+        .lines()
+        .find(|l| l.contains("- after that, requests failed:"))
+        .expect("backend result");
+    assert_eq!(number_after(after, "requests failed:"), 0, "{after}");
+    // Failover within the VRRP bound (3 adverts + skew) plus the demo's 250 ms polling.
+    let failover = text
+        .lines()
+        .find(|l| l.contains("- lb2 MASTER") && l.contains("after lb1 lost power"))
+        .expect("failover result");
+    let ms = number_after(failover, "lb2 MASTER");
+    assert!(ms < 700, "failover took {ms} ms: {failover}");
+    let gap = number_after(failover, "longest wait between two answers:");
+    assert!(gap < 1000, "client outage {gap} ms: {failover}");
+    // Traffic went to all three backends in the steady phase.
+    let steady = text
+        .lines()
+        .find(|l| l.contains("VIP owner lb1, backends up 3/3"))
+        .expect("a steady summary line");
+    for b in [".11=", ".12=", ".13="] {
+        assert!(number_after(steady, b) > 0, "{b} got nothing: {steady}");
+    }
+    assert_eq!(leftovers(pid), Vec::<String>::new(), "left behind");
+}
+
+#[test]
+fn ctrl_c_stops_the_demo_and_removes_the_lab() {
+    let child = Command::new(AGENT)
+        .args(["demo", "--plain"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let pid = child.id();
+    // Wait until the agents run (the pins exist), then interrupt.
+    let start = Instant::now();
+    while leftovers(pid)
+        .iter()
+        .filter(|l| l.starts_with("/sys"))
+        .count()
+        < 2
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the demo's agents did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let st = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(st.success());
+    let out = child.wait_with_output().expect("demo output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed on Ctrl-C:\n{text}");
+    assert!(text.contains("stopped. Measured so far:"), "{text}");
+    assert!(text.contains("cleaning up"), "{text}");
+    assert_eq!(leftovers(pid), Vec::<String>::new(), "left behind");
+}
