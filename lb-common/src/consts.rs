@@ -57,6 +57,13 @@ pub const PROG_FLOOR: &str = "lb_floor";
 pub const PROG_SINK: &str = "lb_sink";
 /// The sink's per-CPU counter.
 pub const MAP_SINK_COUNT: &str = "SINK_COUNT";
+/// Benchmark generator (object `lb-peer`): next source port, XDP_TX; run with
+/// `BPF_PROG_TEST_RUN` in live-frames mode.
+pub const PROG_GEN: &str = "lb_gen";
+/// The generator's number of flows (`Array<u32>`, one entry).
+pub const MAP_GEN_FLOWS: &str = "GEN_FLOWS";
+/// The generator's header template (`Array<[u8; 42]>`, one entry).
+pub const MAP_GEN_TEMPLATE: &str = "GEN_TEMPLATE";
 /// Pass-everything program for the far end of a veth (object `lb-peer`), so XDP_TX
 /// frames from the near end are received.
 pub const PROG_PEER_PASS: &str = "lb_peer_pass";

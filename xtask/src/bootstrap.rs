@@ -127,3 +127,37 @@ pub fn bpffs() -> Result<()> {
     fs::create_dir_all("/sys/fs/bpf").ok();
     run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))
 }
+
+/// The benchmark's peers and servers (Debian packages): installed with apt-get when
+/// one is missing.
+pub fn bench_tools() -> Result<()> {
+    const TOOLS: [(&str, &str); 5] = [
+        ("haproxy", "haproxy"),
+        ("nft", "nftables"),
+        ("iperf3", "iperf3"),
+        ("nginx", "nginx-light"),
+        ("taskset", "util-linux"),
+    ];
+    let on_path = |bin: &str| {
+        ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+            .iter()
+            .any(|d| std::path::Path::new(d).join(bin).exists())
+    };
+    let missing: Vec<&str> = TOOLS
+        .iter()
+        .filter(|(bin, _)| !on_path(bin))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        step("benchmark tools: haproxy, nftables, iperf3, nginx present");
+        return Ok(());
+    }
+    step(&format!(
+        "benchmark tools: installing {}",
+        missing.join(" ")
+    ));
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}

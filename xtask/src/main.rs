@@ -5,6 +5,7 @@
 //! - `test`: the above, bpffs, clippy, then every test of the workspace (default
 //!   members: all but lb-ebpf, which only builds for BPF) as root.
 //! - `demo`: the above, then the demo lab (`lb-agent demo`).
+//! - `bench`: the side-by-side benchmark (and `bench-dp` first).
 //! - `bench-dp`: per-packet cost of the XDP program under real traffic.
 //! - `fuzz`: the VRRP advert parser under cargo-fuzz (installed into `.cache/`).
 
@@ -42,6 +43,13 @@ enum Command {
         /// How long to fuzz.
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+    },
+    /// The side-by-side benchmark: XDP (nat, dsr) vs HAProxy vs nftables vs no LB,
+    /// plus the program's own cost per packet, flow-table scale and Maglev rebuilds.
+    Bench {
+        /// Arguments for the benchmark (`--quick`, `--seconds N`, `--threads N`, `--out DIR`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Per-packet cost of the XDP program (bpf_stats) under real traffic.
     BenchDp {
@@ -128,6 +136,39 @@ fn run(command: Command) -> Result<()> {
                     &format!("-max_total_time={seconds}"),
                 ],
             )
+        }
+        Command::Bench { args } => {
+            cmd::require_root("the benchmark builds network namespaces and attaches XDP")?;
+            bootstrap::ebpf_toolchain()?;
+            bootstrap::bpffs()?;
+            bootstrap::bench_tools()?;
+            let quick = args.iter().any(|a| a == "--quick");
+            cmd::step("1/2: the XDP program's own cost per packet (bpf_stats, release build)");
+            let mut dp = vec![
+                "run",
+                "--release",
+                "--package",
+                "tests",
+                "--bin",
+                "bench-dp",
+                "--",
+            ];
+            if quick {
+                dp.push("--quick");
+            }
+            cmd::cargo(&dp, &[])?;
+            cmd::step("2/2: side by side: no LB, XDP nat/dsr, HAProxy, nftables (fresh lab each)");
+            let mut run = vec![
+                "run",
+                "--release",
+                "--package",
+                "tests",
+                "--bin",
+                "bench",
+                "--",
+            ];
+            run.extend(args.iter().map(String::as_str));
+            cmd::cargo(&run, &[])
         }
         Command::BenchDp { args } => {
             cmd::require_root("the benchmark attaches XDP programs in network namespaces")?;

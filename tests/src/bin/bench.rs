@@ -1,0 +1,215 @@
+//! `cargo xtask bench`: lb's XDP data plane (NAT and DSR) next to HAProxy `mode tcp`
+//! and nftables DNAT, and next to no load balancer at all, on the same lab and cores,
+//! in one run. Every (peer, workload) gets a fresh lab. Progress goes to stderr; the
+//! report (markdown) to stdout and to `--out DIR/report.md`.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result, bail};
+use tests::bench::{
+    self, BulkResult, LbCost, Options, PpsResult,
+    conn::ConnResult,
+    lab::{ENDPOINT_CPU, LB_CPU, pin},
+    peers::Peer,
+};
+
+struct Args {
+    options: Options,
+    out: PathBuf,
+    quick: bool,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        options: Options {
+            length: Duration::from_secs(5),
+            threads: 16,
+            flows: 65_536,
+        },
+        out: PathBuf::from("bench/latest"),
+        quick: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match k.as_str() {
+            "--quick" => {
+                a.quick = true;
+                a.options.length = Duration::from_secs(1);
+                a.options.flows = 4096;
+            }
+            "--seconds" => {
+                let s: u64 = value("--seconds")?.parse().context("--seconds N")?;
+                if !(1..=60).contains(&s) {
+                    bail!("--seconds must be 1..=60");
+                }
+                a.options.length = Duration::from_secs(s);
+            }
+            "--threads" => {
+                a.options.threads = value("--threads")?.parse().context("--threads N")?;
+                if !(1..=256).contains(&a.options.threads) {
+                    bail!("--threads must be 1..=256");
+                }
+            }
+            "--out" => a.out = PathBuf::from(value("--out")?),
+            other => bail!(
+                "unknown argument {other} (expected --quick, --seconds N, --threads N, --out DIR)"
+            ),
+        }
+    }
+    Ok(a)
+}
+
+struct PeerRow {
+    peer: Peer,
+    pps: Option<PpsResult>,
+    conn: ConnResult,
+    conn_cost: LbCost,
+    bulk: BulkResult,
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    // The client, generator and servers run on the endpoints' core; the load
+    // balancer's threads are pinned to the other.
+    pin(std::process::id(), ENDPOINT_CPU)?;
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    let steps = Peer::ALL.len() * 3;
+    let mut step = 0;
+    let mut progress = |what: String| {
+        step += 1;
+        eprintln!("bench [{step:>2}/{steps}] {what}");
+    };
+    let mut rows = Vec::new();
+    for peer in Peer::ALL {
+        progress(format!("{}: packet rate", peer.name()));
+        let pps = bench::packet_rate(peer, &a.options)?;
+        if let Some(p) = &pps {
+            eprintln!(
+                "           {:.0} kpps forwarded of {:.0} offered, LB core {:.0} ns/packet",
+                p.forwarded_pps / 1e3,
+                p.offered_pps / 1e3,
+                p.cpu_ns_per_packet()
+            );
+            if let Some(ns) = p.prog_ns {
+                eprintln!("           XDP program {ns:.0} ns/packet (bpf_stats)");
+            }
+            if !p.counters.is_empty() {
+                let c: Vec<String> = p.counters.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                eprintln!("           data plane: {}", c.join(" "));
+            }
+        } else {
+            eprintln!("           no UDP");
+        }
+        progress(format!("{}: new TCP connections", peer.name()));
+        let (conn, conn_cost) = bench::connections(peer, &a.options)?;
+        eprintln!(
+            "           {:.0}/s, failed {}, connect p50 {:.0} us p99 {:.0} us",
+            conn.per_s(),
+            conn.failed,
+            conn.connect_p50_us,
+            conn.connect_p99_us
+        );
+        if let Some(ns) = conn_cost.ns_per_packet() {
+            eprintln!(
+                "           LB core busy {:.2} s, {} packets: {ns:.0} ns/packet",
+                conn_cost.busy_s, conn_cost.packets
+            );
+        }
+        progress(format!("{}: bulk TCP, 8 streams", peer.name()));
+        let bulk = bench::bulk(peer, &a.options)?;
+        eprintln!("           {:.2} Gbit/s", bulk.bits_per_s / 1e9);
+        rows.push(PeerRow {
+            peer,
+            pps,
+            conn,
+            conn_cost,
+            bulk,
+        });
+    }
+    let report = report(&rows, &a);
+    println!("{report}");
+    std::fs::create_dir_all(&a.out)?;
+    std::fs::write(a.out.join("report.md"), &report)?;
+    eprintln!("bench: report in {}", a.out.join("report.md").display());
+    Ok(())
+}
+
+fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or("n/a".to_string(), f)
+}
+
+fn ratio(v: f64, base: f64) -> String {
+    if base > 0.0 {
+        format!("{:.0}%", 100.0 * v / base)
+    } else {
+        "-".into()
+    }
+}
+
+fn report(rows: &[PeerRow], a: &Args) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let direct = rows.iter().find(|r| r.peer == Peer::Direct);
+    let _ = writeln!(
+        s,
+        "Each workload {} s, {} client threads, {} UDP flows; LB core: CPU {LB_CPU}, \
+         everything else: CPU {ENDPOINT_CPU}.{}\n",
+        a.options.length.as_secs(),
+        a.options.threads,
+        a.options.flows,
+        if a.quick { " (--quick)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "| peer | UDP pps forwarded | % of no-LB | LB core ns/packet | program ns/packet | new TCP conn/s | % of no-LB | connect p50 / p99 µs | failed | LB core ns/packet (conn) | 8-stream Gbit/s | % of no-LB | LB core ns/packet (bulk) |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for r in rows {
+        let base_pps = direct
+            .and_then(|d| d.pps.as_ref())
+            .map_or(0.0, |p| p.forwarded_pps);
+        let base_conn = direct.map_or(0.0, |d| d.conn.per_s());
+        let base_bulk = direct.map_or(0.0, |d| d.bulk.bits_per_s);
+        let lb = r.peer != Peer::Direct;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {:.0} | {} | {:.0} / {:.0} | {} | {} | {:.2} | {} | {} |",
+            r.peer.name(),
+            fmt_opt(r.pps.as_ref().map(|p| p.forwarded_pps), |v| format!(
+                "{:.0}k",
+                v / 1e3
+            )),
+            fmt_opt(r.pps.as_ref().map(|p| p.forwarded_pps), |v| ratio(
+                v, base_pps
+            )),
+            fmt_opt(
+                r.pps
+                    .as_ref()
+                    .filter(|_| lb)
+                    .map(PpsResult::cpu_ns_per_packet),
+                |v| format!("{v:.0}")
+            ),
+            fmt_opt(r.pps.as_ref().and_then(|p| p.prog_ns), |v| format!(
+                "{v:.0}"
+            )),
+            r.conn.per_s(),
+            ratio(r.conn.per_s(), base_conn),
+            r.conn.connect_p50_us,
+            r.conn.connect_p99_us,
+            r.conn.failed,
+            fmt_opt(r.conn_cost.ns_per_packet().filter(|_| lb), |v| format!(
+                "{v:.0}"
+            )),
+            r.bulk.bits_per_s / 1e9,
+            ratio(r.bulk.bits_per_s, base_bulk),
+            fmt_opt(r.bulk.cost.ns_per_packet().filter(|_| lb), |v| format!(
+                "{v:.0}"
+            )),
+        );
+    }
+    s
+}
