@@ -5,6 +5,7 @@ pub mod agent;
 pub mod config;
 pub mod dataplane;
 pub mod health;
+pub mod import;
 pub mod lab;
 pub mod status;
 pub mod vrrp;

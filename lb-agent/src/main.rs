@@ -19,6 +19,9 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Check a config file: every error with its file, line and key; applies nothing.
     CheckConfig(cli::check_config::CheckConfigArgs),
+    /// Convert an HAProxy + keepalived setup into an lb-agent config (checked before
+    /// it is written); everything not expressed is a warning with FILE:LINE.
+    Import(cli::import::ImportArgs),
     /// Run the agent: load and pin the data plane, health-check, serve the control
     /// socket and HTTP. SIGHUP reloads; SIGTERM stops (forwarding continues).
     Run(cli::run::RunArgs),
@@ -49,6 +52,7 @@ fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Demo(args) => cli::demo::run(&args),
         Command::CheckConfig(args) => cli::check_config::run(&args),
+        Command::Import(args) => cli::import::run(&args),
         Command::Run(a) => cli::run::run(&a),
         Command::Status(t) => cli::inspect::show_status(&t),
         Command::Vips(t) => cli::inspect::vips(&t),

@@ -55,6 +55,17 @@ impl Peer {
         }
     }
 
+    /// The name `--only` takes.
+    pub fn key(self) -> &'static str {
+        match self {
+            Peer::Direct => "direct",
+            Peer::XdpNat => "xdp-nat",
+            Peer::XdpDsr => "xdp-dsr",
+            Peer::Haproxy => "haproxy",
+            Peer::Nftables => "nftables",
+        }
+    }
+
     pub fn short(self) -> &'static str {
         match self {
             Peer::Direct => "no LB",

@@ -15,6 +15,8 @@ use tests::bench::{
 
 struct Args {
     options: Options,
+    /// Only these peers (by short name), for profiling one of them.
+    only: Vec<Peer>,
     out: PathBuf,
     quick: bool,
 }
@@ -24,10 +26,11 @@ fn args() -> Result<Args> {
         options: Options {
             length: Duration::from_secs(5),
             threads: 16,
-            flows: 65_536,
+            flows: 32_768,
         },
         out: PathBuf::from("bench/latest"),
         quick: false,
+        only: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -52,8 +55,19 @@ fn args() -> Result<Args> {
                 }
             }
             "--out" => a.out = PathBuf::from(value("--out")?),
+            "--only" => {
+                let name = value("--only")?;
+                let peer = Peer::ALL
+                    .into_iter()
+                    .find(|p| p.key() == name)
+                    .with_context(|| {
+                        let keys: Vec<&str> = Peer::ALL.iter().map(|p| p.key()).collect();
+                        format!("--only {name}: expected one of {}", keys.join(", "))
+                    })?;
+                a.only.push(peer);
+            }
             other => bail!(
-                "unknown argument {other} (expected --quick, --seconds N, --threads N, --out DIR)"
+                "unknown argument {other} (expected --quick, --seconds N, --threads N, --out DIR, --only PEER)"
             ),
         }
     }
@@ -74,14 +88,19 @@ fn main() -> Result<()> {
     // balancer's threads are pinned to the other.
     pin(std::process::id(), ENDPOINT_CPU)?;
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
-    let steps = Peer::ALL.len() * 3;
+    let peers: Vec<Peer> = if a.only.is_empty() {
+        Peer::ALL.to_vec()
+    } else {
+        a.only.clone()
+    };
+    let steps = peers.len() * 3;
     let mut step = 0;
     let mut progress = |what: String| {
         step += 1;
         eprintln!("bench [{step:>2}/{steps}] {what}");
     };
     let mut rows = Vec::new();
-    for peer in Peer::ALL {
+    for peer in peers {
         progress(format!("{}: packet rate", peer.name()));
         let pps = bench::packet_rate(peer, &a.options)?;
         if let Some(p) = &pps {

@@ -1,0 +1,611 @@
+//! HAProxy sections read into proxies: `defaults` pass their settings to the
+//! proxies after them, `frontend`/`listen` give binds and a backend, `backend`/
+//! `listen` give servers and checks. Sections in mode http are skipped whole, a
+//! stats listener becomes `[agent]` settings, every other directive is warned about.
+
+use std::{collections::HashMap, net::IpAddr, time::Duration};
+
+use super::{
+    check_rules::{self, CheckRules},
+    haproxy::{Line, Section, SectionKind, time},
+    server::{self, AddressProblem, Server, ServerOpts},
+    stats::{self, Stats},
+    warning::{Diagnostics, Loc},
+};
+
+/// What a `defaults` section passes on (and a proxy starts from).
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    /// `mode` and its line.
+    pub mode: Option<(String, usize)>,
+    /// `balance` algorithm and its line.
+    pub balance: Option<(String, usize)>,
+    pub checks: CheckRules,
+    pub default_server: ServerOpts,
+    /// `timeout check` and its line.
+    pub timeout_check: Option<(Duration, usize)>,
+    /// `default_backend` and its line.
+    pub default_backend: Option<(String, usize)>,
+}
+
+/// A listening address of a frontend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BindAddr {
+    Ip(IpAddr),
+    /// No address (`*:443`, `:443`) or a wildcard: `Some(false)` = 0.0.0.0,
+    /// `Some(true)` = ::, `None` = either.
+    Any(Option<bool>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    pub line: usize,
+    /// The address as written, for messages.
+    pub text: String,
+    pub addr: BindAddr,
+    pub port: u16,
+}
+
+/// A frontend, backend or listen section in mode tcp.
+#[derive(Clone, Debug)]
+pub struct Proxy {
+    pub kind: SectionKind,
+    pub name: String,
+    pub line: usize,
+    pub settings: Settings,
+    pub binds: Vec<Bind>,
+    /// An unconditional `use_backend` (it wins over default_backend) and its line.
+    pub use_backend: Option<(String, usize)>,
+    pub servers: Vec<Server>,
+    /// Lines of `server` entries dropped for errors (so the section is not
+    /// reported as having no servers).
+    pub dropped_servers: usize,
+}
+
+impl Proxy {
+    pub fn title(&self) -> String {
+        format!("{} {}", self.kind.word(), self.name)
+    }
+
+    /// The backend its connections go to: use_backend, default_backend, or itself
+    /// (a listen with servers).
+    pub fn target(&self) -> Option<(String, usize)> {
+        self.use_backend
+            .clone()
+            .or_else(|| self.settings.default_backend.clone())
+    }
+}
+
+/// Everything read from haproxy.cfg.
+#[derive(Debug, Default)]
+pub struct Haproxy {
+    pub proxies: Vec<Proxy>,
+    pub stats: Option<Stats>,
+    /// Names of backends/listens skipped (mode http, disabled): a frontend using
+    /// one says so.
+    pub skipped: HashMap<String, String>,
+}
+
+/// Reads every section.
+pub fn read(sections: &[Section], file: &str, d: &mut Diagnostics) -> Haproxy {
+    let mut out = Haproxy::default();
+    let mut current = Settings::default();
+    let mut named: HashMap<String, Settings> = HashMap::new();
+    for s in sections {
+        let at = Loc { file, line: s.line };
+        let base = match &s.from {
+            Some(name) => {
+                match named.get(name) {
+                    Some(b) => b.clone(),
+                    None => {
+                        d.warn(at, format!("`from {name}`: no defaults section of that name before it; using none"));
+                        Settings::default()
+                    }
+                }
+            }
+            None => current.clone(),
+        };
+        match &s.kind {
+            SectionKind::Global => stats::global(s, file, d),
+            SectionKind::Defaults => {
+                let mut settings = if s.from.is_some() {
+                    base
+                } else {
+                    Settings::default()
+                };
+                for l in &s.lines {
+                    directive(&mut Role::Defaults(&mut settings), l, at.at(l.number), d);
+                }
+                if let Some(n) = &s.name {
+                    named.insert(n.clone(), settings.clone());
+                }
+                current = settings;
+            }
+            SectionKind::Frontend | SectionKind::Backend | SectionKind::Listen => {
+                proxy(s, base, file, d, &mut out);
+            }
+            SectionKind::Other(kind) => d.warn(
+                at,
+                format!(
+                    "section `{}` (lines {}-{}) not converted: lb-agent has no {kind} sections",
+                    s.title(),
+                    s.line,
+                    s.end_line
+                ),
+            ),
+        }
+    }
+    out
+}
+
+fn proxy(s: &Section, base: Settings, file: &str, d: &mut Diagnostics, out: &mut Haproxy) {
+    let at = Loc { file, line: s.line };
+    let name = s.name.clone().unwrap_or_default();
+    let own_mode = s
+        .lines
+        .iter()
+        .rev()
+        .find(|l| l.word(0) == "mode")
+        .map(|l| (l.word(1).to_string(), l.number));
+    let mode = own_mode.or_else(|| base.mode.clone());
+    let is_stats = s.kind != SectionKind::Backend && s.lines.iter().any(stats::is_stats_directive);
+    if is_stats {
+        stats::listener(s, file, d, &mut out.stats);
+        return;
+    }
+    if let Some((m, line)) = &mode
+        && m != "tcp"
+    {
+        d.warn(
+            at,
+            format!(
+                "{} (lines {}-{}) is in mode {m} (line {line}): skipped whole, L7 (HTTP) routing isn't supported; lb-agent forwards TCP connections (L4) to one set of backends per VIP",
+                s.title(),
+                s.line,
+                s.end_line
+            ),
+        );
+        out.skipped
+            .insert(name, format!("it is in mode {m} ({file}:{line})"));
+        return;
+    }
+    if let Some(l) = s.lines.iter().find(|l| l.word(0) == "disabled") {
+        d.warn(
+            at,
+            format!(
+                "{} is disabled (line {}): skipped whole",
+                s.title(),
+                l.number
+            ),
+        );
+        out.skipped
+            .insert(name, format!("it is disabled ({file}:{})", l.number));
+        return;
+    }
+    let mut p = Proxy {
+        kind: s.kind.clone(),
+        name,
+        line: s.line,
+        settings: Settings { mode, ..base },
+        binds: Vec::new(),
+        use_backend: None,
+        servers: Vec::new(),
+        dropped_servers: 0,
+    };
+    for l in &s.lines {
+        directive(&mut Role::Proxy(&mut p), l, at.at(l.number), d);
+    }
+    out.proxies.push(p);
+}
+
+/// Where a directive lands.
+enum Role<'a> {
+    Defaults(&'a mut Settings),
+    Proxy(&'a mut Proxy),
+}
+
+impl Role<'_> {
+    fn settings(&mut self) -> &mut Settings {
+        match self {
+            Role::Defaults(s) => s,
+            Role::Proxy(p) => &mut p.settings,
+        }
+    }
+
+    fn kind(&self) -> SectionKind {
+        match self {
+            Role::Defaults(_) => SectionKind::Defaults,
+            Role::Proxy(p) => p.kind.clone(),
+        }
+    }
+
+    fn frontend_side(&self) -> bool {
+        matches!(
+            self.kind(),
+            SectionKind::Frontend | SectionKind::Listen | SectionKind::Defaults
+        )
+    }
+
+    fn backend_side(&self) -> bool {
+        matches!(
+            self.kind(),
+            SectionKind::Backend | SectionKind::Listen | SectionKind::Defaults
+        )
+    }
+}
+
+/// Logging and other cosmetic directives: (group, why), one warning per group.
+pub(super) fn cosmetic(l: &Line) -> Option<(String, &'static str)> {
+    let log = "lb-agent logs to stderr/journald; per-connection logs have no equivalent (see `lb-agent flows`, /metrics)";
+    match (l.word(0), l.word(1)) {
+        (
+            "log" | "log-format" | "log-format-sd" | "error-log-format" | "log-tag" | "log-steps",
+            _,
+        ) => Some((l.word(0).to_string(), log)),
+        (
+            "option" | "no",
+            "tcplog"
+            | "httplog"
+            | "httpslog"
+            | "dontlognull"
+            | "dontlog-normal"
+            | "log-health-checks"
+            | "log-separate-errors"
+            | "logasap",
+        ) => Some((format!("option {}", l.word(1)), log)),
+        ("description", _) => Some(("description".into(), "descriptions are not converted")),
+        _ => None,
+    }
+}
+
+fn directive(role: &mut Role<'_>, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
+    if let Some((group, why)) = cosmetic(l) {
+        d.warn_grouped(&group, at, format!("`{group}` not converted: {why}"));
+        return;
+    }
+    let text = l.text();
+    let kind = role.kind();
+    let nowhere =
+        |d: &mut Diagnostics, what: &str| d.warn(at, format!("`{text}` not converted: {what}"));
+    match l.word(0) {
+        // Read before the lines, from the section: nothing more to do.
+        "mode" => {
+            if let Role::Defaults(s) = role {
+                s.mode = Some((l.word(1).to_string(), l.number));
+            }
+        }
+        "balance" if role.backend_side() => {
+            role.settings().balance = Some((l.words[1..].join(" "), l.number));
+            balance(l, at, d);
+        }
+        "timeout" => {
+            if l.word(1) == "check" && role.backend_side() {
+                match time(l.word(2)) {
+                    Some(t) if !t.is_zero() => role.settings().timeout_check = Some((t, l.number)),
+                    _ => d.warn(at, format!("`{text}`: not an HAProxy time; ignored")),
+                }
+            } else {
+                d.warn(
+                    at,
+                    format!("`{text}` not converted: the data plane keeps no per-connection timers (flows stay in the LRU flow table until evicted)"),
+                );
+            }
+        }
+        "option" if role.backend_side() => match l.word(1) {
+            "httpchk" => {
+                let r = check_rules::option_httpchk(&l.words[2..], at, d);
+                role.settings().checks.httpchk = Some(r);
+            }
+            "tcp-check" => role.settings().checks.tcp_check = Some(l.number),
+            "ssl-hello-chk" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk"
+            | "ldap-check" | "spop-check" | "external-check" | "lb-agent-chk" => {
+                check_rules::protocol_check(l.word(1), &mut role.settings().checks, at, d);
+            }
+            _ => option(l, &text, at, d),
+        },
+        "option" => option(l, &text, at, d),
+        "http-check" if role.backend_side() => {
+            check_rules::http_check(l, &mut role.settings().checks, at, d);
+        }
+        "tcp-check" if role.backend_side() => {
+            check_rules::tcp_check(l, &mut role.settings().checks, at, d);
+        }
+        "default-server" if role.backend_side() => {
+            let own = server::options(l, 1, at, d);
+            let s = role.settings();
+            s.default_server = s.default_server.overlaid(&own);
+        }
+        "server" if matches!(kind, SectionKind::Backend | SectionKind::Listen) => {
+            if let Role::Proxy(p) = role {
+                server_line(p, l, at, d);
+            }
+        }
+        "server-template" => nowhere(d, "server templates need DNS resolution; list the servers by address"),
+        "bind" if matches!(kind, SectionKind::Frontend | SectionKind::Listen) => {
+            if let Role::Proxy(p) = role {
+                bind(p, l, at, d);
+            }
+        }
+        "default_backend" if role.frontend_side() => {
+            role.settings().default_backend = Some((l.word(1).to_string(), l.number));
+        }
+        "use_backend" if role.frontend_side() => {
+            if l.words.len() > 2 {
+                let why = if text.contains("ssl_sni") {
+                    "SNI routing needs the TLS ClientHello, and the data plane does not read payloads"
+                } else {
+                    "a condition needs the connection inspected, and the data plane does not"
+                };
+                d.warn(
+                    at,
+                    format!("`{text}` not converted: {why}; lb-agent sends every connection of a VIP to one backend set (here the default_backend)"),
+                );
+            } else if let Role::Proxy(p) = role {
+                if p.use_backend.is_none() {
+                    p.use_backend = Some((l.word(1).to_string(), l.number));
+                } else {
+                    d.warn(at, format!("`{text}`: an earlier unconditional use_backend already takes every connection"));
+                }
+            } else {
+                nowhere(d, "use_backend in defaults");
+            }
+        }
+        "acl" => nowhere(d, "ACLs: connections are not inspected at L4"),
+        "tcp-request" => {
+            let why = if text.contains("req.ssl_sni") || text.contains("req_ssl_sni") {
+                "SNI routing needs the TLS ClientHello; the data plane does not read payloads"
+            } else {
+                "connections are not inspected or filtered at L4"
+            };
+            nowhere(d, why)
+        }
+        "tcp-response" => nowhere(d, "responses are not inspected at L4"),
+        "http-request" | "http-response" | "http-after-response" | "redirect" | "errorfile"
+        | "errorfiles" | "errorloc" | "errorloc302" | "errorloc303" | "http-error"
+        | "compression" | "capture" | "cookie" | "http-reuse" | "unique-id-format"
+        | "unique-id-header" | "filter" | "http-send-name-header" | "reqadd" | "rspadd"
+        | "monitor" => nowhere(d, "HTTP processing (L7)"),
+        "monitor-uri" => d.warn(
+            at,
+            format!("`{text}` not converted: lb-agent answers /healthz (200 while it runs) and /ready (200 while every VIP has a backend taking new flows) on [agent] api_listen; point the monitor at one of them"),
+        ),
+        "stick-table" | "stick" | "stick-store-request" | "stick-store-response" | "persist"
+        | "force-persist" | "ignore-persist" | "use-server" => nowhere(
+            d,
+            "stickiness: a client's flow stays on its backend through the flow table, and Maglev keeps most clients on theirs when backends change, but there are no stick tables",
+        ),
+        "maxconn" | "fullconn" | "rate-limit" | "backlog" => {
+            nowhere(d, "the data plane sets no connection limits")
+        }
+        "retries" | "dispatch" => nowhere(d, "the data plane does not retry connections (a down backend's flows move to the others)"),
+        "hash-type" | "hash-balance-factor" | "hash-preserve-affinity" => {
+            nowhere(d, "Maglev hashes the 5-tuple")
+        }
+        "source" => nowhere(
+            d,
+            "NAT traffic leaves from snat_address (or the client's address with forwarding = \"dsr\")",
+        ),
+        "email-alert" => nowhere(d, "no mail alerts (watch /metrics)"),
+        "id" | "guid" | "enabled" | "declare" | "grace" => {
+            nowhere(d, "an HAProxy proxy setting with no equivalent in lb-agent")
+        }
+        "stats" => nowhere(
+            d,
+            "stats in defaults or a backend: the status page is served on [agent] api_listen",
+        ),
+        _ => nowhere(d, &format!("`{}` is not something lb-agent does in a {} section", l.word(0), kind.word())),
+    }
+}
+
+fn option(l: &Line, text: &str, at: Loc<'_>, d: &mut Diagnostics) {
+    let why = match l.word(1) {
+        "forwardfor"
+        | "http-server-close"
+        | "httpclose"
+        | "http-keep-alive"
+        | "http-pretend-keepalive"
+        | "http-use-htx"
+        | "http-buffer-request"
+        | "originalto"
+        | "http-no-delay"
+        | "http-ignore-probes"
+        | "http-use-proxy-header"
+        | "accept-invalid-http-request"
+        | "accept-invalid-http-response"
+        | "h1-case-adjust-bogus-client"
+        | "h1-case-adjust-bogus-server"
+        | "http-restrict-req-hdr-names"
+        | "checkcache"
+        | "http_proxy"
+        | "httpchk" => "HTTP processing (L7)",
+        "redispatch" | "abortonclose" => {
+            "the data plane does not retry connections (a down backend's flows move to the others)"
+        }
+        "tcpka"
+        | "clitcpka"
+        | "srvtcpka"
+        | "splice-auto"
+        | "splice-request"
+        | "splice-response"
+        | "nolinger"
+        | "tcp-smart-accept"
+        | "tcp-smart-connect"
+        | "independent-streams"
+        | "socket-stats"
+        | "contstats"
+        | "prefer-last-server"
+        | "idle-close-on-response"
+        | "disable-h2-upgrade" => {
+            "TCP proxy behaviour; the data plane forwards packets without terminating connections"
+        }
+        "transparent" => {
+            "transparent proxying: use forwarding = \"dsr\" for backends that must see the client"
+        }
+        "allbackups" | "persist" => "no backup servers",
+        _ => "no equivalent in lb-agent",
+    };
+    d.warn(at, format!("`{text}` not converted: {why}"));
+}
+
+fn balance(l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
+    let algo = l.word(1);
+    match algo {
+        // Comparable spread: kept as a comment in the output.
+        "roundrobin" | "static-rr" | "random" => {}
+        "leastconn" | "first" => d.warn(
+            at,
+            format!("`balance {algo}` not converted: lb-agent spreads new connections by weighted Maglev hashing of the 5-tuple (no connection counts)"),
+        ),
+        _ => d.warn(
+            at,
+            format!("`{}` not converted: lb-agent picks backends by weighted Maglev hashing of the 5-tuple (client address and port), so one client's connections may go to different backends", l.text()),
+        ),
+    }
+}
+
+fn server_line(p: &mut Proxy, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
+    let (name, addr) = (l.word(1), l.word(2));
+    let own = server::options(l, 3, at, d);
+    match server::address(addr) {
+        Ok((address, port)) => p.servers.push(Server {
+            line: l.number,
+            name: name.to_string(),
+            address,
+            port,
+            opts: p.settings.default_server.overlaid(&own),
+        }),
+        Err(AddressProblem::Hostname(host)) => {
+            p.dropped_servers += 1;
+            d.error(
+                at,
+                format!("server {name} uses the hostname `{host}`: lb-agent needs addresses (it does not resolve names); replace it with the server's IP address"),
+            );
+        }
+        Err(AddressProblem::Unsupported(why)) => {
+            p.dropped_servers += 1;
+            d.warn(at, format!("server {name} not converted: {why}"));
+        }
+    }
+}
+
+/// One address of a bind line: `ADDR:PORT`, `:PORT`, `*:PORT`, `[v6]:PORT`.
+pub(super) fn bind_address(text: &str) -> Result<(BindAddr, u16), String> {
+    let mut s = text;
+    let mut family = None;
+    for (prefix, v6) in [
+        ("ipv4@", Some(false)),
+        ("ipv6@", Some(true)),
+        ("tcp4@", Some(false)),
+        ("tcp6@", Some(true)),
+        ("tcp@", None),
+    ] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest;
+            family = v6;
+        }
+    }
+    if s.starts_with('/') || s.contains('@') {
+        return Err(format!(
+            "`{text}` is not an IP address and port (a socket or another family)"
+        ));
+    }
+    let (host, port) = match s.strip_prefix('[') {
+        Some(rest) => rest
+            .split_once("]:")
+            .ok_or_else(|| format!("`{text}`: expected [ADDRESS]:PORT"))?,
+        None => s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{text}`: a TCP bind needs a port"))?,
+    };
+    if port.contains('-') {
+        return Err(format!(
+            "`{text}`: port ranges are not supported (one [[vip]] per port, or port 0 for every port)"
+        ));
+    }
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("`{text}`: `{port}` is not a port"))?;
+    let addr = match host {
+        "" | "*" => BindAddr::Any(family),
+        h => match h.parse::<IpAddr>() {
+            Ok(a) if a.is_unspecified() => BindAddr::Any(Some(a.is_ipv6())),
+            Ok(a) => BindAddr::Ip(a),
+            Err(_) => return Err(format!("`{text}`: `{h}` is not an IP address")),
+        },
+    };
+    Ok((addr, port))
+}
+
+fn bind(p: &mut Proxy, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
+    let spec = l.word(1);
+    for part in spec.split(',').filter(|s| !s.is_empty()) {
+        match bind_address(part) {
+            Ok((addr, port)) => p.binds.push(Bind {
+                line: l.number,
+                text: part.to_string(),
+                addr,
+                port,
+            }),
+            Err(why) => d.warn(at, format!("bind {why}: not converted")),
+        }
+    }
+    let opts = &l.words[2.min(l.words.len())..];
+    if !opts.is_empty() {
+        let joined = opts.join(" ");
+        let why = if opts.iter().any(|o| o == "ssl") {
+            "HAProxy terminated TLS here; lb-agent forwards the encrypted connection as it is, so the backends must terminate TLS themselves"
+        } else if opts.iter().any(|o| o == "accept-proxy") {
+            "accept-proxy: the data plane does not read PROXY protocol headers"
+        } else {
+            "bind options have no equivalent (the VIP is an address and port in the data plane)"
+        };
+        d.warn(at, format!("bind options `{joined}` not converted: {why}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_addresses() {
+        let v4: IpAddr = "10.0.0.5".parse().expect("ip");
+        assert_eq!(bind_address("*:6443"), Ok((BindAddr::Any(None), 6443)));
+        assert_eq!(bind_address(":443"), Ok((BindAddr::Any(None), 443)));
+        assert_eq!(
+            bind_address("0.0.0.0:80"),
+            Ok((BindAddr::Any(Some(false)), 80))
+        );
+        assert_eq!(bind_address(":::80"), Ok((BindAddr::Any(Some(true)), 80)));
+        assert_eq!(bind_address("[::]:80"), Ok((BindAddr::Any(Some(true)), 80)));
+        assert_eq!(bind_address("10.0.0.5:80"), Ok((BindAddr::Ip(v4), 80)));
+        assert_eq!(bind_address("ipv4@10.0.0.5:80"), Ok((BindAddr::Ip(v4), 80)));
+        assert!(bind_address("10.0.0.5:8000-8010").is_err_and(|e| e.contains("port ranges")));
+        assert!(bind_address("/run/h.sock").is_err());
+        assert!(bind_address("10.0.0.5").is_err());
+    }
+
+    #[test]
+    fn defaults_pass_on_and_http_sections_are_skipped() {
+        let text = "defaults\n  mode tcp\n  timeout client 30s\n  default-server inter 3s fall 2\n  option httpchk GET /ready\n\nfrontend web\n  mode http\n  bind :80\n  acl a path_beg /x\n  use_backend b if a\n\nlisten api\n  bind 10.0.0.5:6443\n  server s1 10.0.0.11:6443 check\n";
+        let mut d = Diagnostics::default();
+        let sections = super::super::haproxy::parse(text, "h.cfg", &mut d);
+        let h = read(&sections, "h.cfg", &mut d);
+        assert_eq!(h.proxies.len(), 1);
+        let api = &h.proxies[0];
+        assert_eq!(api.servers[0].opts.fall, Some(2));
+        assert_eq!(api.servers[0].opts.inter, Some(Duration::from_secs(3)));
+        assert_eq!(
+            api.settings.checks.request().and_then(|r| r.path),
+            Some("/ready".to_string())
+        );
+        let (warnings, errors) = d.split();
+        assert!(errors.is_empty());
+        let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [3, 7], "{warnings:#?}");
+        assert!(warnings[1].message.contains("mode http"));
+        assert!(h.skipped.contains_key("web"));
+    }
+}

@@ -1,0 +1,360 @@
+//! HAProxy frontends joined to their backends: one `Service` per frontend (or
+//! listen) in mode tcp, with the backend's servers and one health check for all of
+//! them (lb-agent checks the backends of a VIP alike; servers whose check settings
+//! differ are warned about).
+
+use std::{collections::HashSet, time::Duration};
+
+use crate::config::duration;
+
+use super::{
+    check_rules,
+    haproxy::SectionKind,
+    model::{BackendPlan, CheckPlan, Notes, Service},
+    proxy::{Haproxy, Proxy},
+    server::Server,
+    warning::{Diagnostics, Loc},
+};
+
+/// HAProxy's `inter`, `rise`, `fall` defaults (lb-agent's are the same; written
+/// out so the file says what it does).
+const INTER: Duration = Duration::from_secs(2);
+const RISE: i64 = 2;
+const FALL: i64 = 3;
+
+/// Sanitized for a [[vip]] name: letters, digits, '-', '_', '.'.
+pub fn vip_name(name: &str) -> String {
+    let n: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if n.is_empty() { "vip".to_string() } else { n }
+}
+
+/// Every frontend/listen with binds, joined to its backend.
+pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
+    let mut out = Vec::new();
+    let mut used: HashSet<&str> = HashSet::new();
+    let find = |name: &str| {
+        h.proxies.iter().find(|p| {
+            p.name == name && matches!(p.kind, SectionKind::Backend | SectionKind::Listen)
+        })
+    };
+    for p in h
+        .proxies
+        .iter()
+        .filter(|p| matches!(p.kind, SectionKind::Frontend | SectionKind::Listen))
+    {
+        let at = Loc { file, line: p.line };
+        if p.binds.is_empty() {
+            if p.kind == SectionKind::Frontend {
+                d.warn(
+                    at,
+                    format!(
+                        "{} has no bind with an address and port: not converted",
+                        p.title()
+                    ),
+                );
+            }
+            continue;
+        }
+        let backend = match p.target() {
+            Some((name, line)) => match find(&name) {
+                Some(b) => b,
+                None => {
+                    let why = h.skipped.get(&name).map_or_else(
+                        || "there is no backend of that name".to_string(),
+                        |w| format!("backend {name} is not converted: {w}"),
+                    );
+                    d.warn(
+                        at.at(line),
+                        format!(
+                            "{} sends to `{name}`: {why}; the frontend is not converted",
+                            p.title()
+                        ),
+                    );
+                    continue;
+                }
+            },
+            None if p.kind == SectionKind::Listen => p,
+            None => {
+                d.warn(at, format!("{} has no default_backend (nor an unconditional use_backend): not converted", p.title()));
+                continue;
+            }
+        };
+        used.insert(backend.name.as_str());
+        let mut comments = vec![format!("from {file}:{} {}", p.line, p.title())];
+        if backend.name != p.name || backend.kind != p.kind {
+            comments.push(format!(
+                "backend: {file}:{} {}",
+                backend.line,
+                backend.title()
+            ));
+        }
+        let mut notes = Notes::default();
+        notes.add(
+            "forwarding",
+            "HAProxy is a full proxy: NAT is its equivalent (backends see snat_address)",
+        );
+        if let Some((algo, line)) = &backend.settings.balance {
+            comments.push(format!(
+                "balance {algo} ({file}:{line}): lb-agent spreads new connections by weighted Maglev hashing of the 5-tuple"
+            ));
+        }
+        out.push(Service {
+            comments,
+            name: vip_name(&p.name),
+            file: file.to_string(),
+            line: p.line,
+            binds: p.binds.clone(),
+            protocol: "tcp",
+            forwarding: "nat",
+            notes,
+            check: check_plan(backend, file, d),
+            backends: backends(backend, file, d),
+        });
+    }
+    // Backends, and listens without a bind of their own, that nothing sends to.
+    let unused = |p: &&Proxy| {
+        p.kind == SectionKind::Backend || (p.kind == SectionKind::Listen && p.binds.is_empty())
+    };
+    for b in h.proxies.iter().filter(unused) {
+        if !used.contains(b.name.as_str()) {
+            d.warn(
+                Loc { file, line: b.line },
+                format!("{} is not used by any converted frontend (only by conditional use_backend rules, or by none): not converted", b.title()),
+            );
+        }
+    }
+    out
+}
+
+fn backends(b: &Proxy, file: &str, d: &mut Diagnostics) -> Vec<BackendPlan> {
+    if b.servers.is_empty() && b.dropped_servers == 0 {
+        d.warn(
+            Loc { file, line: b.line },
+            format!("{} has no servers: its VIP gets no backends", b.title()),
+        );
+    }
+    b.servers
+        .iter()
+        .map(|s| {
+            let at = Loc { file, line: s.line };
+            let mut notes = Notes::default();
+            let state = if s.opts.disabled == Some(true) {
+                notes.add("state", "`disabled` in HAProxy (maintenance)");
+                Some("disabled")
+            } else if s.opts.backup == Some(true) {
+                d.warn(
+                    at,
+                    format!("server {} is a backup: lb-agent has no backup servers; imported with state = \"disabled\" (set it to \"enabled\" to give it traffic)", s.name),
+                );
+                notes.add("state", "a backup server in HAProxy: no equivalent");
+                Some("disabled")
+            } else {
+                None
+            };
+            BackendPlan {
+                origin: format!("{file}:{} server {}", s.line, s.name),
+                address: s.address,
+                port: s.port,
+                weight: s.opts.weight,
+                state,
+                notes,
+            }
+        })
+        .collect()
+}
+
+/// The check settings a server brings, for comparing servers.
+fn check_key(s: &Server) -> impl PartialEq + std::fmt::Debug {
+    let o = &s.opts;
+    (
+        o.inter,
+        o.fastinter,
+        o.downinter,
+        o.rise,
+        o.fall,
+        o.checks_tls(),
+        o.verify,
+        o.ca_file.clone(),
+        o.check_sni.clone(),
+        o.check_port,
+    )
+}
+
+fn check_plan(b: &Proxy, file: &str, d: &mut Diagnostics) -> CheckPlan {
+    let at = Loc { file, line: b.line };
+    let checked: Vec<&Server> = b
+        .servers
+        .iter()
+        .filter(|s| s.opts.check == Some(true))
+        .collect();
+    let Some(first) = checked.first() else {
+        let mut c = CheckPlan {
+            kind: "none",
+            origin: format!("{file}:{} {}: no server has `check`", b.line, b.title()),
+            ..CheckPlan::default()
+        };
+        c.notes.add(
+            "type",
+            "HAProxy does not check them: enabled servers are up",
+        );
+        return c;
+    };
+    for s in &checked[1..] {
+        if check_key(s) != check_key(first) {
+            d.warn(
+                at.at(s.line),
+                format!("server {}'s check settings differ from server {}'s (line {}): lb-agent checks every backend of a VIP alike, with {}'s", s.name, first.name, first.line, first.name),
+            );
+        }
+    }
+    for s in b.servers.iter().filter(|s| s.opts.check != Some(true)) {
+        d.warn(
+            at.at(s.line),
+            format!("server {} has no `check` while others have: lb-agent checks every backend of a VIP, it will be checked too", s.name),
+        );
+    }
+    let o = &first.opts;
+    let rules = &b.settings.checks;
+    let connect = rules.connect.as_ref();
+    let tls = o.checks_tls() || connect.is_some_and(|c| c.ssl);
+    let mut c = CheckPlan {
+        kind: "tcp",
+        port: o.check_port.or(connect.and_then(|c| c.port)),
+        interval: Some(o.inter.unwrap_or(INTER)),
+        fastinter: o.fastinter,
+        downinter: o.downinter,
+        rise: Some(o.rise.unwrap_or(RISE)),
+        fall: Some(o.fall.unwrap_or(FALL)),
+        ..CheckPlan::default()
+    };
+    let mut origin = Vec::new();
+    if let Some(req) = rules.request() {
+        let line = req.line;
+        check_rules::warn_method(&req, at.at(line), d);
+        origin.insert(0, format!("option httpchk ({file}:{line})"));
+        c.kind = if tls { "https" } else { "http" };
+        c.path = Some(req.path.unwrap_or_else(|| "/".to_string()));
+        c.host = req.host;
+        match &rules.expect {
+            Some((codes, line)) => {
+                origin.push(format!("http-check expect ({file}:{line})"));
+                c.expect_status = Some(codes.clone());
+            }
+            None => {
+                c.expect_status = Some((200..=399).collect());
+                c.notes
+                    .add("expect_status", "HAProxy's default: any 2xx or 3xx");
+            }
+        }
+        if tls {
+            match o.verify {
+                Some(false) => c.tls_verify = Some(false),
+                _ => {
+                    c.ca_file = o.ca_file.clone();
+                }
+            }
+            c.sni = o.check_sni.clone().or(connect.and_then(|c| c.sni.clone()));
+        }
+    } else {
+        if let Some((option, line)) = &rules.protocol_check {
+            c.notes.add(
+                "type",
+                format!("`option {option}` ({file}:{line}) becomes a connect check"),
+            );
+        }
+        if tls {
+            d.warn(
+                at.at(first.line),
+                "checks with TLS but no `option httpchk`: HAProxy checked the TLS handshake, lb-agent's tcp check only connects (verify/ca-file/check-sni do not apply)",
+            );
+        }
+        if rules.expect.is_some() || rules.send.is_some() {
+            d.warn(at, format!("{}: http-check rules without `option httpchk` do nothing in HAProxy either; the check is tcp", b.title()));
+        }
+    }
+    if let Some((t, line)) = b.settings.timeout_check {
+        let interval = c.interval.unwrap_or(INTER);
+        if t > interval {
+            d.warn(
+                at.at(line),
+                format!(
+                    "`timeout check {}` is longer than the check interval ({}): lb-agent's check timeout is at most the interval, set to it",
+                    duration::format(t),
+                    duration::format(interval)
+                ),
+            );
+            c.timeout = Some(interval);
+        } else {
+            c.timeout = Some(t);
+        }
+        c.notes
+            .add("timeout", format!("timeout check ({file}:{line})"));
+    }
+    origin.push(format!("server {} ({file}:{})", first.name, first.line));
+    c.origin = origin.join(", ");
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::{haproxy, proxy};
+
+    fn run(text: &str) -> (Vec<Service>, Diagnostics) {
+        let mut d = Diagnostics::default();
+        let sections = haproxy::parse(text, "h.cfg", &mut d);
+        let h = proxy::read(&sections, "h.cfg", &mut d);
+        let s = services(&h, "h.cfg", &mut d);
+        (s, d)
+    }
+
+    #[test]
+    fn frontend_and_backend_join_with_an_https_check() {
+        let (s, d) = run(
+            "frontend api\n  bind *:6443\n  mode tcp\n  default_backend cp\n\nbackend cp\n  mode tcp\n  option httpchk GET /healthz\n  http-check expect status 200\n  balance roundrobin\n  server a 10.0.0.11:6443 check check-ssl verify none fall 3 rise 2\n  server b 10.0.0.12:6443 check check-ssl verify none fall 3 rise 2\n",
+        );
+        assert_eq!(d.warning_count(), 0, "{d:?}");
+        assert_eq!(s.len(), 1);
+        let c = &s[0].check;
+        assert_eq!(c.kind, "https");
+        assert_eq!(c.path.as_deref(), Some("/healthz"));
+        assert_eq!(c.expect_status, Some(vec![200]));
+        assert_eq!(c.tls_verify, Some(false));
+        assert_eq!((c.fall, c.rise), (Some(3), Some(2)));
+        assert_eq!(s[0].backends.len(), 2);
+        assert_eq!(s[0].backends[1].port, Some(6443));
+    }
+
+    #[test]
+    fn differing_servers_and_backups_are_warned() {
+        let (s, d) = run(
+            "listen db\n  mode tcp\n  bind 10.0.0.5:5432\n  option pgsql-check user x\n  server a 10.0.0.1:5432 check inter 1s\n  server b 10.0.0.2:5432 check inter 5s\n  server c 10.0.0.3:5432 backup\n",
+        );
+        let (warnings, _) = d.split();
+        let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [4, 6, 7, 7], "{warnings:#?}");
+        assert_eq!(s[0].check.kind, "tcp");
+        assert_eq!(s[0].check.interval, Some(Duration::from_secs(1)));
+        assert_eq!(s[0].backends[2].state, Some("disabled"));
+    }
+
+    #[test]
+    fn no_check_means_none_and_default_expect_is_2xx_3xx() {
+        let (s, _) = run("listen a\n  mode tcp\n  bind 10.0.0.5:80\n  server a 10.0.0.1:80\n");
+        assert_eq!(s[0].check.kind, "none");
+        let (s, _) = run(
+            "listen a\n  mode tcp\n  bind 10.0.0.5:80\n  option httpchk\n  server a 10.0.0.1:80 check\n",
+        );
+        assert_eq!(s[0].check.kind, "http");
+        assert_eq!(s[0].check.expect_status.as_ref().map(Vec::len), Some(200));
+    }
+}
