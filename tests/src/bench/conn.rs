@@ -32,6 +32,15 @@ impl ConnResult {
     }
 }
 
+/// What one client thread saw: connect and request times (µs), failures, the first.
+#[derive(Default)]
+struct Seen {
+    connect: Vec<u32>,
+    request: Vec<u32>,
+    failed: u64,
+    first: Option<String>,
+}
+
 /// Runs `threads` clients against `targets` (thread i uses target i mod n).
 pub fn run(
     ns: &Netns,
@@ -44,36 +53,33 @@ pub fn run(
     for i in 0..threads {
         let entry = ns.entry()?;
         let target = targets[i % targets.len()];
-        workers.push(std::thread::spawn(
-            move || -> Result<(Vec<u32>, Vec<u32>, u64, Option<String>)> {
-                entry.enter()?;
-                let (mut connect, mut request, mut failed, mut first) =
-                    (Vec::new(), Vec::new(), 0u64, None);
-                while start.elapsed() < length {
-                    match one(target) {
-                        Ok((c, r)) => {
-                            connect.push(c);
-                            request.push(r);
-                        }
-                        Err(e) => {
-                            failed += 1;
-                            first.get_or_insert(e);
-                        }
+        workers.push(std::thread::spawn(move || -> Result<Seen> {
+            entry.enter()?;
+            let mut seen = Seen::default();
+            while start.elapsed() < length {
+                match one(target) {
+                    Ok((c, r)) => {
+                        seen.connect.push(c);
+                        seen.request.push(r);
+                    }
+                    Err(e) => {
+                        seen.failed += 1;
+                        seen.first.get_or_insert(e);
                     }
                 }
-                Ok((connect, request, failed, first))
-            },
-        ));
+            }
+            Ok(seen)
+        }));
     }
     let mut result = ConnResult::default();
     let (mut connect, mut request) = (Vec::new(), Vec::new());
     for w in workers {
-        let (c, r, f, first) = w.join().map_err(|_| anyhow!("client thread panicked"))??;
-        connect.extend(c);
-        request.extend(r);
-        result.failed += f;
+        let seen = w.join().map_err(|_| anyhow!("client thread panicked"))??;
+        connect.extend(seen.connect);
+        request.extend(seen.request);
+        result.failed += seen.failed;
         if result.first_failure.is_none() {
-            result.first_failure = first;
+            result.first_failure = seen.first;
         }
     }
     result.secs = start.elapsed().as_secs_f64();

@@ -7,6 +7,8 @@ pub mod cpu;
 pub mod generator;
 pub mod lab;
 pub mod peers;
+pub mod plot;
+pub mod scale;
 
 use std::time::Duration;
 

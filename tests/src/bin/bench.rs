@@ -11,6 +11,7 @@ use tests::bench::{
     conn::ConnResult,
     lab::{ENDPOINT_CPU, LB_CPU, pin},
     peers::Peer,
+    plot, scale,
 };
 
 struct Args {
@@ -146,9 +147,17 @@ fn main() -> Result<()> {
             bulk,
         });
     }
-    let report = report(&rows, &a);
+    eprintln!("bench: Maglev table builds (10, 100, 1000 backends)");
+    let maglev = scale::maglev_rebuild(a.quick)?;
+    eprintln!("bench: flow table filled to capacity");
+    let flows = scale::flow_table_scale(a.quick)?;
+    let mut report = report(&rows, &a);
+    report.push_str(&scale_report(&maglev, &flows));
     println!("{report}");
     std::fs::create_dir_all(&a.out)?;
+    if rows.len() == Peer::ALL.len() {
+        plots(&rows, &a.out)?;
+    }
     std::fs::write(a.out.join("report.md"), &report)?;
     eprintln!("bench: report in {}", a.out.join("report.md").display());
     Ok(())
@@ -231,4 +240,114 @@ fn report(rows: &[PeerRow], a: &Args) -> String {
         );
     }
     s
+}
+
+fn scale_report(maglev: &[scale::MaglevRow], f: &scale::ScaleResult) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "\n| Maglev backends | ring size | table build ms | apply to the maps ms | largest share off ideal |\n|---:|---:|---:|---:|---:|\n",
+    );
+    for m in maglev {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {} | {:.2}% |",
+            m.backends,
+            m.ring_size,
+            m.build_ms,
+            m.apply_ms.map_or("-".into(), |v| format!("{v:.1}")),
+            m.max_share_dev_pct
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nFlow table: {} of {} entries filled in {:.1} s; FLOWS map {:.0} MiB, NAT map {:.0} MiB.\n\
+         Established-flow packet: {:.0} ns with a nearly empty table, {:.0} ns full ({:.0} ns \
+         spread over the whole table). New flow: {:.0} ns while filling, {:.0} ns when full \
+         (LRU eviction). Eviction keeps forwarding: {}.",
+        f.entries,
+        f.capacity,
+        f.fill_secs,
+        f.flow_map_bytes as f64 / 1048576.0,
+        f.nat_map_bytes as f64 / 1048576.0,
+        f.ns_per_packet_empty,
+        f.ns_per_packet_full,
+        f.ns_per_packet_full_spread,
+        f.new_flow_ns_filling,
+        f.new_flow_ns_full,
+        if f.evictions_ok { "yes" } else { "NO" }
+    );
+    for n in &f.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    s
+}
+
+/// Two charts: every workload relative to the no-LB limit, and the LB core's time
+/// per packet. SVG and PNG in `out`.
+fn plots(rows: &[PeerRow], out: &std::path::Path) -> Result<()> {
+    let direct = rows
+        .iter()
+        .find(|r| r.peer == Peer::Direct)
+        .context("no no-LB row")?;
+    let base = [
+        direct.pps.as_ref().map(|p| p.forwarded_pps),
+        Some(direct.conn.per_s()),
+        Some(direct.bulk.bits_per_s),
+    ];
+    let categories: Vec<String> = [
+        "UDP packets/s (64 B, many flows)",
+        "new TCP connections/s",
+        "bulk TCP, 8 streams",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let pct = |v: Option<f64>, b: Option<f64>| match (v, b) {
+        (Some(v), Some(b)) if b > 0.0 => Some(100.0 * v / b),
+        _ => None,
+    };
+    let relative: Vec<plot::Series> = rows
+        .iter()
+        .filter(|r| r.peer != Peer::Direct)
+        .map(|r| plot::Series {
+            label: r.peer.short().into(),
+            values: vec![
+                pct(r.pps.as_ref().map(|p| p.forwarded_pps), base[0]),
+                pct(Some(r.conn.per_s()), base[1]),
+                pct(Some(r.bulk.bits_per_s), base[2]),
+            ],
+        })
+        .collect();
+    let cpu: Vec<plot::Series> = rows
+        .iter()
+        .filter(|r| r.peer != Peer::Direct)
+        .map(|r| plot::Series {
+            label: r.peer.short().into(),
+            values: vec![
+                r.pps.as_ref().map(PpsResult::cpu_ns_per_packet),
+                r.conn_cost.ns_per_packet(),
+                r.bulk.cost.ns_per_packet(),
+            ],
+        })
+        .collect();
+    for (name, title, unit, series) in [
+        (
+            "relative-to-no-lb",
+            "Through the load balancer, as % of the no-LB limit (higher is better)",
+            "% of the client talking straight to the backends",
+            &relative,
+        ),
+        (
+            "lb-cpu-per-packet",
+            "LB core busy time per packet (lower is better)",
+            "ns per packet",
+            &cpu,
+        ),
+    ] {
+        let svg = out.join(format!("{name}.svg"));
+        std::fs::write(&svg, plot::bar_chart_svg(title, unit, &categories, series))?;
+        plot::render_png(&svg, &out.join(format!("{name}.png")))?;
+    }
+    eprintln!("bench: plots in {}", out.display());
+    Ok(())
 }
