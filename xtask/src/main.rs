@@ -144,47 +144,24 @@ fn run(command: Command) -> Result<()> {
             bootstrap::bench_tools()?;
             let quick = args.iter().any(|a| a == "--quick");
             cmd::step("1/2: the XDP program's own cost per packet (bpf_stats, release build)");
-            let mut dp = vec![
-                "run",
-                "--release",
-                "--package",
-                "tests",
-                "--bin",
-                "bench-dp",
-                "--",
-            ];
-            if quick {
-                dp.push("--quick");
-            }
-            cmd::cargo(&dp, &[])?;
+            bench_bin("bench-dp", if quick { &["--quick"] } else { &[] })?;
             cmd::step("2/2: side by side: no LB, XDP nat/dsr, HAProxy, nftables (fresh lab each)");
-            let mut run = vec![
-                "run",
-                "--release",
-                "--package",
-                "tests",
-                "--bin",
-                "bench",
-                "--",
-            ];
-            run.extend(args.iter().map(String::as_str));
-            cmd::cargo(&run, &[])
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            bench_bin("bench", &args)
         }
         Command::BenchDp { args } => {
             cmd::require_root("the benchmark attaches XDP programs in network namespaces")?;
             bootstrap::ebpf_toolchain()?;
             cmd::step("running the data-plane cost benchmark (release)");
-            let mut run = vec![
-                "run",
-                "--release",
-                "--package",
-                "tests",
-                "--bin",
-                "bench-dp",
-                "--",
-            ];
-            run.extend(args.iter().map(String::as_str));
-            cmd::cargo(&run, &[])
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            bench_bin("bench-dp", &args)
         }
     }
+}
+
+/// `cargo run --release` of a benchmark binary of the `tests` crate with `args`.
+fn bench_bin(bin: &str, args: &[&str]) -> Result<()> {
+    let mut run = vec!["run", "--release", "--package", "tests", "--bin", bin, "--"];
+    run.extend_from_slice(args);
+    cmd::cargo(&run, &[])
 }
