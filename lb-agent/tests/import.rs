@@ -17,12 +17,32 @@ fn fixtures(dir: &str) -> PathBuf {
         .join(dir)
 }
 
-/// A fresh directory for this test's output files.
-fn scratch(name: &str) -> PathBuf {
+/// A fresh directory for this test's output files, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("lb-import-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+    Scratch(dir)
+}
+
+/// A path as a command-line argument.
+fn arg(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
 }
 
 /// `lb-agent import ARGS` run in the fixture directory (so messages say `haproxy.cfg:12`).
@@ -80,19 +100,17 @@ fn assert_warned(err: &str, at: &str, text: &str) {
 fn kubernetes_control_plane_pair() {
     let dir = scratch("k8s");
     let out_file = dir.join("lb-agent.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_lb-agent"))
-        .args([
-            "import",
+    let o = import(
+        "k8s",
+        &[
             "--haproxy",
             "haproxy.cfg",
             "--keepalived",
             "keepalived.conf",
             "--output",
-        ])
-        .arg(&out_file)
-        .current_dir(fixtures("k8s"))
-        .output()
-        .expect("run import");
+            arg(&out_file),
+        ],
+    );
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(stdout(&o).is_empty(), "the config went to --output only");
@@ -198,7 +216,6 @@ fn kubernetes_control_plane_pair() {
         )),
         "{err}"
     );
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -278,19 +295,19 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
     );
     assert!(err.contains("no config written"), "{err}");
 
-    let o = Command::new(env!("CARGO_BIN_EXE_lb-agent"))
-        .args([
-            "import",
+    let o = import(
+        "homelab",
+        &[
             "--haproxy",
             "haproxy.cfg",
             "--keepalived",
             "keepalived.conf",
-        ])
-        .args(["--snat-address", "192.168.1.2", "-o"])
-        .arg(&out_file)
-        .current_dir(fixtures("homelab"))
-        .output()
-        .expect("run import");
+            "--snat-address",
+            "192.168.1.2",
+            "-o",
+            arg(&out_file),
+        ],
+    );
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     let c = checked(&out_file);
@@ -389,7 +406,6 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
     }
     // The grouped mail warning names its other lines.
     assert!(err.contains("(also at line(s) 6, 7)"), "{err}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -419,19 +435,17 @@ fn templated_pair_imports_once_rendered() {
     // The files Ansible rendered from them (for lb1, vars.yml) import.
     let dir = scratch("templated");
     let out_file = dir.join("lb1.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_lb-agent"))
-        .args([
-            "import",
+    let o = import(
+        "templated",
+        &[
             "--haproxy",
             "haproxy.cfg",
             "--keepalived",
             "keepalived.conf",
             "--output",
-        ])
-        .arg(&out_file)
-        .current_dir(fixtures("templated"))
-        .output()
-        .expect("run import");
+            arg(&out_file),
+        ],
+    );
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     let c = checked(&out_file);
@@ -476,7 +490,6 @@ fn templated_pair_imports_once_rendered() {
         "timeout is longer than the interval",
     );
     assert_warned(&err, "keepalived.conf:33", "`notify`");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -564,9 +577,9 @@ fn a_bind_without_address_needs_a_vip() {
 fn a_result_that_fails_check_config_exits_non_zero_saying_why() {
     let dir = scratch("duplicate");
     let out_file = dir.join("out.toml");
-    let o = Command::new(env!("CARGO_BIN_EXE_lb-agent"))
-        .args([
-            "import",
+    let o = import(
+        "errors",
+        &[
             "--haproxy",
             "duplicate.cfg",
             "--interface",
@@ -574,11 +587,9 @@ fn a_result_that_fails_check_config_exits_non_zero_saying_why() {
             "--snat-address",
             "10.0.0.2",
             "-o",
-        ])
-        .arg(&out_file)
-        .current_dir(fixtures("errors"))
-        .output()
-        .expect("run import");
+            arg(&out_file),
+        ],
+    );
     assert!(!o.status.success());
     let err = stderr(&o);
     let rejected = dir.join("out.toml.rejected");
@@ -620,7 +631,6 @@ fn a_result_that_fails_check_config_exits_non_zero_saying_why() {
     assert_eq!(v["config_errors"][0]["key"], "vip[1].port");
     let rejected = v["rejected"].as_str().expect("rejected path");
     std::fs::remove_file(rejected).ok();
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

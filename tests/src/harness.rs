@@ -152,29 +152,13 @@ impl PacketLab {
             ])?;
             ns.sysctl("net.ipv4.ip_forward", "1")?;
             ns.sysctl("net.ipv6.conf.all.forwarding", "1")?;
-            let mac = |m: [u8; 6]| {
-                m.iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<Vec<_>>()
-                    .join(":")
-            };
             for plan in [v4, v6] {
                 let mut neigh = vec![(plan.client, CLIENT_MAC)];
                 for (i, b) in plan.backends.iter().enumerate() {
                     neigh.push((*b, backend_mac(i)));
                 }
                 for (addr, m) in neigh {
-                    ns.ip(&[
-                        "neigh",
-                        "replace",
-                        &addr.to_string(),
-                        "lladdr",
-                        &mac(m),
-                        "dev",
-                        "lb0",
-                        "nud",
-                        "permanent",
-                    ])?;
+                    ns.static_neighbour(addr, m, "lb0")?;
                 }
             }
             Ok(())

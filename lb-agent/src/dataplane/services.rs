@@ -77,6 +77,18 @@ pub struct BackendSpec {
     pub state: BackendState,
 }
 
+impl BackendSpec {
+    /// A backend taking new flows at weight 1, on the port the client connected to.
+    pub fn up(addr: IpAddr) -> Self {
+        Self {
+            addr,
+            port: 0,
+            weight: 1,
+            state: BackendState::Up,
+        }
+    }
+}
+
 /// One service: VIP, port (0 = every port), protocol and its backends.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceSpec {

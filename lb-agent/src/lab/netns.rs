@@ -150,6 +150,48 @@ impl Netns {
         })
     }
 
+    /// A permanent neighbour entry: `addr` is at `mac` on `dev` (no ARP/ND needed).
+    pub fn static_neighbour(
+        &self,
+        addr: std::net::IpAddr,
+        mac: [u8; 6],
+        dev: &str,
+    ) -> Result<(), LabError> {
+        let lladdr = mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        self.ip(&[
+            "neigh",
+            "replace",
+            &addr.to_string(),
+            "lladdr",
+            &lladdr,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ])
+        .map(|_| ())
+    }
+
+    /// The MAC address of an interface in this namespace.
+    pub fn mac(&self, dev: &str) -> Result<[u8; 6], LabError> {
+        let text = self.exec(&["cat", &format!("/sys/class/net/{dev}/address")])?;
+        let bad = || LabError::Command {
+            command: format!("MAC of {dev}"),
+            stderr: format!("unexpected output {text:?}"),
+        };
+        let bytes: Vec<u8> = text
+            .trim()
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        bytes.try_into().map_err(|_| bad())
+    }
+
     /// Index of an interface in this namespace.
     pub fn ifindex(&self, dev: &str) -> Result<u32, LabError> {
         let out = self.exec(&["cat", &format!("/sys/class/net/{dev}/ifindex")])?;

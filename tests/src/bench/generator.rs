@@ -114,17 +114,3 @@ pub fn udp_frame(src: IpAddr, dst: IpAddr, macs: ([u8; 6], [u8; 6])) -> Result<V
     f[41] = 0;
     Ok(f)
 }
-
-/// The MAC address of `dev` in `ns`.
-pub fn mac(ns: &Netns, dev: &str) -> Result<[u8; 6]> {
-    let text = ns.exec(&["cat", &format!("/sys/class/net/{dev}/address")])?;
-    let bytes: Vec<u8> = text
-        .trim()
-        .split(':')
-        .map(|h| u8::from_str_radix(h, 16))
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("MAC of {dev}: {text:?}"))?;
-    bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("MAC of {dev}: {text:?}"))
-}

@@ -166,38 +166,11 @@ impl Lab {
         }
         // Static neighbours: a sink drops ARP too, and resolution is not what is
         // measured.
-        let b0 = super::generator::mac(&srv, "b0")?;
-        let a0 = super::generator::mac(&gen_ns, "a0")?;
-        let hex = |m: [u8; 6]| {
-            m.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        };
+        let b0 = srv.mac("b0")?;
         for b in BACKENDS {
-            lb.ip(&[
-                "neigh",
-                "replace",
-                &b.to_string(),
-                "lladdr",
-                &hex(b0),
-                "dev",
-                "b1",
-                "nud",
-                "permanent",
-            ])?;
+            lb.static_neighbour(IpAddr::V4(b), b0, "b1")?;
         }
-        lb.ip(&[
-            "neigh",
-            "replace",
-            &GEN_A.to_string(),
-            "lladdr",
-            &hex(a0),
-            "dev",
-            "a1",
-            "nud",
-            "permanent",
-        ])?;
+        lb.static_neighbour(IpAddr::V4(GEN_A), gen_ns.mac("a0")?, "a1")?;
         let mut progs = Vec::new();
         for (ns, dev) in [(&gen_ns, "a0"), (&srv, "b0"), (&gen_ns, "c0"), (&srv, "c1")] {
             progs.push((dev.to_string(), PeerProg::attach(ns, dev, PROG_PEER_PASS)?));

@@ -92,10 +92,7 @@ pub fn packet_rate(peer: Peer, o: &Options) -> Result<Option<PpsResult>> {
     } else {
         &lab.lb
     };
-    let macs = (
-        generator::mac(&lab.gen_ns, out_dev)?,
-        generator::mac(peer_ns, in_dev)?,
-    );
+    let macs = (lab.gen_ns.mac(out_dev)?, peer_ns.mac(in_dev)?);
     let frame = generator::udp_frame(std::net::IpAddr::V4(GEN_A), dst, macs)?;
     lab.sink(sink_dev)?;
     lab.pin_napi_threads()?;

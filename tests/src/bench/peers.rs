@@ -13,8 +13,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 use lb_agent::{
     dataplane::{
-        AttachMode, BackendSpec, BackendState, Capacities, Dataplane, Forwarding, NoBackend,
-        Protocol, ServiceSpec,
+        AttachMode, BackendSpec, Capacities, Dataplane, Forwarding, NoBackend, Protocol,
+        ServiceSpec,
     },
     lab::{Netns, unique_name},
 };
@@ -291,12 +291,7 @@ fn xdp(lab: &Lab, forwarding: Forwarding) -> Result<Dataplane> {
         on_no_backend: NoBackend::Drop,
         backends: backends
             .iter()
-            .map(|b| BackendSpec {
-                addr: IpAddr::V4(*b),
-                port: 0,
-                weight: 1,
-                state: BackendState::Up,
-            })
+            .map(|b| BackendSpec::up(IpAddr::V4(*b)))
             .collect(),
     };
     dp.apply(&[

@@ -343,17 +343,7 @@ fn setup_namespace(ns: &Netns) -> Result<()> {
     ns.sysctl("net.ipv4.ip_forward", "1")?;
     for (i, b) in BACKENDS.iter().enumerate() {
         let m = [0x02, 0, 0, 0, 0x01, 0x11 + i as u8];
-        ns.ip(&[
-            "neigh",
-            "replace",
-            &b.to_string(),
-            "lladdr",
-            &mac(m),
-            "dev",
-            "lb0",
-            "nud",
-            "permanent",
-        ])?;
+        ns.static_neighbour(IpAddr::V4(*b), m, "lb0")?;
     }
     Ok(())
 }
@@ -376,12 +366,7 @@ fn scale_service() -> ServiceSpec {
         on_no_backend: NoBackend::Drop,
         backends: BACKENDS
             .iter()
-            .map(|b| BackendSpec {
-                addr: IpAddr::V4(*b),
-                port: 0,
-                weight: 1,
-                state: BackendState::Up,
-            })
+            .map(|b| BackendSpec::up(IpAddr::V4(*b)))
             .collect(),
     }
 }

@@ -22,8 +22,8 @@ use aya::{
 };
 use lb_agent::{
     dataplane::{
-        AttachMode, BackendSpec, BackendState, Capacities, Dataplane, Forwarding, LB_PEER_OBJECT,
-        NoBackend, Protocol, ServiceSpec,
+        AttachMode, BackendSpec, Capacities, Dataplane, Forwarding, LB_PEER_OBJECT, NoBackend,
+        Protocol, ServiceSpec,
     },
     lab::Netns,
 };
@@ -34,6 +34,8 @@ use tests::{
     rawsock::RawSender,
 };
 
+/// The generator's end of the veth.
+const GEN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const NAT_PORT: u16 = 53;
 const DSR_PORT: u16 = 54;
 const ESTABLISHED_FLOWS: usize = 1000;
@@ -148,17 +150,7 @@ fn main() -> Result<()> {
     lb_ns.sysctl("net.ipv4.ip_forward", "1")?;
     // Backends and clients all sit behind the generator's end of the veth.
     for host in ["11", "12", "13", "100", "101", "102"] {
-        lb_ns.ip(&[
-            "neigh",
-            "replace",
-            &format!("198.18.0.{host}"),
-            "lladdr",
-            "02:00:00:00:00:01",
-            "dev",
-            "eth0",
-            "nud",
-            "permanent",
-        ])?;
+        lb_ns.static_neighbour(ip(&format!("198.18.0.{host}")), GEN_MAC, "eth0")?;
     }
     let gen_if = gen_ns.ifindex("eth0")?;
     let sender = gen_ns.run(move || RawSender::bind(gen_if))??;
@@ -193,12 +185,7 @@ fn main() -> Result<()> {
         on_no_backend: NoBackend::Drop,
         backends: ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
             .iter()
-            .map(|a| BackendSpec {
-                addr: ip(a),
-                port: 0,
-                weight: 1,
-                state: BackendState::Up,
-            })
+            .map(|a| BackendSpec::up(ip(a)))
             .collect(),
     };
     dp.apply(&[
