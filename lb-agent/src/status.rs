@@ -27,6 +27,21 @@ pub struct Status {
     /// VRRP instances (empty from pinned maps: only the daemon knows).
     #[serde(default)]
     pub vrrp: Vec<crate::vrrp::InstanceStatus>,
+    /// Why the data plane cannot forward now (a sysctl turned off, route lookups
+    /// failing with nothing forwarded); empty when it can. `/ready` is 503 while not.
+    #[serde(default)]
+    pub dataplane_problems: Vec<String>,
+    /// Socket-level balancing of this node's own connects, when on.
+    #[serde(default)]
+    pub sockets: Option<SocketLbStatus>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SocketLbStatus {
+    /// The cgroup the socket programs are attached to.
+    pub cgroup: String,
+    /// "own" (this node's network namespace) or "all".
+    pub namespaces: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -73,6 +88,9 @@ pub struct VipStatus {
     pub port: u16,
     pub protocol: String,
     pub forwarding: String,
+    /// A loopback VIP, served to this node's own sockets only.
+    #[serde(default)]
+    pub node_local: bool,
     /// Check type ("tcp", "http", "https", "none").
     pub check: String,
     /// Backends taking new flows.
@@ -91,6 +109,9 @@ pub struct BackendStatus {
     pub address: String,
     pub port: u16,
     pub weight: u32,
+    /// The backend's address is this node's: served through the local stack.
+    #[serde(default)]
+    pub local: bool,
     /// Configured (or set by drain/enable): "enabled", "drain", "disabled".
     pub admin: String,
     /// Health: "up", "down", "unchecked" (type none) or "unknown" (daemon down).

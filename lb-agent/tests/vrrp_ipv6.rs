@@ -57,12 +57,8 @@ fn master_is(c: &Cluster, m: usize, limit: Duration) {
 
 #[test]
 fn ipv6_election_and_kill_9_failover() {
+    // Stock nodes: the agents turn on IPv6 forwarding on eth0 themselves.
     let mut c = Cluster::new(2);
-    for n in &c.nodes {
-        n.lb.ns
-            .sysctl("net.ipv6.conf.all.forwarding", "1")
-            .expect("forwarding");
-    }
     let _servers = c.banners(lan_v6, 80);
     c.nodes[0].write_config(&config(1, 150));
     c.nodes[1].write_config(&config(2, 100));

@@ -43,6 +43,10 @@ pub const MAP_STATS: &str = "STATS";
 pub const MAP_VIP_STATS: &str = "VIP_STATS";
 /// `PerCpuArray<TrafficCounters>` indexed by backend slot.
 pub const MAP_BACKEND_STATS: &str = "BACKEND_STATS";
+/// `LruHashMap<SockKey, SockOrigin>`: sockets of this node the socket programs sent
+/// to a backend instead of a VIP (their peer is shown as the VIP; the agent closes
+/// them when their backend goes down).
+pub const MAP_SOCK_REVNAT: &str = "SOCK_REVNAT";
 
 // ---- Program names ----
 
@@ -51,6 +55,36 @@ pub const PROG_XDP: &str = "lb_xdp";
 /// TC ingress companion: hands packets whose next hop had no neighbour entry to the
 /// kernel's neighbour subsystem (`bpf_redirect_neigh`).
 pub const PROG_TC_NEIGH: &str = "lb_tc_neigh";
+/// TC egress companion: translates the replies of backends on this node (local
+/// backends of NAT services) back to the VIP.
+pub const PROG_TC_LOCAL_REPLY: &str = "lb_tc_local_reply";
+/// Socket-level balancing (cgroup sock_addr programs): connects and unconnected UDP
+/// sends to a VIP go to a backend chosen like the XDP program's; getpeername and
+/// recvmsg show the VIP back. Name and attach type of each, in attach order.
+pub const PROG_SOCK: [(&str, SockHook); 8] = [
+    ("lb_sock_connect4", SockHook::Connect4),
+    ("lb_sock_connect6", SockHook::Connect6),
+    ("lb_sock_sendmsg4", SockHook::Sendmsg4),
+    ("lb_sock_sendmsg6", SockHook::Sendmsg6),
+    ("lb_sock_recvmsg4", SockHook::Recvmsg4),
+    ("lb_sock_recvmsg6", SockHook::Recvmsg6),
+    ("lb_sock_getpeername4", SockHook::Getpeername4),
+    ("lb_sock_getpeername6", SockHook::Getpeername6),
+];
+
+/// The cgroup sock_addr hooks the socket programs attach to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockHook {
+    Connect4,
+    Connect6,
+    Sendmsg4,
+    Sendmsg6,
+    Recvmsg4,
+    Recvmsg6,
+    Getpeername4,
+    Getpeername6,
+}
+
 /// Benchmark floor: parse, swap MACs, XDP_TX. Not used by the agent.
 pub const PROG_FLOOR: &str = "lb_floor";
 /// Benchmark sink (object `lb-peer`): count and drop. Not used by the agent.
@@ -78,6 +112,9 @@ pub const GLOBAL_MAX_VIPS: &str = "LB_MAX_VIPS";
 pub const GLOBAL_SNAT_PORT_MIN: &str = "LB_SNAT_PORT_MIN";
 /// Highest source port handed out for NAT flows.
 pub const GLOBAL_SNAT_PORT_MAX: &str = "LB_SNAT_PORT_MAX";
+/// Network namespace cookie (u64) whose sockets the socket programs balance; 0 =
+/// sockets of every namespace.
+pub const GLOBAL_NETNS_COOKIE: &str = "LB_NETNS_COOKIE";
 
 // ---- Capacity defaults (the agent may override every one at load time) ----
 
@@ -89,6 +126,10 @@ pub const DEFAULT_MAX_VIPS: u32 = 64;
 pub const DEFAULT_MAX_BACKENDS: u32 = 4_096;
 /// Default flow table entries (the NAT table gets as many).
 pub const DEFAULT_FLOW_TABLE_SIZE: u32 = 262_144;
+/// Default entries of the socket table (`MAP_SOCK_REVNAT`): sockets of this node
+/// balanced at once whose peer is shown as the VIP (LRU: the oldest then show the
+/// backend).
+pub const DEFAULT_SOCK_TABLE_SIZE: u32 = 65_536;
 /// Default NAT source port range: below the kernel's ephemeral range (32768-60999),
 /// so the LB's own connections (health checks) never collide with NAT bindings.
 pub const DEFAULT_SNAT_PORT_MIN: u16 = 1_024;
@@ -117,6 +158,20 @@ pub const ADDR_F_VIP_PORTS: u32 = 1 << 0;
 pub const ADDR_F_VIP_ANY_PORT: u32 = 1 << 1;
 /// The address is a NAT source address: replies to it may need translating back.
 pub const ADDR_F_SNAT: u32 = 1 << 2;
+/// An address of this node that is a backend of a NAT service: its replies leaving
+/// through an attached interface may need translating back to the VIP (TC egress).
+pub const ADDR_F_LOCAL_BACKEND: u32 = 1 << 3;
+/// A node-local VIP (on a loopback address) with exact-port services: served to
+/// this node's own sockets only, never by the XDP program.
+pub const ADDR_F_NODE_VIP_PORTS: u32 = 1 << 4;
+/// A node-local VIP with an any-port service.
+pub const ADDR_F_NODE_VIP_ANY_PORT: u32 = 1 << 5;
+/// The bits that make the XDP program look further at a packet's destination.
+pub const ADDR_F_XDP: u32 = ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT | ADDR_F_SNAT;
+/// Exact-port services of a VIP, as the socket programs look them up.
+pub const ADDR_F_SOCK_PORTS: u32 = ADDR_F_VIP_PORTS | ADDR_F_NODE_VIP_PORTS;
+/// Any-port services of a VIP, as the socket programs look them up.
+pub const ADDR_F_SOCK_ANY_PORT: u32 = ADDR_F_VIP_ANY_PORT | ADDR_F_NODE_VIP_ANY_PORT;
 
 // ---- VipMeta.flags ----
 
@@ -134,6 +189,13 @@ pub const BACKEND_UP: u32 = 0;
 pub const BACKEND_DRAIN: u32 = 1;
 /// Never chosen; flows pinned to it are re-hashed on their next packet.
 pub const BACKEND_DOWN: u32 = 2;
+
+// ---- Backend.flags ----
+
+/// The backend's address belongs to this node: packets for it are rewritten and
+/// handed to the local stack (XDP_PASS) instead of routed; in NAT mode its replies
+/// are translated back at TC egress.
+pub const BACKEND_F_LOCAL: u8 = 1 << 0;
 
 /// How long a cached next hop (egress interface and MACs of a backend) is used before
 /// the route is looked up again: bounds how long a backend's MAC change goes unseen.

@@ -72,7 +72,8 @@ pub struct Backend {
     /// Network order; 0 = the packet's destination port is kept.
     pub port: u16,
     pub family: u8,
-    pub _pad: u8,
+    /// `BACKEND_F_*` bits.
+    pub flags: u8,
     /// `BACKEND_UP`, `BACKEND_DRAIN` or `BACKEND_DOWN`.
     pub state: u32,
     /// Bumped whenever the slot is given to another backend: flows remember it, so a
@@ -172,7 +173,41 @@ pub struct NeighMeta {
     pub family: u32,
 }
 
+/// Key of [`crate::MAP_SOCK_REVNAT`]: a socket the socket programs sent to a
+/// backend instead of a VIP, and that backend (as the socket sees its peer).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SockKey {
+    /// `bpf_get_socket_cookie` of the socket (sock_diag reports the same cookie).
+    pub cookie: u64,
+    pub addr: [u32; 4],
+    /// Network order.
+    pub port: u16,
+    pub family: u8,
+    pub proto: u8,
+    pub _pad: u32,
+}
+
+/// Value of [`crate::MAP_SOCK_REVNAT`]: the VIP the socket asked for, shown back to
+/// it (getpeername, recvmsg source), and the slots it was balanced under.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockOrigin {
+    pub vip: [u32; 4],
+    /// Network order.
+    pub port: u16,
+    pub family: u8,
+    pub _pad: u8,
+    /// VIP slot.
+    pub vip_id: u32,
+    /// Backend slot.
+    pub backend: u32,
+    pub _pad2: u32,
+}
+
 const _: () = {
+    assert!(core::mem::size_of::<SockKey>() == 32);
+    assert!(core::mem::size_of::<SockOrigin>() == 32);
     assert!(core::mem::size_of::<AddrKey>() == 20);
     assert!(core::mem::size_of::<AddrInfo>() == 4);
     assert!(core::mem::size_of::<AddrSlot>() == 24);
@@ -203,6 +238,8 @@ mod pod {
     unsafe impl aya::Pod for super::NatEntry {}
     unsafe impl aya::Pod for super::TrafficCounters {}
     unsafe impl aya::Pod for super::NextHop {}
+    unsafe impl aya::Pod for super::SockKey {}
+    unsafe impl aya::Pod for super::SockOrigin {}
 }
 
 /// Turns a packet-order address into the map representation and back.

@@ -61,9 +61,20 @@ counters! {
     FlowRehashed = 17, "flow_rehashed";
     /// Not a verdict (TC): packets redirected through the neighbour subsystem.
     TcRedirectNeigh = 18, "tc_redirect_neigh";
+    /// PASS: a client packet for a backend on this node, rewritten (NAT) and handed
+    /// to the local stack.
+    FwdToLocal = 19, "fwd_to_local";
+    /// Not a verdict (TC egress): a local backend's reply translated back to the VIP.
+    TcLocalReply = 20, "tc_local_reply";
+    /// Not a verdict (socket programs): a connect or UDP send of this node to a VIP
+    /// sent to a backend instead.
+    SockBalanced = 21, "sock_balanced";
+    /// Not a verdict (socket programs): a connect or UDP send to a VIP with no backend
+    /// up, refused with ECONNREFUSED.
+    SockNoBackend = 22, "sock_no_backend";
 }
 
 /// Number of global counters ([`crate::MAP_STATS`] max_entries).
-pub const COUNTER_COUNT: u32 = 19;
+pub const COUNTER_COUNT: u32 = 23;
 
-const _: () = assert!(Counter::TcRedirectNeigh as u32 + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::SockNoBackend as u32 + 1 == COUNTER_COUNT);

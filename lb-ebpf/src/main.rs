@@ -5,8 +5,13 @@
 //! - a NAT reply (to a SNAT address with a binding): translate back to the client;
 //! - a VIP service (TCP/UDP): choose the backend (flow table, else Maglev), rewrite
 //!   (NAT: addresses and ports; DSR: MACs only), route with `bpf_fib_lookup`, send;
+//!   a backend on this node gets the packet through the local stack instead
+//!   (`local.rs`), its NAT replies translated back at TC egress (`tc_local.rs`);
 //! - an ICMP error about a VIP flow: relay it to the flow's backend;
 //! - anything else: pass to the stack, counted by reason.
+//!
+//! Socket programs (`sock.rs`, cgroup sock_addr hooks) balance this node's own
+//! connects to a VIP over the same services, rings and backend states.
 #![no_std]
 #![no_main]
 
@@ -15,18 +20,22 @@ mod csum;
 mod fib;
 mod flow;
 mod icmp;
+mod local;
 mod maps;
 mod nat;
 mod packet;
 mod parse;
 mod reset;
 mod rewrite;
+mod sock;
+mod sockctx;
 mod tc;
+mod tc_local;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lb_common::{
-    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, Counter, FAMILY_V6, PROTO_ICMP,
-    PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VIP_F_RESET, VipKey,
+    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, BACKEND_F_LOCAL, Counter, FAMILY_V6,
+    PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VIP_F_RESET, VipKey,
 };
 
 use crate::{
@@ -76,7 +85,7 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
         }
         if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) != 0 {
             if flow::established(&s.key, &mut s.choice, &mut s.vip) {
-                return to_backend(ctx, pkt, ip, s);
+                return forward(ctx, pkt, ip, s);
             }
             if service(ip, s) {
                 return new_flow(ctx, pkt, ip, s);
@@ -131,6 +140,18 @@ fn no_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &Scratch) -> u32 {
 fn new_flow(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if !flow::hashed(&s.vip, &s.key, &mut s.choice) {
         return no_backend(ctx, pkt, ip, s);
+    }
+    forward(ctx, pkt, ip, s)
+}
+
+/// A packet of a flow with its backend chosen: routed to a remote backend, or handed
+/// to the local stack for one on this node. (Decided here rather than inside
+/// `to_backend`, so neither path adds a call frame to the other: the BPF stack of
+/// a call chain is capped at 512 bytes.)
+#[inline(always)]
+fn forward(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
+    if s.choice.backend.flags & BACKEND_F_LOCAL != 0 {
+        return local::deliver(pkt, ip, s);
     }
     to_backend(ctx, pkt, ip, s)
 }
@@ -218,6 +239,11 @@ fn nat_reply(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
 #[inline(never)]
 fn icmp_error(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) == 0 || !icmp::target(pkt, ip, s) {
+        return pass(Counter::PassIcmpLocal);
+    }
+    // A backend on this node: the stack takes the error (its socket is the backend's
+    // address, so it ignores an error about the VIP's; see docs/dataplane.md).
+    if s.choice.backend.flags & BACKEND_F_LOCAL != 0 {
         return pass(Counter::PassIcmpLocal);
     }
     let dsr = s.vip.flags & VIP_F_DSR != 0;

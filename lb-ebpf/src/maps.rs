@@ -9,8 +9,8 @@ use aya_ebpf::{
 };
 use lb_common::{
     ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT,
-    Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey, NatEntry, NextHop, TrafficCounters, VipKey,
-    VipMeta, hash::addr_slot,
+    Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey, NatEntry, NextHop, SockKey, SockOrigin,
+    TrafficCounters, VipKey, VipMeta, hash::addr_slot,
 };
 
 /// Our addresses (VIPs, SNAT addresses). Not preallocated: readers are RCU-protected.
@@ -65,6 +65,10 @@ pub static VIP_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entri
 #[map]
 pub static BACKEND_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entries(1, 0);
 
+/// Sockets the socket programs sent to a backend instead of a VIP.
+#[map]
+pub static SOCK_REVNAT: LruHashMap<SockKey, SockOrigin> = LruHashMap::with_max_entries(1, 0);
+
 // Load-time globals (`lb_common::GLOBAL_*`). Read with `read_volatile` so the compiler
 // does not fold the defaults in; the loader rewrites them in `.rodata`.
 #[unsafe(no_mangle)]
@@ -75,6 +79,8 @@ static LB_MAX_VIPS: u32 = 1;
 static LB_SNAT_PORT_MIN: u32 = lb_common::DEFAULT_SNAT_PORT_MIN as u32;
 #[unsafe(no_mangle)]
 static LB_SNAT_PORT_MAX: u32 = lb_common::DEFAULT_SNAT_PORT_MAX as u32;
+#[unsafe(no_mangle)]
+static LB_NETNS_COOKIE: u64 = 0;
 
 #[inline(always)]
 fn global(v: &'static u32) -> u32 {
@@ -97,6 +103,13 @@ pub fn snat_port_range() -> (u32, u32) {
     (global(&LB_SNAT_PORT_MIN), global(&LB_SNAT_PORT_MAX))
 }
 
+/// The network namespace whose sockets the socket programs balance (0: every one).
+#[inline(always)]
+pub fn netns_cookie() -> u64 {
+    // SAFETY: as in `global`.
+    unsafe { core::ptr::read_volatile(&LB_NETNS_COOKIE) }
+}
+
 /// Bumps a global counter.
 #[inline(always)]
 pub fn count(c: Counter) {
@@ -116,6 +129,16 @@ pub fn account(map: &PerCpuArray<TrafficCounters>, index: u32, bytes: usize, new
             (*p).bytes += bytes as u64;
             (*p).new_flows += new_flow as u64;
         }
+    }
+}
+
+/// Adds one new flow (a balanced socket: no packet seen) to a traffic counter.
+#[inline(always)]
+pub fn account_flow(map: &PerCpuArray<TrafficCounters>, index: u32) {
+    if let Some(p) = map.get_ptr_mut(index) {
+        // SAFETY: this CPU's value; a socket program may be preempted, so an
+        // increment racing another on the same CPU can be lost (a counter, not state).
+        unsafe { (*p).new_flows += 1 }
     }
 }
 

@@ -7,7 +7,7 @@
 //! bpfel a word read natively holds the first wire byte in its low half; checksums are
 //! computed on these native words (one's complement sums do not care about byte order).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
 
 /// Header lengths, defined once for every module.
 pub const ETH_HLEN: usize = 14;
@@ -89,6 +89,16 @@ pub struct Packet {
 impl Packet {
     #[inline(always)]
     pub fn new(ctx: &XdpContext) -> Self {
+        Self {
+            data: ctx.data(),
+            end: ctx.data_end(),
+        }
+    }
+
+    /// The linear part of a TC program's packet (headers a local socket wrote are
+    /// always there). Valid until the program calls a helper that changes the packet.
+    #[inline(always)]
+    pub fn tc(ctx: &TcContext) -> Self {
         Self {
             data: ctx.data(),
             end: ctx.data_end(),

@@ -3,7 +3,7 @@
 //! The destination is checked against our addresses before anything else, so a packet
 //! that is not for us costs one hash lookup.
 
-use lb_common::{AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey};
+use lb_common::{ADDR_F_XDP, AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey};
 
 use crate::{
     maps,
@@ -40,7 +40,7 @@ pub struct Ip {
 
 /// Ethernet and one optional 802.1Q tag: offset of the IP header and its ethertype.
 #[inline(always)]
-fn link(pkt: &Packet) -> Result<(usize, u16), Counter> {
+pub fn link(pkt: &Packet) -> Result<(usize, u16), Counter> {
     let eth = pkt.words::<7>(0).ok_or(Counter::PassParseError)?;
     let proto = eth.get(6);
     if proto == ETH_P_8021Q {
@@ -77,12 +77,16 @@ pub fn ip(pkt: &Packet, key: &mut FlowKey, addr: &mut AddrKey) -> Result<Ip, Cou
     }
 }
 
+/// The destination's `ADDR_F_*` flags if the XDP program serves it: a VIP or a
+/// SNAT address. Node-local VIPs and local backends' addresses are the socket
+/// programs' and the TC companion's business.
 #[inline(always)]
 fn ours(addr: &AddrKey) -> Result<u32, Counter> {
-    match maps::addr_flags(addr) {
-        0 => Err(Counter::PassNotVip),
-        flags => Ok(flags),
+    let flags = maps::addr_flags(addr);
+    if flags & ADDR_F_XDP == 0 {
+        return Err(Counter::PassNotVip);
     }
+    Ok(flags)
 }
 
 #[inline(always)]

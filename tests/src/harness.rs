@@ -22,6 +22,8 @@ pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 pub const XDP_REDIRECT: u32 = 4;
+/// What the TC companions return for a packet that continues (changed or not).
+pub const TC_ACT_OK: u32 = 0;
 
 /// The LB interface's MAC: where client frames are sent to.
 pub const LB_MAC: [u8; 6] = DEFAULT_DST_MAC;
@@ -211,10 +213,39 @@ impl PacketLab {
         }
     }
 
+    /// Runs the TC egress companion (`lb_tc_local_reply`) once on `input`, a frame
+    /// leaving the node: its return value and the frame as it leaves.
+    pub fn run_egress(&mut self, input: &[u8]) -> Outcome {
+        let mut out = vec![0u8; input.len() + 256];
+        let prog = self.dp.tc_local_reply().expect("tc egress program");
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(input);
+        opts.data_out = Some(&mut out);
+        let res = prog
+            .test_run(opts)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}\ninput:\n{}", hexdump(input)));
+        out.truncate(res.data_size_out as usize);
+        Outcome {
+            verdict: res.return_value,
+            frame: out,
+            meta: Vec::new(),
+        }
+    }
+
+    /// `check` for the TC egress companion: a case's verdict is `TC_ACT_OK` (0).
+    pub fn check_egress(&mut self, case: &Case) -> Outcome {
+        let got = self.run_egress(&case.input);
+        self.compare(case, got)
+    }
+
     /// Runs a case and checks verdict and output; panics with input, expected and
     /// actual bytes on a mismatch.
     pub fn check(&self, case: &Case) -> Outcome {
         let got = self.run(&case.input);
+        self.compare(case, got)
+    }
+
+    fn compare(&self, case: &Case, got: Outcome) -> Outcome {
         let fail = |what: &str, expected: &[u8]| -> ! {
             panic!(
                 "case `{}`: {what}\n{}",

@@ -3,7 +3,7 @@
 //! combination to the data plane.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     net::IpAddr,
     path::PathBuf,
     sync::Arc,
@@ -18,9 +18,9 @@ use tokio::{
 use super::AgentError;
 use crate::{
     config::{AdminState, BackendConfig, CheckConfig, CheckKind, Config, VipConfig},
-    dataplane::{BackendState, Dataplane, Traffic},
+    dataplane::{BackendState, Dataplane, DownBackend, PinLayout, Traffic, close_balanced_sockets},
     health::{self, HealthState, Outcome, Report},
-    status::{InterfaceStatus, ReloadStatus, Status, host_port, unix_now},
+    status::{InterfaceStatus, ReloadStatus, SocketLbStatus, Status, host_port, unix_now},
 };
 
 /// A backend of a VIP: (VIP name, address, port).
@@ -71,6 +71,15 @@ pub struct Agent {
     pub(super) status: watch::Sender<Arc<Status>>,
     /// VRRP instances' published states.
     pub(super) vrrp: Vec<watch::Receiver<crate::vrrp::InstanceStatus>>,
+    /// Where the socket programs are attached, when they are.
+    pub(super) sockets: Option<SocketLbStatus>,
+    /// Where the maps are pinned (the socket closer opens `SOCK_REVNAT` there).
+    pub(super) pins: PinLayout,
+    /// Each backend's data plane state at the last apply: a change to down closes
+    /// this node's sockets balanced to it.
+    applied: HashMap<BackendKey, BackendState>,
+    /// Local backends as last logged.
+    local_logged: BTreeSet<IpAddr>,
 }
 
 /// Key of a backend of `vip`.
@@ -92,6 +101,7 @@ pub(super) struct Parts {
     pub adopted: bool,
     pub interfaces: Vec<InterfaceStatus>,
     pub status: watch::Sender<Arc<Status>>,
+    pub pins: PinLayout,
 }
 
 impl Agent {
@@ -112,6 +122,10 @@ impl Agent {
             previous: None,
             status: p.status,
             vrrp: Vec::new(),
+            sockets: None,
+            pins: p.pins,
+            applied: HashMap::new(),
+            local_logged: BTreeSet::new(),
         }
     }
 
@@ -126,11 +140,72 @@ impl Agent {
         self.checks.get(&key(vip, b)).is_none_or(|c| c.up)
     }
 
-    /// Writes config + health + overrides into the maps (all checked first).
+    /// Writes config + health + overrides into the maps (all checked first). A
+    /// backend that went down gets this node's sockets balanced to it closed.
     pub(super) fn apply(&mut self) -> Result<(), AgentError> {
         let specs = self.config.services_with(|v, b| self.effective(v, b));
         self.dp.apply(&specs)?;
+        self.log_local_backends();
+        let mut states = HashMap::new();
+        let mut down = Vec::new();
+        for v in &self.config.vips {
+            for b in &v.backends {
+                let k = key(v, b);
+                let now = self.effective(v, b);
+                let before = self.applied.get(&k).copied();
+                if now == BackendState::Down && before.is_some_and(|s| s != BackendState::Down) {
+                    down.push(DownBackend {
+                        addr: b.address,
+                        port: b.port,
+                        protocol: v.protocol,
+                    });
+                }
+                states.insert(k, now);
+            }
+        }
+        self.applied = states;
+        if self.sockets.is_some() && !down.is_empty() {
+            let pins = self.pins.clone();
+            tokio::task::spawn_blocking(move || match close_balanced_sockets(&pins, &down) {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "closed {n} local sockets balanced to backends now down, so their \
+                     owners reconnect"
+                ),
+                Err(e) => log::warn!("closing local sockets of down backends failed: {e:#}"),
+            });
+        }
         Ok(())
+    }
+
+    /// Applies again when a backend's address became this node's or stopped being
+    /// (checked every refresh).
+    pub(super) fn follow_local_addresses(&mut self) {
+        let specs = self.config.services_with(|v, b| self.effective(v, b));
+        match self.dp.local_backends_changed(&specs) {
+            Ok(false) => {}
+            Ok(true) => {
+                if let Err(e) = self.apply() {
+                    log::error!("applying a change of local addresses failed: {e:#}");
+                }
+            }
+            Err(e) => log::warn!("reading this node's addresses failed: {e:#}"),
+        }
+    }
+
+    /// Logs backends that became local or stopped being so since the last call.
+    fn log_local_backends(&mut self) {
+        let now = self.dp.local_backends().clone();
+        for a in now.difference(&self.local_logged) {
+            log::info!(
+                "backend address {a} is this node's: packets for it go through the local \
+                 stack (NAT replies translated at TC egress)"
+            );
+        }
+        for a in self.local_logged.difference(&now) {
+            log::info!("backend address {a} is no longer this node's: routed again");
+        }
+        self.local_logged = now;
     }
 
     /// Starts, keeps or stops checkers so each checked backend of the config has

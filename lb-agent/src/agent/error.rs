@@ -23,6 +23,8 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("sysctl {name}: {why}")]
+    Sysctl { name: String, why: String },
     #[error("{0}")]
     Refused(String),
 }

@@ -120,6 +120,14 @@ fn route(path: &str, status: &Status, auth: Option<&str>, given: Option<&str>) -
             let missing = status.vips_without_backend();
             if status.interfaces.is_empty() {
                 text(503, "not ready: the program is not attached yet\n".into())
+            } else if !status.dataplane_problems.is_empty() {
+                text(
+                    503,
+                    format!(
+                        "not ready: the data plane cannot forward: {}\n",
+                        status.dataplane_problems.join("; ")
+                    ),
+                )
             } else if missing.is_empty() {
                 text(
                     200,

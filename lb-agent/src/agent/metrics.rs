@@ -135,6 +135,12 @@ pub fn render(s: &Status) -> String {
         }),
     );
     o.family(
+        "lb_dataplane_ready",
+        "gauge",
+        "1 while the data plane can forward; 0 with the reason on /ready and in `lb-agent status` (a forwarding sysctl off, route lookups failing).",
+        [(vec![], flag(s.dataplane_problems.is_empty()))],
+    );
+    o.family(
         "lb_uptime_seconds",
         "gauge",
         "Seconds since the agent started.",
@@ -163,7 +169,7 @@ pub fn render(s: &Status) -> String {
     o.family(
         "lb_dataplane_packets_total",
         "counter",
-        "Packets by what the XDP program did and why (reason label).",
+        "Packets by what the XDP and TC programs did and why (reason label); the sock_* reasons count connects and UDP sends of this node balanced by the socket programs.",
         s.counters
             .iter()
             .map(|c| (vec![("reason", c.name.as_str())], c.value as f64)),

@@ -12,6 +12,7 @@
 mod control;
 mod core;
 mod error;
+mod forwarding;
 mod http;
 mod metrics;
 mod page;
@@ -35,9 +36,10 @@ use self::{
 use crate::{
     config::{self, AdminState, Config},
     dataplane::{
-        AdoptedBackend, Attached, BackendState, Capacities, Dataplane, PinLayout, detach_others,
+        AdoptedBackend, Attached, BackendState, Capacities, Dataplane, PinLayout, SocketScope,
+        cgroup2_root, detach_others, detach_sockets,
     },
-    status::{InterfaceStatus, Status},
+    status::{InterfaceStatus, SocketLbStatus, Status},
     vrrp::Vrrp,
 };
 
@@ -69,8 +71,17 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         flow_table_size: config.agent.flow_table_size,
         ..Capacities::default()
     };
+    // A stock host does not forward: turn it on where the data plane needs it.
+    for change in forwarding::prepare(
+        &config.agent.interfaces,
+        forwarding::Families::of(&config),
+        config.agent.manage_forwarding,
+    )? {
+        log::info!("sysctl {change}");
+    }
     let pins = PinLayout::new(&config.agent.pin_path);
-    let (dp, adopted) = Dataplane::load_pinned(caps, &pins)?;
+    let scope = config.agent.socket_lb.as_ref().map(|s| s.scope);
+    let (dp, adopted) = Dataplane::load_pinned(caps, &pins, scope)?;
     let known = if let Some(backends) = &adopted {
         let known = known_health(backends, &config);
         log::info!(
@@ -95,6 +106,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         adopted: adopted.is_some(),
         interfaces: Vec::new(),
         status: status_tx,
+        pins: pins.clone(),
     });
     agent.reconcile_checks()?;
     // Services before the program sees traffic (on a restart: the same content, so
@@ -123,6 +135,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     for gone in detach_others(&pins, &config.agent.interfaces)? {
         log::info!("{gone}: no longer configured, detached");
     }
+    agent.sockets = attach_sockets(&mut agent.dp, &config, &pins)?;
     agent.publish();
 
     // VRRP after the data plane: a node takes the VIP only once it can serve it.
@@ -177,7 +190,10 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 let _ = agent.reload();
                 agent.publish();
             }
-            _ = tick.tick() => agent.publish(),
+            _ = tick.tick() => {
+                agent.follow_local_addresses();
+                agent.publish();
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -194,6 +210,43 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         pins.dir.display()
     );
     Ok(())
+}
+
+/// Attaches the socket programs where the config says (the cgroup v2 root by
+/// default), or detaches them when `socket_lb = false`.
+fn attach_sockets(
+    dp: &mut Dataplane,
+    config: &Config,
+    pins: &PinLayout,
+) -> Result<Option<SocketLbStatus>, AgentError> {
+    let Some(s) = &config.agent.socket_lb else {
+        if detach_sockets(pins)? {
+            log::info!("socket_lb = false: socket programs detached");
+        }
+        return Ok(None);
+    };
+    let cgroup = match &s.cgroup {
+        Some(c) => c.clone(),
+        None => cgroup2_root()?,
+    };
+    dp.attach_sockets_pinned(&cgroup, pins)?;
+    let namespaces = match s.scope {
+        SocketScope::ThisNamespace => "own",
+        SocketScope::Every => "all",
+    };
+    log::info!(
+        "socket programs attached to cgroup {} (connects to a VIP from this node's {} \
+         sockets are balanced)",
+        cgroup.display(),
+        match s.scope {
+            SocketScope::ThisNamespace => "network namespace's",
+            SocketScope::Every => "every network namespace's",
+        }
+    );
+    Ok(Some(SocketLbStatus {
+        cgroup: cgroup.display().to_string(),
+        namespaces: namespaces.into(),
+    }))
 }
 
 /// Health recorded in adopted maps, for backends the config still has: up if the

@@ -7,6 +7,7 @@ use lb_common::{Counter, FlowKey, NO_BACKEND, PROTO_TCP, maps::addr::from_words}
 
 use super::{
     core::{Agent, key},
+    forwarding,
     protocol::{FlowList, FlowRow},
 };
 use crate::{
@@ -74,6 +75,26 @@ fn counters(values: &[u64], old: Option<&[u64]>, secs: f64) -> Vec<CounterStatus
         .collect()
 }
 
+/// Route lookups failing while nothing is forwarded, over the last refresh: the
+/// data plane cannot reach any backend (a missing route or sysctl, a down link).
+fn routing_problem(counters: &[CounterStatus]) -> Option<String> {
+    let rate = |c: Counter| {
+        counters
+            .iter()
+            .find(|s| s.name == c.label())
+            .map_or(0.0, |s| s.per_s)
+    };
+    let failed = rate(Counter::DropFibFailed);
+    let forwarded = rate(Counter::FwdToBackend) + rate(Counter::FwdNatReply);
+    (failed > 0.0 && forwarded == 0.0).then(|| {
+        format!(
+            "route lookups are failing ({failed:.0} packets/s dropped as drop_fib_failed) and \
+             nothing is forwarded: check the routes to the backends and forwarding on the \
+             interfaces"
+        )
+    })
+}
+
 impl Agent {
     /// The live picture. Rates are over the time since the last `remember` reading
     /// (the once-a-second refresh), which this one becomes if `remember` is set.
@@ -124,6 +145,7 @@ impl Agent {
                 backends.push(BackendStatus {
                     address: b.address.to_string(),
                     port: b.port,
+                    local: self.dp.local_backends().contains(&b.address),
                     weight: b.weight,
                     admin: admin_name(self.admin(v, b)).into(),
                     health: match c {
@@ -152,6 +174,7 @@ impl Agent {
                 port: v.port,
                 protocol: protocol_name(v.protocol).into(),
                 forwarding: forwarding_name(v.forwarding).into(),
+                node_local: v.node_local(),
                 check: check_name(v.check.kind).into(),
                 up,
                 total,
@@ -162,7 +185,15 @@ impl Agent {
                 ring_size: self.dp.capacities().ring_size,
             });
         }
+        let counters = counters(&globals, old_globals.as_deref(), secs);
+        let mut dataplane_problems = forwarding::missing(
+            &self.config.agent.interfaces,
+            forwarding::Families::of(&self.config),
+        );
+        dataplane_problems.extend(routing_problem(&counters));
         let status = Status {
+            dataplane_problems,
+            sockets: self.sockets.clone(),
             source: "daemon".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             config_file: self.config_path.display().to_string(),
@@ -170,7 +201,7 @@ impl Agent {
             adopted: self.adopted,
             interfaces: self.interfaces.clone(),
             vips,
-            counters: counters(&globals, old_globals.as_deref(), secs),
+            counters,
             last_reload: self.last_reload.clone(),
             vrrp: self.vrrp.iter().map(|w| w.borrow().clone()).collect(),
         };
@@ -317,6 +348,7 @@ pub fn offline_status(
             backends.push(BackendStatus {
                 address: b.addr.to_string(),
                 port: b.port,
+                local: b.local,
                 weight: bc.map_or(0, |c| c.weight),
                 admin: bc.map_or("?", |c| admin_name(c.state)).into(),
                 health: "unknown".into(),
@@ -334,6 +366,7 @@ pub fn offline_status(
             port: view.port,
             protocol: protocol_name(view.protocol).into(),
             forwarding: forwarding_name(view.forwarding).into(),
+            node_local: view.vip.is_loopback(),
             check: cfg.map_or("?", |v| check_name(v.check.kind)).into(),
             up: view
                 .backends
@@ -359,5 +392,7 @@ pub fn offline_status(
         counters: counters(&globals, None, 0.0),
         last_reload: None,
         vrrp: Vec::new(),
+        dataplane_problems: Vec::new(),
+        sockets: None,
     })
 }

@@ -14,6 +14,12 @@ pub const API_LISTEN: &str = "127.0.0.1:9100";
 pub const CONTROL_SOCKET: &str = "/run/lb-agent.sock";
 /// `[agent] flow_table_size`.
 pub const FLOW_TABLE_SIZE: u32 = DEFAULT_FLOW_TABLE_SIZE;
+/// `[agent] socket_lb`: this node's own connects to a VIP are balanced too.
+pub const SOCKET_LB: bool = true;
+/// `[agent] socket_lb_namespaces`: only sockets of the agent's network namespace.
+pub const SOCKET_LB_NAMESPACES: &str = "own";
+/// `[agent] manage_forwarding`: the agent turns on forwarding on its interfaces.
+pub const MANAGE_FORWARDING: bool = true;
 
 /// `[[vip]] protocol`.
 pub const PROTOCOL: &str = "tcp";

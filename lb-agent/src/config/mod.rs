@@ -21,7 +21,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, StatsAuth, VipConfig,
+    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, SocketLb, StatsAuth,
+    VipConfig,
 };
 pub use vrrp::{TrackConfig, TrackKind, VrrpConfig};
 

@@ -8,6 +8,7 @@ use std::{
 
 use crate::dataplane::{
     AttachMode, BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec,
+    SocketScope,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +27,18 @@ pub struct AgentConfig {
     pub control_socket: PathBuf,
     pub flow_table_size: u32,
     pub stats_auth: Option<StatsAuth>,
+    /// Socket-level balancing of this node's own connects (`None`: off).
+    pub socket_lb: Option<SocketLb>,
+    /// Turn on per-interface forwarding at start (else only check it).
+    pub manage_forwarding: bool,
+}
+
+/// Where and for whom the socket programs balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketLb {
+    /// The cgroup (v2) to attach to; `None`: the root of the hierarchy.
+    pub cgroup: Option<PathBuf>,
+    pub scope: SocketScope,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +116,14 @@ pub struct BackendConfig {
     pub port: u16,
     pub weight: u32,
     pub state: AdminState,
+}
+
+impl VipConfig {
+    /// A node-local VIP (a loopback address): served to this node's own sockets by
+    /// the socket programs only.
+    pub fn node_local(&self) -> bool {
+        self.address.is_loopback()
+    }
 }
 
 impl Config {

@@ -23,6 +23,10 @@ pub struct Agent {
     pub control_socket: Option<String>,
     pub flow_table_size: Option<i64>,
     pub stats_auth: Option<StatsAuth>,
+    pub socket_lb: Option<bool>,
+    pub socket_lb_cgroup: Option<String>,
+    pub socket_lb_namespaces: Option<String>,
+    pub manage_forwarding: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,12 +12,12 @@ use super::{
     defaults as d, duration,
     locate::KeyPath,
     model::{
-        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, StatsAuth,
-        VipConfig,
+        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, SocketLb,
+        StatsAuth, VipConfig,
     },
     raw,
 };
-use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol};
+use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol, SocketScope};
 
 /// Problems found so far: (key path, what is wrong / expected).
 #[derive(Default)]
@@ -153,6 +153,22 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
             vips.push(v);
         }
     }
+    // Node-local VIPs exist only through the socket programs.
+    let socket_lb_off = f.agent.as_ref().and_then(|a| a.socket_lb) == Some(false);
+    if socket_lb_off {
+        for (i, v) in vips.iter().enumerate() {
+            if v.node_local() {
+                p.add(
+                    &root.key("vip").index(i).key("address"),
+                    format!(
+                        "{} is node-local (loopback), served by the socket programs alone, \
+                         but [agent] socket_lb = false",
+                        v.address
+                    ),
+                );
+            }
+        }
+    }
     let vrrp = super::vrrp::instances(p, &root, &f.vrrp, &vips);
     Some(Config {
         agent: agent?,
@@ -244,7 +260,39 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
             password: password?,
         })
     });
+    let socket_lb = match a.socket_lb.unwrap_or(d::SOCKET_LB) {
+        true => {
+            let scope = choice(
+                p,
+                &at.key("socket_lb_namespaces"),
+                a.socket_lb_namespaces.as_deref(),
+                d::SOCKET_LB_NAMESPACES,
+                &[
+                    ("own", SocketScope::ThisNamespace),
+                    ("all", SocketScope::Every),
+                ],
+            );
+            let cgroup = a
+                .socket_lb_cgroup
+                .as_deref()
+                .and_then(|c| abs_path(p, &at.key("socket_lb_cgroup"), Some(c), "/"));
+            scope.map(|scope| SocketLb { cgroup, scope })
+        }
+        false => {
+            for (key, set) in [
+                ("socket_lb_cgroup", a.socket_lb_cgroup.is_some()),
+                ("socket_lb_namespaces", a.socket_lb_namespaces.is_some()),
+            ] {
+                if set {
+                    p.add(&at.key(key), "only applies with socket_lb = true");
+                }
+            }
+            None
+        }
+    };
     Some(AgentConfig {
+        socket_lb,
+        manage_forwarding: a.manage_forwarding.unwrap_or(d::MANAGE_FORWARDING),
         interfaces: interfaces?,
         xdp_mode: xdp_mode?,
         pin_path: pin_path?,
@@ -317,7 +365,23 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip) -> Option<VipConfig> {
             "\"reset\" answers TCP with a RST; a udp service can only \"drop\"",
         );
     }
+    let node_local = address.is_some_and(|a| a.is_loopback());
+    if node_local && forwarding == Some(Forwarding::Dsr) {
+        p.add(
+            &at.key("forwarding"),
+            "a node-local VIP (loopback address) is served to this node's own sockets: \
+             there is no packet to forward with \"dsr\"",
+        );
+    }
+    if node_local && v.snat_address.is_some() {
+        p.add(
+            &at.key("snat_address"),
+            "a node-local VIP (loopback address) sends this node's own connects straight \
+             to a backend: no SNAT address is used",
+        );
+    }
     let snat_address = match (forwarding, &v.snat_address) {
+        (Some(Forwarding::Nat), None) if node_local => None,
         (Some(Forwarding::Nat), None) => {
             p.add(
                 &at.key("snat_address"),
@@ -369,8 +433,8 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip) -> Option<VipConfig> {
         protocol: protocol?,
         forwarding: forwarding?,
         snat_address: match forwarding? {
-            Forwarding::Nat => snat_address,
-            Forwarding::Dsr => None,
+            Forwarding::Nat if !node_local => snat_address,
+            _ => None,
         },
         on_no_backend: on_no_backend?,
         check: check?,
@@ -522,6 +586,18 @@ fn backend(
         p.add(
             &at.key("address"),
             format!("{a} is not of the VIP's address family ({v})"),
+        );
+    }
+    if let (Some(a), Some(v)) = (address, vip)
+        && a.is_loopback()
+        && !v.is_loopback()
+    {
+        p.add(
+            &at.key("address"),
+            format!(
+                "{a} is a loopback address: packets from the network to {v} cannot be \
+                 handed to it (use the node's own address; it is served as a local backend)"
+            ),
         );
     }
     let port = match b.port {

@@ -5,28 +5,41 @@ use std::collections::BTreeMap;
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError};
 use lb_common::{
-    ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS,
-    AddrInfo, AddrKey, AddrSlot, MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, hash::addr_slot,
+    ADDR_F_LOCAL_BACKEND, ADDR_F_NODE_VIP_ANY_PORT, ADDR_F_NODE_VIP_PORTS, ADDR_F_SNAT,
+    ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS, AddrInfo, AddrKey,
+    AddrSlot, MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, hash::addr_slot,
     maps::addr::to_words,
 };
 
 use super::{Dataplane, DataplaneError, Forwarding, ServiceSpec, services::map_err};
 
 impl Dataplane {
-    /// ADDRS holds exactly the VIP and SNAT addresses of `specs`.
+    /// ADDRS holds exactly the VIP, node-local VIP and SNAT addresses of `specs`,
+    /// and the addresses of local backends of NAT services (their replies are
+    /// translated at TC egress).
     pub(super) fn sync_addresses(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
         let mut want: BTreeMap<(u32, [u32; 4]), u32> = BTreeMap::new();
         for s in specs {
             let (a, f) = to_words(s.vip);
-            let bit = if s.port == 0 {
-                ADDR_F_VIP_ANY_PORT
-            } else {
-                ADDR_F_VIP_PORTS
+            let bit = match (s.node_local(), s.port == 0) {
+                (false, true) => ADDR_F_VIP_ANY_PORT,
+                (false, false) => ADDR_F_VIP_PORTS,
+                (true, true) => ADDR_F_NODE_VIP_ANY_PORT,
+                (true, false) => ADDR_F_NODE_VIP_PORTS,
             };
             *want.entry((u32::from(f), a)).or_default() |= bit;
-            if let (Forwarding::Nat, Some(snat)) = (s.forwarding, s.snat) {
+            if s.node_local() || s.forwarding != Forwarding::Nat {
+                continue;
+            }
+            if let Some(snat) = s.snat {
                 let (a, f) = to_words(snat);
                 *want.entry((u32::from(f), a)).or_default() |= ADDR_F_SNAT;
+            }
+            for b in &s.backends {
+                if self.programmer.local.contains(&b.addr) {
+                    let (a, f) = to_words(b.addr);
+                    *want.entry((u32::from(f), a)).or_default() |= ADDR_F_LOCAL_BACKEND;
+                }
             }
         }
         let mut addrs: BpfHashMap<&mut MapData, AddrKey, AddrInfo> = self.map_mut(MAP_ADDRS)?;

@@ -4,7 +4,7 @@ use std::ops::RangeInclusive;
 
 use lb_common::{
     DEFAULT_FLOW_TABLE_SIZE, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_VIPS, DEFAULT_RING_SIZE,
-    DEFAULT_SNAT_PORT_MAX, DEFAULT_SNAT_PORT_MIN, maglev::is_prime,
+    DEFAULT_SNAT_PORT_MAX, DEFAULT_SNAT_PORT_MIN, DEFAULT_SOCK_TABLE_SIZE, maglev::is_prime,
 };
 
 use super::DataplaneError;
@@ -22,6 +22,9 @@ pub struct Capacities {
     pub ring_size: u32,
     /// NAT source ports.
     pub snat_ports: RangeInclusive<u16>,
+    /// Sockets of this node balanced by the socket programs whose peer is shown as
+    /// the VIP (an LRU).
+    pub sock_table_size: u32,
 }
 
 impl Default for Capacities {
@@ -32,6 +35,7 @@ impl Default for Capacities {
             flow_table_size: DEFAULT_FLOW_TABLE_SIZE,
             ring_size: DEFAULT_RING_SIZE,
             snat_ports: DEFAULT_SNAT_PORT_MIN..=DEFAULT_SNAT_PORT_MAX,
+            sock_table_size: DEFAULT_SOCK_TABLE_SIZE,
         }
     }
 }
@@ -66,6 +70,12 @@ impl Capacities {
             return bad(
                 "ring_size",
                 format!("max_vips x 2 x ring_size = {rings} entries is too many"),
+            );
+        }
+        if self.sock_table_size < 1024 || self.sock_table_size > 1 << 24 {
+            return bad(
+                "sock_table_size",
+                format!("{} is not in 1024..=16777216", self.sock_table_size),
             );
         }
         if self.snat_ports.is_empty() || *self.snat_ports.start() == 0 {

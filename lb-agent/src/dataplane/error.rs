@@ -64,6 +64,24 @@ pub enum DataplaneError {
         #[source]
         source: aya::programs::links::LinkError,
     },
+    #[error("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14)")]
+    Netns {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot list this node's addresses (getifaddrs)")]
+    Addresses {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}")]
+    SockDiag {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroup {path}: {why}")]
+    Cgroup { path: PathBuf, why: String },
     #[error("service {service}: Maglev table")]
     Maglev {
         service: String,

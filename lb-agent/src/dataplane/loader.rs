@@ -3,17 +3,30 @@
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId, xdp::XdpLinkId,
+        CgroupSockAddr, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
+        xdp::XdpLinkId,
     },
 };
 use std::path::Path;
 
 use lb_common::{
-    GLOBAL_MAX_VIPS, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX, GLOBAL_SNAT_PORT_MIN, PROG_FLOOR,
-    PROG_TC_NEIGH, PROG_XDP,
+    GLOBAL_MAX_VIPS, GLOBAL_NETNS_COOKIE, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX,
+    GLOBAL_SNAT_PORT_MIN, PROG_FLOOR, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP,
 };
 
-use super::{Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer, shapes::map_shapes};
+use super::{
+    Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer, shapes::map_shapes,
+    sockets::netns_cookie,
+};
+
+/// Whose sockets the socket programs balance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketScope {
+    /// Sockets of the network namespace the data plane is loaded in (the node's).
+    ThisNamespace,
+    /// Sockets of every network namespace the attached cgroup's processes use.
+    Every,
+}
 
 /// How to attach the XDP program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,16 +47,19 @@ pub struct Dataplane {
 }
 
 impl Dataplane {
-    /// Loads the object with `caps` (verified by the kernel) without attaching it.
+    /// Loads the object with `caps` (verified by the kernel) without attaching it,
+    /// its socket programs for this namespace's sockets.
     pub fn load(caps: Capacities) -> Result<Self, DataplaneError> {
-        Self::load_with(caps, None)
+        Self::load_with(caps, None, Some(SocketScope::ThisNamespace))
     }
 
     /// Loads with every map pinned under `maps_dir`: maps already pinned there are
-    /// reused as they are (see `pins.rs`), the others created and pinned.
+    /// reused as they are (see `pins.rs`), the others created and pinned. The socket
+    /// programs are loaded for `sockets` (`None`: not at all).
     pub(super) fn load_with(
         caps: Capacities,
         maps_dir: Option<&Path>,
+        sockets: Option<SocketScope>,
     ) -> Result<Self, DataplaneError> {
         caps.validate()?;
         let snat_min = u32::from(*caps.snat_ports.start());
@@ -56,26 +72,38 @@ impl Dataplane {
                 loader.map_pin_path(s.name, dir.join(s.name));
             }
         }
+        let netns = match sockets {
+            Some(SocketScope::ThisNamespace) => netns_cookie()?,
+            Some(SocketScope::Every) | None => 0,
+        };
         loader
             .override_global(GLOBAL_RING_SIZE, &caps.ring_size, true)
             .override_global(GLOBAL_MAX_VIPS, &caps.max_vips, true)
             .override_global(GLOBAL_SNAT_PORT_MIN, &snat_min, true)
-            .override_global(GLOBAL_SNAT_PORT_MAX, &snat_max, true);
+            .override_global(GLOBAL_SNAT_PORT_MAX, &snat_max, true)
+            .override_global(GLOBAL_NETNS_COOKIE, &netns, true);
         let mut ebpf = loader
             .load(LB_EBPF_OBJECT)
             .map_err(|source| DataplaneError::Load { source })?;
+        let verify = |name| {
+            move |source| DataplaneError::Program {
+                name,
+                what: "verifier load",
+                source,
+            }
+        };
         let xdp: &mut Xdp = program(&mut ebpf, PROG_XDP)?;
-        xdp.load().map_err(|source| DataplaneError::Program {
-            name: PROG_XDP,
-            what: "verifier load",
-            source,
-        })?;
-        let tc: &mut SchedClassifier = program(&mut ebpf, PROG_TC_NEIGH)?;
-        tc.load().map_err(|source| DataplaneError::Program {
-            name: PROG_TC_NEIGH,
-            what: "verifier load",
-            source,
-        })?;
+        xdp.load().map_err(verify(PROG_XDP))?;
+        for name in [PROG_TC_NEIGH, PROG_TC_LOCAL_REPLY] {
+            let tc: &mut SchedClassifier = program(&mut ebpf, name)?;
+            tc.load().map_err(verify(name))?;
+        }
+        if sockets.is_some() {
+            for (name, _) in PROG_SOCK {
+                let p: &mut CgroupSockAddr = program(&mut ebpf, name)?;
+                p.load().map_err(verify(name))?;
+            }
+        }
         let programmer = Programmer::new(&caps);
         Ok(Self {
             ebpf,
@@ -116,17 +144,27 @@ impl Dataplane {
         Ok(floor)
     }
 
-    /// Attaches the XDP program to `iface`, plus the TC companion on its ingress.
-    /// Returns the XDP mode actually used. The links live as long as `self`.
-    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<AttachMode, DataplaneError> {
-        self.attach_links(iface, mode).map(|(used, _, _)| used)
+    /// The TC egress companion (e.g. for `BPF_PROG_TEST_RUN`).
+    pub fn tc_local_reply(&mut self) -> Result<&mut SchedClassifier, DataplaneError> {
+        program(&mut self.ebpf, PROG_TC_LOCAL_REPLY)
     }
 
-    pub(super) fn attach_links(
+    /// Attaches the XDP program to `iface`, plus the TC companions on its ingress
+    /// and egress. Returns the XDP mode actually used. The links live as long as
+    /// `self`.
+    pub fn attach(&mut self, iface: &str, mode: AttachMode) -> Result<AttachMode, DataplaneError> {
+        let used = self.attach_xdp(iface, mode)?.0;
+        self.attach_tc(iface, PROG_TC_NEIGH, TcAttachType::Ingress)?;
+        self.attach_tc(iface, PROG_TC_LOCAL_REPLY, TcAttachType::Egress)?;
+        Ok(used)
+    }
+
+    /// Attaches the XDP program to `iface` in `mode` (auto: native, else generic).
+    pub(super) fn attach_xdp(
         &mut self,
         iface: &str,
         mode: AttachMode,
-    ) -> Result<(AttachMode, XdpLinkId, SchedClassifierLinkId), DataplaneError> {
+    ) -> Result<(AttachMode, XdpLinkId), DataplaneError> {
         let (used, xdp_link) = {
             let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
             let try_mode = |xdp: &mut Xdp, flags| {
@@ -149,16 +187,24 @@ impl Dataplane {
                 },
             }
         };
-        // tcx (kernel >= 6.6): no clsact qdisc needed, coexists with other programs.
-        let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
-        let tc_link =
-            tc.attach(iface, TcAttachType::Ingress)
-                .map_err(|source| DataplaneError::Program {
-                    name: PROG_TC_NEIGH,
-                    what: "attach",
-                    source,
-                })?;
-        Ok((used, xdp_link, tc_link))
+        Ok((used, xdp_link))
+    }
+
+    /// Attaches TC program `name` to `iface` (tcx, kernel >= 6.6: no clsact qdisc
+    /// needed, coexists with other programs).
+    pub(super) fn attach_tc(
+        &mut self,
+        iface: &str,
+        name: &'static str,
+        at: TcAttachType,
+    ) -> Result<SchedClassifierLinkId, DataplaneError> {
+        let tc: &mut SchedClassifier = program(&mut self.ebpf, name)?;
+        tc.attach(iface, at)
+            .map_err(|source| DataplaneError::Program {
+                name,
+                what: "attach",
+                source,
+            })
     }
 }
 

@@ -7,23 +7,29 @@ mod capacity;
 mod compat;
 mod error;
 mod loader;
+mod local;
 mod mapset;
 mod pins;
 pub mod read;
 mod services;
 mod shapes;
 mod simulate;
+mod sock_destroy;
+mod sockets;
 
 pub use adopt::AdoptedBackend;
 pub use capacity::Capacities;
 pub use error::DataplaneError;
-pub use loader::{AttachMode, Dataplane};
+pub use loader::{AttachMode, Dataplane, SocketScope};
+pub use local::node_addresses;
 pub use mapset::{MapSet, PinnedMaps};
 pub use pins::{Attached, PinLayout, detach_others};
 pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};
 pub use shapes::{MapShape, map_shapes};
 pub use simulate::{ClientFlow, Simulated};
+pub use sock_destroy::{DownBackend, close_balanced_sockets};
+pub use sockets::{cgroup2_root, detach_sockets, netns_cookie};
 
 /// The compiled XDP object, built by build.rs into OUT_DIR.
 pub static LB_EBPF_OBJECT: &[u8] =

@@ -4,7 +4,9 @@
 //! <pin_path>/maps/<MAP>          every map (flows, NAT bindings, counters, services)
 //! <pin_path>/prog_<program>      the programs last loaded
 //! <pin_path>/link_xdp_<iface>    the XDP link of each interface
-//! <pin_path>/link_tc_<iface>     the TC companion's tcx link
+//! <pin_path>/link_tc_<iface>     the TC ingress companion's tcx link
+//! <pin_path>/link_tcout_<iface>  the TC egress companion's tcx link (local replies)
+//! <pin_path>/link_sock_<program> the socket programs' cgroup links (`sockets.rs`)
 //! ```
 //!
 //! A start finding maps pinned reuses them (after checking their shapes fit) and
@@ -22,16 +24,16 @@ use std::{
 use aya::{
     maps::MapInfo,
     programs::{
-        SchedClassifier, Xdp,
+        CgroupSockAddr, SchedClassifier, TcAttachType, Xdp,
         links::{FdLink, PinnedLink},
         tc::SchedClassifierLink,
         xdp::XdpLink,
     },
 };
-use lb_common::{MAP_VIPS, PROG_TC_NEIGH, PROG_XDP};
+use lb_common::{MAP_VIPS, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP};
 
 use super::{
-    AdoptedBackend, AttachMode, Capacities, Dataplane, DataplaneError,
+    AdoptedBackend, AttachMode, Capacities, Dataplane, DataplaneError, SocketScope,
     loader::program,
     shapes::{MapShape, map_shapes},
 };
@@ -74,6 +76,14 @@ impl PinLayout {
         self.dir.join(format!("link_tc_{iface}"))
     }
 
+    fn tc_out_link(&self, iface: &str) -> PathBuf {
+        self.dir.join(format!("link_tcout_{iface}"))
+    }
+
+    pub(super) fn sock_link(&self, program: &str) -> PathBuf {
+        self.dir.join(format!("link_sock_{program}"))
+    }
+
     /// Interfaces with a pinned link.
     pub fn linked_interfaces(&self) -> Vec<String> {
         let mut out: Vec<String> = std::fs::read_dir(&self.dir)
@@ -84,6 +94,7 @@ impl PinLayout {
                 let name = e.file_name().to_string_lossy().into_owned();
                 name.strip_prefix("link_xdp_")
                     .or_else(|| name.strip_prefix("link_tc_"))
+                    .or_else(|| name.strip_prefix("link_tcout_"))
                     .map(str::to_string)
             })
             .collect();
@@ -184,7 +195,10 @@ fn check_shape(path: &Path, want: &MapShape) -> Result<(), DataplaneError> {
     Ok(())
 }
 
-fn pin_err(what: String, path: &Path) -> impl FnOnce(aya::pin::PinError) -> DataplaneError {
+pub(super) fn pin_err(
+    what: String,
+    path: &Path,
+) -> impl FnOnce(aya::pin::PinError) -> DataplaneError {
     let path = path.to_path_buf();
     move |e| DataplaneError::Pin {
         what,
@@ -193,7 +207,7 @@ fn pin_err(what: String, path: &Path) -> impl FnOnce(aya::pin::PinError) -> Data
     }
 }
 
-fn remove_pin(path: &Path) -> Result<(), DataplaneError> {
+pub(super) fn remove_pin(path: &Path) -> Result<(), DataplaneError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -212,6 +226,7 @@ impl Dataplane {
     pub fn load_pinned(
         caps: Capacities,
         pins: &PinLayout,
+        sockets: Option<SocketScope>,
     ) -> Result<(Self, Option<Vec<AdoptedBackend>>), DataplaneError> {
         prepare_dir(&pins.dir)?;
         let adopted = pins.map(MAP_VIPS).exists();
@@ -221,80 +236,105 @@ impl Dataplane {
                 check_shape(&path, &shape)?;
             }
         }
-        let mut dp = Self::load_with(caps, Some(&pins.maps()))?;
-        for name in [PROG_XDP, PROG_TC_NEIGH] {
+        let mut dp = Self::load_with(caps, Some(&pins.maps()), sockets)?;
+        let socket_programs = PROG_SOCK.iter().map(|(name, _)| *name);
+        let loaded = [PROG_XDP, PROG_TC_NEIGH, PROG_TC_LOCAL_REPLY]
+            .into_iter()
+            .chain(socket_programs.filter(|_| sockets.is_some()));
+        for name in loaded {
             let path = pins.program(name);
             remove_pin(&path)?;
             let result = match name {
                 PROG_XDP => program::<Xdp>(&mut dp.ebpf, name)?.pin(&path),
-                _ => program::<SchedClassifier>(&mut dp.ebpf, name)?.pin(&path),
+                PROG_TC_NEIGH | PROG_TC_LOCAL_REPLY => {
+                    program::<SchedClassifier>(&mut dp.ebpf, name)?.pin(&path)
+                }
+                _ => program::<CgroupSockAddr>(&mut dp.ebpf, name)?.pin(&path),
             };
             result.map_err(pin_err(format!("program {name}"), &path))?;
+        }
+        if sockets.is_none() {
+            for (name, _) in PROG_SOCK {
+                remove_pin(&pins.program(name))?;
+            }
         }
         let backends = if adopted { Some(dp.adopt()?) } else { None };
         Ok((dp, backends))
     }
 
-    /// Attaches to `iface` through pinned links: an existing link gets the new program
-    /// atomically, else new links are made and pinned.
+    /// Attaches to `iface` through pinned links: each link pinned by an earlier start
+    /// gets the new program atomically, a missing one is made and pinned.
     pub fn attach_pinned(
         &mut self,
         iface: &str,
         mode: AttachMode,
         pins: &PinLayout,
     ) -> Result<Attached, DataplaneError> {
-        let (xdp_path, tc_path) = (pins.xdp_link(iface), pins.tc_link(iface));
-        if xdp_path.exists() && tc_path.exists() {
-            let link_err = |path: &Path| {
-                let path = path.to_path_buf();
-                move |source| DataplaneError::Link { path, source }
-            };
-            let xdp_link = PinnedLink::from_pin(&xdp_path).map_err(link_err(&xdp_path))?;
-            let xdp_link =
-                XdpLink::try_from(FdLink::from(xdp_link)).map_err(link_err(&xdp_path))?;
-            let tc_link = PinnedLink::from_pin(&tc_path).map_err(link_err(&tc_path))?;
-            let tc_link =
-                SchedClassifierLink::try_from(FdLink::from(tc_link)).map_err(link_err(&tc_path))?;
+        let link_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DataplaneError::Link { path, source }
+        };
+        let xdp_path = pins.xdp_link(iface);
+        let attached = if xdp_path.exists() {
+            let link = PinnedLink::from_pin(&xdp_path).map_err(link_err(&xdp_path))?;
+            let link = XdpLink::try_from(FdLink::from(link)).map_err(link_err(&xdp_path))?;
             let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
-            xdp.attach_to_link(xdp_link)
+            xdp.attach_to_link(link)
                 .map_err(|source| DataplaneError::Program {
                     name: PROG_XDP,
                     what: "replace the pinned link's program",
                     source,
                 })?;
-            let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
-            tc.attach_to_link(tc_link)
+            Attached::Replaced
+        } else {
+            let (used, id) = self.attach_xdp(iface, mode)?;
+            let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
+            let link = xdp
+                .take_link(id)
                 .map_err(|source| DataplaneError::Program {
-                    name: PROG_TC_NEIGH,
-                    what: "replace the pinned link's program",
+                    name: PROG_XDP,
+                    what: "take link",
                     source,
                 })?;
-            return Ok(Attached::Replaced);
+            pin_link(link, &xdp_path, iface)?;
+            Attached::New(used)
+        };
+        for (name, at, path) in [
+            (PROG_TC_NEIGH, TcAttachType::Ingress, pins.tc_link(iface)),
+            (
+                PROG_TC_LOCAL_REPLY,
+                TcAttachType::Egress,
+                pins.tc_out_link(iface),
+            ),
+        ] {
+            if path.exists() {
+                let link = PinnedLink::from_pin(&path).map_err(link_err(&path))?;
+                let link =
+                    SchedClassifierLink::try_from(FdLink::from(link)).map_err(link_err(&path))?;
+                let tc: &mut SchedClassifier = program(&mut self.ebpf, name)?;
+                tc.attach_to_link(link)
+                    .map_err(|source| DataplaneError::Program {
+                        name,
+                        what: "replace the pinned link's program",
+                        source,
+                    })?;
+            } else {
+                let id = self.attach_tc(iface, name, at)?;
+                let tc: &mut SchedClassifier = program(&mut self.ebpf, name)?;
+                let link = tc.take_link(id).map_err(|source| DataplaneError::Program {
+                    name,
+                    what: "take link",
+                    source,
+                })?;
+                pin_link(link, &path, iface)?;
+            }
         }
-        // Half a pair (an interrupted first start): start the interface afresh.
-        remove_pin(&xdp_path)?;
-        remove_pin(&tc_path)?;
-        let (used, xdp_id, tc_id) = self.attach_links(iface, mode)?;
-        let take = |source| DataplaneError::Program {
-            name: PROG_XDP,
-            what: "take link",
-            source,
-        };
-        let xdp: &mut Xdp = program(&mut self.ebpf, PROG_XDP)?;
-        pin_link(xdp.take_link(xdp_id).map_err(take)?, &xdp_path, iface)?;
-        let take = |source| DataplaneError::Program {
-            name: PROG_TC_NEIGH,
-            what: "take link",
-            source,
-        };
-        let tc: &mut SchedClassifier = program(&mut self.ebpf, PROG_TC_NEIGH)?;
-        pin_link(tc.take_link(tc_id).map_err(take)?, &tc_path, iface)?;
-        Ok(Attached::New(used))
+        Ok(attached)
     }
 }
 
 /// Pins a link taken from its program at `path` (it then outlives the agent).
-fn pin_link<L>(link: L, path: &Path, iface: &str) -> Result<(), DataplaneError>
+pub(super) fn pin_link<L>(link: L, path: &Path, iface: &str) -> Result<(), DataplaneError>
 where
     FdLink: TryFrom<L, Error = aya::programs::links::LinkError>,
 {
@@ -316,6 +356,7 @@ pub fn detach_others(pins: &PinLayout, keep: &[String]) -> Result<Vec<String>, D
         if !keep.contains(&iface) {
             remove_pin(&pins.xdp_link(&iface))?;
             remove_pin(&pins.tc_link(&iface))?;
+            remove_pin(&pins.tc_out_link(&iface))?;
             gone.push(iface);
         }
     }

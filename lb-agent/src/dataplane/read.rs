@@ -6,9 +6,9 @@ use std::{collections::HashMap, net::IpAddr};
 
 use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray};
 use lb_common::{
-    Backend, Counter, FlowEntry, FlowKey, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT,
-    MAP_RINGS, MAP_STATS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NatEntry, PROTO_TCP,
-    TrafficCounters, VIP_F_DSR, VipKey, VipMeta, maps::addr::from_words,
+    BACKEND_F_LOCAL, Backend, Counter, FlowEntry, FlowKey, MAP_BACKEND_STATS, MAP_BACKENDS,
+    MAP_FLOWS, MAP_NAT, MAP_RINGS, MAP_STATS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NatEntry,
+    PROTO_TCP, TrafficCounters, VIP_F_DSR, VipKey, VipMeta, maps::addr::from_words,
 };
 
 use super::{
@@ -103,6 +103,8 @@ pub struct BackendView {
     /// 0 = the client's destination port.
     pub port: u16,
     pub state: BackendState,
+    /// The backend's address was this node's when the agent last applied.
+    pub local: bool,
     /// Entries of the service's live Maglev ring pointing at it (0 when rings are
     /// not read).
     pub ring_slots: u32,
@@ -153,6 +155,7 @@ pub fn services(
                 addr: from_words(b.addr, b.family),
                 port: u16::from_be(b.port),
                 state: BackendState::from_word(b.state),
+                local: b.flags & BACKEND_F_LOCAL != 0,
                 ring_slots: shares.get(slot).copied().unwrap_or(0),
             })
             .collect();

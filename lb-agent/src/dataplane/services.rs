@@ -7,13 +7,13 @@
 //! ring: a packet sees the old ring or the new one, never a half-written one.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{BTreeSet, HashMap, HashSet, VecDeque},
     net::IpAddr,
 };
 
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
-    ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_UP, Backend,
+    ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_F_LOCAL, BACKEND_UP, Backend,
     MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIP_STATS,
     MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, TrafficCounters, VIP_F_DSR, VIP_F_RESET,
     VipKey, VipMeta,
@@ -21,7 +21,7 @@ use lb_common::{
     maps::addr::to_words,
 };
 
-use super::{Capacities, Dataplane, DataplaneError};
+use super::{Capacities, Dataplane, DataplaneError, local::node_addresses};
 
 /// Transport protocol of a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,6 +103,14 @@ pub struct ServiceSpec {
     pub backends: Vec<BackendSpec>,
 }
 
+impl ServiceSpec {
+    /// A node-local VIP (a loopback address): served to this node's own sockets by
+    /// the socket programs, never by the XDP program.
+    pub fn node_local(&self) -> bool {
+        self.vip.is_loopback()
+    }
+}
+
 pub(super) type ServiceId = (IpAddr, u16, Protocol);
 pub(super) type BackendId = (IpAddr, u16);
 
@@ -131,6 +139,8 @@ pub(super) struct Programmer {
     /// What each half of `ADDR_TABLE` holds, and which half is live.
     pub(super) addr_tables: [Vec<AddrSlot>; 2],
     pub(super) addr_live: u32,
+    /// Backend addresses that were this node's at the last apply.
+    pub(super) local: BTreeSet<IpAddr>,
 }
 
 impl Programmer {
@@ -146,6 +156,7 @@ impl Programmer {
                 vec![AddrSlot::default(); ADDR_TABLE_SLOTS as usize],
             ],
             addr_live: 0,
+            local: BTreeSet::new(),
         }
     }
 }
@@ -191,7 +202,14 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
                 s.vip, s.port, s.protocol
             )));
         }
-        if s.forwarding == Forwarding::Nat {
+        if s.node_local() && s.forwarding == Forwarding::Dsr {
+            return Err(bad(format!(
+                "{} is node-local (loopback): only this node's sockets reach it, and \
+                 there is nothing to forward with DSR",
+                s.vip
+            )));
+        }
+        if s.forwarding == Forwarding::Nat && !s.node_local() {
             let snat = s
                 .snat
                 .ok_or_else(|| bad("NAT forwarding needs a SNAT address".into()))?;
@@ -217,6 +235,13 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
                     "backend {}:{}: DSR forwards without rewriting ports, so the backend \
                      port must be the VIP port ({}) or left out",
                     b.addr, b.port, s.port
+                )));
+            }
+            if b.addr.is_loopback() && !s.node_local() {
+                return Err(bad(format!(
+                    "backend {}: a loopback address is reachable from this node's own \
+                     sockets only, not by packets from the network to {}",
+                    b.addr, s.vip
                 )));
             }
             if !ids.insert((b.addr, b.port)) {
@@ -249,9 +274,11 @@ impl Dataplane {
         validate(specs, &self.caps)
     }
 
-    /// Makes the data plane serve exactly `specs`.
+    /// Makes the data plane serve exactly `specs`. Backends whose address is one of
+    /// this node's are marked local (see `lb-ebpf/src/local.rs`).
     pub fn apply(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
         validate(specs, &self.caps)?;
+        self.programmer.local = local_backends(specs, &node_addresses()?);
         let wanted: HashSet<ServiceId> =
             specs.iter().map(|s| (s.vip, s.port, s.protocol)).collect();
         let gone: Vec<ServiceId> = self
@@ -268,6 +295,17 @@ impl Dataplane {
             self.apply_service(spec)?;
         }
         self.sync_addresses(specs)
+    }
+
+    /// Whether the node's addresses changed since the last apply in a way that
+    /// makes a backend of `specs` local or no longer local (then apply again).
+    pub fn local_backends_changed(&self, specs: &[ServiceSpec]) -> Result<bool, DataplaneError> {
+        Ok(local_backends(specs, &node_addresses()?) != self.programmer.local)
+    }
+
+    /// Backend addresses that are this node's.
+    pub fn local_backends(&self) -> &BTreeSet<IpAddr> {
+        &self.programmer.local
     }
 
     fn apply_service(&mut self, spec: &ServiceSpec) -> Result<(), DataplaneError> {
@@ -346,11 +384,12 @@ impl Dataplane {
                     }
                 };
             let (baddr, bfamily) = to_words(b.addr);
+            let local = self.programmer.local.contains(&b.addr);
             let value = Backend {
                 addr: baddr,
                 port: b.port.to_be(),
                 family: bfamily,
-                _pad: 0,
+                flags: if local { BACKEND_F_LOCAL } else { 0 },
                 state: state_word(b.state),
                 generation: self.programmer.generations[slot as usize],
                 vip_id: self.programmer.services.get(&sid).map_or(0, |p| p.id),
@@ -544,6 +583,15 @@ impl Dataplane {
             .try_into()
             .map_err(map_err(name, "type check"))
     }
+}
+
+/// The backend addresses of `specs` found among `node`'s.
+fn local_backends(specs: &[ServiceSpec], node: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
+    specs
+        .iter()
+        .flat_map(|s| s.backends.iter().map(|b| b.addr))
+        .filter(|a| node.contains(a))
+        .collect()
 }
 
 /// Zeroes every CPU's value of `slot` in a per-CPU array.

@@ -6,8 +6,9 @@ use core::mem::size_of;
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT, FlowEntry, FlowKey,
     MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS,
-    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_STATS, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS,
-    NatEntry, NextHop, TrafficCounters, VipKey, VipMeta,
+    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SOCK_REVNAT, MAP_STATS, MAP_VIP_GENERATIONS,
+    MAP_VIP_STATS, MAP_VIPS, NatEntry, NextHop, SockKey, SockOrigin, TrafficCounters, VipKey,
+    VipMeta,
 };
 
 use super::Capacities;
@@ -31,10 +32,11 @@ const fn shape<K, V>(name: &'static str, max_entries: u32) -> MapShape {
 }
 
 /// Every map the agent owns (and pins), with its size for `caps`.
-pub fn map_shapes(caps: &Capacities) -> [MapShape; 13] {
+pub fn map_shapes(caps: &Capacities) -> [MapShape; 14] {
     [
-        // Each service has a VIP address and may have its own SNAT address.
-        shape::<AddrKey, AddrInfo>(MAP_ADDRS, caps.max_vips * 2),
+        // Each service has a VIP address and may have its own SNAT address; each
+        // backend's address may be a local backend's.
+        shape::<AddrKey, AddrInfo>(MAP_ADDRS, caps.max_vips * 2 + caps.max_backends),
         shape::<u32, AddrSlot>(MAP_ADDR_TABLE, 2 * ADDR_TABLE_SLOTS),
         shape::<u32, u32>(MAP_ADDR_TABLE_LIVE, 1),
         shape::<VipKey, VipMeta>(MAP_VIPS, caps.max_vips),
@@ -47,5 +49,6 @@ pub fn map_shapes(caps: &Capacities) -> [MapShape; 13] {
         shape::<u32, u64>(MAP_STATS, COUNTER_COUNT),
         shape::<u32, TrafficCounters>(MAP_VIP_STATS, caps.max_vips),
         shape::<u32, TrafficCounters>(MAP_BACKEND_STATS, caps.max_backends),
+        shape::<SockKey, SockOrigin>(MAP_SOCK_REVNAT, caps.sock_table_size),
     ]
 }

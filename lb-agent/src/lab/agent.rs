@@ -1,6 +1,7 @@
-//! An LB node of a lab: a host on the LAN ready for XDP (forwarding on, the pass
-//! program on its switch port), its own directory, config file and pin directory,
-//! and the real `lb-agent run` process inside its namespace.
+//! An LB node of a lab: a host on the LAN ready for XDP (the pass program on its
+//! switch port), its own directory, config file and pin directory, and the real
+//! `lb-agent run` process inside its namespace. Its sysctls are a new namespace's,
+//! as on a stock host (forwarding off): the agent turns on what it needs.
 //!
 //! The agent is started with `nsenter --net`, which keeps the host's mounts, so its
 //! pins land in the host's bpffs, under a directory of this node. Dropping the node
@@ -36,7 +37,6 @@ impl AgentNode {
     pub fn new(lan: &Lan, prefix: &str, index: u8) -> Result<Self, LabError> {
         let lb = lan.host(prefix, index)?;
         let peer = PeerPass::attach(&lan.switch, &lb.port)?;
-        lb.ns.sysctl("net.ipv4.ip_forward", "1")?;
         let name = unique_name("lbagent");
         let dir = std::env::temp_dir().join(&name);
         fs::create_dir_all(&dir).map_err(|source| LabError::Spawn {

@@ -13,5 +13,5 @@ pub use agent::{AgentNode, LAB_API};
 pub use client::{Tally, answer, connections, http_get};
 pub use netns::{LabError, Netns, NetnsEntry, run_cmd, unique_name};
 pub use peer::PeerPass;
-pub use server::TcpServer;
+pub use server::{TcpServer, UdpServer};
 pub use topology::{Host, Lan, lan_v4, lan_v6};

@@ -151,3 +151,61 @@ fn read_request(s: &mut std::net::TcpStream) -> bool {
     }
     true
 }
+
+/// A real UDP server inside a lab namespace: answers every datagram with its name,
+/// from the address it was sent to. Stops on drop.
+pub struct UdpServer {
+    stop: Arc<AtomicBool>,
+    served: Arc<AtomicU64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpServer {
+    pub fn spawn(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Self, LabError> {
+        // A socket stays in the namespace it was made in.
+        let socket = ns
+            .run(move || std::net::UdpSocket::bind(addr))?
+            .map_err(|source| LabError::Enter {
+                name: format!("{} (bind udp {addr})", ns.name()),
+                source,
+            })?;
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .map_err(|source| LabError::Spawn {
+                command: format!("udp server on {addr}"),
+                source,
+            })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicU64::new(0));
+        let (flag, count, reply) = (stop.clone(), served.clone(), name.as_bytes().to_vec());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = socket.recv_from(&mut buf)
+                    && socket.send_to(&reply, from).is_ok()
+                {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Ok(Self {
+            stop,
+            served,
+            thread: Some(thread),
+        })
+    }
+
+    /// Datagrams answered so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for UdpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -145,6 +145,14 @@ impl Frame {
 
     /// Source and destination MAC addresses.
     #[must_use]
+    /// The same frame to another destination address and port.
+    pub fn dst(mut self, dst: IpAddr, dport: u16) -> Self {
+        assert_eq!(self.src.is_ipv4(), dst.is_ipv4(), "mixed families");
+        self.dst = dst;
+        self.ports[1] = dport;
+        self
+    }
+
     pub fn macs(mut self, src: [u8; 6], dst: [u8; 6]) -> Self {
         self.macs = [src, dst];
         self

@@ -1,0 +1,220 @@
+//! Closing this node's sockets whose backend went down: the socket programs sent
+//! them to a backend at connect, so a backend's failure would leave them hanging
+//! until TCP gives up. sock_diag lists the namespace's TCP and UDP sockets connected
+//! to the backend; those whose cookie `SOCK_REVNAT` holds for that backend (sockets
+//! balanced through a VIP, not ones that dialled the backend themselves) are closed
+//! with SOCK_DESTROY, and their owners see ECONNABORTED and reconnect.
+
+use std::net::IpAddr;
+
+use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use lb_common::{MAP_SOCK_REVNAT, SockKey, SockOrigin, maps::addr::to_words};
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NetlinkSerializable,
+};
+use netlink_packet_sock_diag::{
+    SockDiagDestroy, SockDiagMessage,
+    constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP},
+    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+
+use super::{DataplaneError, PinLayout, Protocol, services::map_err};
+
+/// A backend whose balanced sockets are to be closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DownBackend {
+    pub addr: IpAddr,
+    /// The port sockets were sent to; 0: any (a backend of an every-port VIP).
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> DataplaneError {
+    move |source| DataplaneError::SockDiag { what, source }
+}
+
+/// Closes every socket of this namespace the socket programs sent to one of
+/// `down`; returns how many were closed.
+pub fn close_balanced_sockets(
+    pins: &PinLayout,
+    down: &[DownBackend],
+) -> Result<usize, DataplaneError> {
+    if down.is_empty() {
+        return Ok(0);
+    }
+    let path = pins.map(MAP_SOCK_REVNAT);
+    let data = MapData::from_pin(&path).map_err(|e| DataplaneError::PinnedMap {
+        path: path.clone(),
+        why: format!("cannot open it: {e}"),
+    })?;
+    let map = Map::from_map_data(data).map_err(map_err(MAP_SOCK_REVNAT, "open"))?;
+    let revnat: BpfHashMap<MapData, SockKey, SockOrigin> = map
+        .try_into()
+        .map_err(map_err(MAP_SOCK_REVNAT, "type check"))?;
+    let mut closed = 0;
+    for (proto, protocol) in [(IPPROTO_TCP, Protocol::Tcp), (IPPROTO_UDP, Protocol::Udp)] {
+        let wanted: Vec<&DownBackend> = down.iter().filter(|d| d.protocol == protocol).collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        for family in [AF_INET, AF_INET6] {
+            for id in dump(family, proto)? {
+                let peer = unmapped(id.destination_address);
+                let hit = wanted
+                    .iter()
+                    .any(|d| d.addr == peer && (d.port == 0 || d.port == id.destination_port));
+                if !hit || !balanced(&revnat, &id, peer, protocol) {
+                    continue;
+                }
+                if destroy(family, proto, id)? {
+                    closed += 1;
+                }
+            }
+        }
+    }
+    Ok(closed)
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it carries.
+fn unmapped(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Was this socket sent to `peer` by the socket programs?
+fn balanced(
+    revnat: &BpfHashMap<MapData, SockKey, SockOrigin>,
+    id: &SocketId,
+    peer: IpAddr,
+    protocol: Protocol,
+) -> bool {
+    let c = id.cookie;
+    let cookie = u64::from(u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        | u64::from(u32::from_ne_bytes([c[4], c[5], c[6], c[7]])) << 32;
+    let (addr, family) = to_words(peer);
+    let key = SockKey {
+        cookie,
+        addr,
+        port: id.destination_port.to_be(),
+        family,
+        proto: protocol.number(),
+        _pad: 0,
+    };
+    revnat.get(&key, 0).is_ok()
+}
+
+fn connect() -> Result<Socket, DataplaneError> {
+    let mut s = Socket::new(NETLINK_SOCK_DIAG).map_err(io("opening a sock_diag socket"))?;
+    s.bind_auto().map_err(io("binding the sock_diag socket"))?;
+    s.connect(&SocketAddr::new(0, 0))
+        .map_err(io("connecting the sock_diag socket"))?;
+    Ok(s)
+}
+
+fn send<T: NetlinkSerializable>(s: &Socket, flags: u16, payload: T) -> Result<(), DataplaneError> {
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+    msg.finalize();
+    let mut buf = vec![0; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    s.send(&buf, 0).map_err(io("sending a sock_diag request"))?;
+    Ok(())
+}
+
+/// The ids of every socket of `family`/`proto` in this namespace.
+fn dump(family: u8, proto: u8) -> Result<Vec<SocketId>, DataplaneError> {
+    let s = connect()?;
+    send(
+        &s,
+        NLM_F_REQUEST | NLM_F_DUMP,
+        SockDiagMessage::InetRequest(request(family, proto, blank(family))),
+    )?;
+    let mut out = Vec::new();
+    loop {
+        let (buf, _) = s.recv_from_full().map_err(io("reading a sock_diag dump"))?;
+        let mut offset = 0;
+        while offset < buf.len() {
+            let msg =
+                NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..]).map_err(|e| {
+                    DataplaneError::SockDiag {
+                        what: "parsing a sock_diag dump",
+                        source: std::io::Error::other(e.to_string()),
+                    }
+                })?;
+            let len = msg.header.length as usize;
+            match msg.payload {
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                    out.push(r.header.socket_id)
+                }
+                NetlinkPayload::Done(_) => return Ok(out),
+                NetlinkPayload::Error(e) => {
+                    return Err(DataplaneError::SockDiag {
+                        what: "a sock_diag dump",
+                        source: e.to_io(),
+                    });
+                }
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            offset += len;
+        }
+    }
+}
+
+/// Closes one socket; false if it was already gone.
+fn destroy(family: u8, proto: u8, id: SocketId) -> Result<bool, DataplaneError> {
+    let s = connect()?;
+    send(
+        &s,
+        NLM_F_REQUEST | NLM_F_ACK,
+        SockDiagDestroy::new(SockDiagMessage::InetRequest(request(family, proto, id))),
+    )?;
+    let (buf, _) = s
+        .recv_from_full()
+        .map_err(io("reading the SOCK_DESTROY answer"))?;
+    let msg = NetlinkMessage::<SockDiagDestroy>::deserialize(&buf).map_err(|e| {
+        DataplaneError::SockDiag {
+            what: "parsing the SOCK_DESTROY answer",
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+    match msg.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => {
+            let err = e.to_io();
+            // Gone in the meantime (closed by its owner): nothing to do.
+            if err.raw_os_error() == Some(libc::ENOENT) {
+                return Ok(false);
+            }
+            Err(DataplaneError::SockDiag {
+                what: "SOCK_DESTROY (the kernel needs CONFIG_INET_DIAG_DESTROY)",
+                source: err,
+            })
+        }
+        _ => Ok(true),
+    }
+}
+
+fn blank(family: u8) -> SocketId {
+    if family == AF_INET {
+        SocketId::new_v4()
+    } else {
+        SocketId::new_v6()
+    }
+}
+
+fn request(family: u8, proto: u8, socket_id: SocketId) -> InetRequest {
+    InetRequest {
+        family,
+        protocol: proto,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::all(),
+        socket_id,
+    }
+}

@@ -1,0 +1,132 @@
+//! TC egress companion of `lb_xdp` (`lb_tc_local_reply`): the replies of a backend
+//! on this node to a client the XDP program handed it (NAT services, see
+//! `local.rs`) leave the stack as backend:bport -> client:cport; the binding the XDP
+//! program made under exactly that 5-tuple turns them back into VIP:vport ->
+//! client:cport. Every other packet leaves untouched after one array lookup of its
+//! source address (`ADDR_F_LOCAL_BACKEND`).
+//!
+//! Checksums go through the kernel's helpers, which know whether the skb carries a
+//! complete checksum or only the pseudo-header sum (CHECKSUM_PARTIAL, what a local
+//! socket hands a device with offload): an address enters both, a port only the
+//! complete one.
+
+use aya_ebpf::{
+    bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK},
+    macros::classifier,
+    programs::TcContext,
+};
+use lb_common::{
+    ADDR_F_LOCAL_BACKEND, AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey, PROTO_TCP, PROTO_UDP,
+};
+
+use crate::{
+    maps::{self, NAT, count},
+    packet::{IPV6_HLEN, Packet, htons, ntohs},
+    parse,
+};
+
+const ETH_P_IP: u16 = htons(0x0800);
+const ETH_P_IPV6: u16 = htons(0x86dd);
+/// Offsets inside the headers.
+const IPV4_CSUM: usize = 10;
+const IPV4_SRC: usize = 12;
+const IPV6_SRC: usize = 8;
+const TCP_CSUM: usize = 16;
+const UDP_CSUM: usize = 6;
+
+/// Where the fields to rewrite are.
+struct Reply {
+    l3: usize,
+    l4: usize,
+    family: u8,
+    proto: u8,
+}
+
+#[classifier]
+pub fn lb_tc_local_reply(ctx: TcContext) -> i32 {
+    let mut key = FlowKey::default();
+    if let Some(r) = local_reply(&ctx, &mut key) {
+        translate(&ctx, &r, &key);
+    }
+    TC_ACT_OK
+}
+
+/// A TCP/UDP packet from one of our local backends' addresses, its 5-tuple in `key`.
+#[inline(always)]
+fn local_reply(ctx: &TcContext, key: &mut FlowKey) -> Option<Reply> {
+    let pkt = Packet::tc(ctx);
+    let (l3, ethertype) = parse::link(&pkt).ok()?;
+    let (l4, family, proto) = if ethertype == ETH_P_IP {
+        let h = pkt.words::<10>(l3)?;
+        key.src = [h.get32(6), 0, 0, 0];
+        key.dst = [h.get32(8), 0, 0, 0];
+        // Not a fragment (a later fragment has no ports to look up).
+        if ntohs(h.get(3)) & 0x3fff != 0 {
+            return None;
+        }
+        let ihl = ((h.hi_byte(0) & 0x0f) as usize) * 4;
+        (l3 + ihl, FAMILY_V4, h.lo_byte(4))
+    } else if ethertype == ETH_P_IPV6 {
+        let h = pkt.words::<20>(l3)?;
+        key.src = [h.get32(4), h.get32(6), h.get32(8), h.get32(10)];
+        key.dst = [h.get32(12), h.get32(14), h.get32(16), h.get32(18)];
+        (l3 + IPV6_HLEN, FAMILY_V6, h.hi_byte(3))
+    } else {
+        return None;
+    };
+    if proto != PROTO_TCP && proto != PROTO_UDP {
+        return None;
+    }
+    let src = AddrKey {
+        addr: key.src,
+        family: u32::from(family),
+    };
+    if maps::addr_flags(&src) & ADDR_F_LOCAL_BACKEND == 0 {
+        return None;
+    }
+    let p = pkt.words::<2>(l4)?;
+    key.sport = p.get(0);
+    key.dport = p.get(1);
+    key.proto = proto;
+    key.family = family;
+    Some(Reply {
+        l3,
+        l4,
+        family,
+        proto,
+    })
+}
+
+/// Rewrites the source to the VIP of the binding under `key`, if there is one.
+#[inline(always)]
+fn translate(ctx: &TcContext, r: &Reply, key: &FlowKey) -> Option<()> {
+    let b = NAT.get_ptr(key).map(maps::copy)?;
+    let (csum, mangled) = if r.proto == PROTO_TCP {
+        (r.l4 + TCP_CSUM, 0)
+    } else {
+        (r.l4 + UDP_CSUM, u64::from(BPF_F_MARK_MANGLED_0))
+    };
+    let pseudo = u64::from(BPF_F_PSEUDO_HDR) | mangled;
+    if r.family == FAMILY_V4 {
+        let (old, new) = (u64::from(key.src[0]), u64::from(b.vip[0]));
+        ctx.l3_csum_replace(r.l3 + IPV4_CSUM, old, new, 4).ok()?;
+        ctx.l4_csum_replace(csum, old, new, pseudo | 4).ok()?;
+        ctx.store(r.l3 + IPV4_SRC, &b.vip[0], 0).ok()?;
+    } else {
+        for i in 0..4 {
+            let (old, new) = (u64::from(key.src[i]), u64::from(b.vip[i]));
+            ctx.l4_csum_replace(csum, old, new, pseudo | 4).ok()?;
+        }
+        ctx.store(r.l3 + IPV6_SRC, &b.vip, 0).ok()?;
+    }
+    ctx.l4_csum_replace(
+        csum,
+        u64::from(key.sport),
+        u64::from(b.vip_port),
+        mangled | 2,
+    )
+    .ok()?;
+    ctx.store(r.l4, &b.vip_port, 0).ok()?;
+    count(Counter::TcLocalReply);
+    Some(())
+}
