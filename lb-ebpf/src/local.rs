@@ -24,6 +24,10 @@ use crate::{
 /// Sends a packet of the flow `s.key` to the local backend `s.choice` through the
 /// stack.
 #[inline(never)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by value would copy the binding's key and value onto the 512-byte BPF stack"
+)]
 pub fn deliver(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     let bport = match s.choice.backend.port {
         0 => s.key.dport,

@@ -189,7 +189,7 @@ fn balance(sa: &SockAddr, hook_family: u8) -> i32 {
         _pad: 0,
     };
     // sendmsg runs for every datagram: write the entry only when it is missing.
-    if SOCK_REVNAT.get_ptr(&key).is_none() {
+    if SOCK_REVNAT.get_ptr(key).is_none() {
         let origin = SockOrigin {
             vip: addr,
             port,
@@ -200,7 +200,7 @@ fn balance(sa: &SockAddr, hook_family: u8) -> i32 {
             _pad2: 0,
         };
         // Should the insert fail, the socket works; only its peer shows the backend.
-        let _ = SOCK_REVNAT.insert(&key, &origin, BPF_ANY as u64);
+        let _ = SOCK_REVNAT.insert(key, origin, BPF_ANY as u64);
         account_flow(&VIP_STATS, vip.id);
         account_flow(&BACKEND_STATS, slot);
         count(Counter::SockBalanced);
@@ -258,7 +258,7 @@ fn show_vip(sa: &SockAddr, hook_family: u8, proto: u8) {
         proto,
         _pad: 0,
     };
-    if let Some(o) = SOCK_REVNAT.get_ptr(&key).map(maps::copy) {
+    if let Some(o) = SOCK_REVNAT.get_ptr(key).map(maps::copy) {
         set_address(sa, hook_family, &o.vip, mapped);
         sa.set_port(o.port);
     }
