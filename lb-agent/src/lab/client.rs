@@ -35,13 +35,23 @@ pub fn connections(
     count: u32,
     timeout: Duration,
 ) -> Result<Tally, LabError> {
+    requests(ns, count, move || answer(target, timeout))
+}
+
+/// Runs `one` (a request on a new connection: the answer, or why not) `count`
+/// times in a row from inside `ns`, and tallies the answers.
+pub fn requests(
+    ns: &Netns,
+    count: u32,
+    one: impl Fn() -> Result<String, String> + Send + 'static,
+) -> Result<Tally, LabError> {
     let entry = ns.entry()?;
     let worker = std::thread::spawn(move || -> Result<Tally, LabError> {
         entry.enter()?;
         let start = Instant::now();
         let mut tally = Tally::default();
         for _ in 0..count {
-            match answer(target, timeout) {
+            match one() {
                 Ok(answer) => *tally.answers.entry(answer).or_default() += 1,
                 Err(e) => {
                     tally.failures += 1;
@@ -53,7 +63,7 @@ pub fn connections(
         Ok(tally)
     });
     worker.join().map_err(|_| LabError::Command {
-        command: format!("connections to {target}"),
+        command: "client requests".into(),
         stderr: "client thread panicked".into(),
     })?
 }

@@ -3,6 +3,7 @@
 //! parallel; guards delete what they made on drop, also on panic.
 
 mod agent;
+mod apiserver;
 mod client;
 mod netns;
 mod peer;
@@ -10,7 +11,8 @@ mod server;
 mod topology;
 
 pub use agent::{AgentNode, LAB_API};
-pub use client::{Tally, answer, connections, http_get};
+pub use apiserver::{ApiServer, https_get, self_signed};
+pub use client::{Tally, answer, connections, http_get, requests};
 pub use netns::{LabError, Netns, NetnsEntry, run_cmd, unique_name};
 pub use peer::PeerPass;
 pub use server::{TcpServer, UdpServer};

@@ -13,23 +13,12 @@ use std::{
 };
 
 use lb_agent::lab::Netns;
-use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A self-signed certificate for `name`: the server config and the certificate PEM
 /// (the agent's `ca_file`).
 pub fn self_signed(name: &str) -> (Arc<rustls::ServerConfig>, String) {
-    let ck = rcgen::generate_simple_self_signed(vec![name.into()]).expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![ck.cert.der().clone()], key)
-    .expect("server config");
-    (Arc::new(config), ck.cert.pem())
+    lb_agent::lab::self_signed(name).expect("certificate")
 }
 
 /// HTTP (or HTTPS with `tls`) answering every GET with 200.
