@@ -152,6 +152,24 @@ impl Status {
             .collect()
     }
 
+    /// What `/ready` answers: `Ok(why ready)`, or `Err(why not)`.
+    pub fn readiness(&self) -> Result<String, String> {
+        if self.source == "daemon" && self.interfaces.is_empty() {
+            return Err("the program is not attached yet".into());
+        }
+        if !self.dataplane_problems.is_empty() {
+            return Err(format!(
+                "the data plane cannot forward: {}",
+                self.dataplane_problems.join("; ")
+            ));
+        }
+        let missing = self.vips_without_backend();
+        if !missing.is_empty() {
+            return Err(format!("no healthy backend for VIP {}", missing.join(", ")));
+        }
+        Ok(format!("{} VIPs have a healthy backend", self.vips.len()))
+    }
+
     pub fn vip(&self, name: &str) -> Option<&VipStatus> {
         self.vips.iter().find(|v| v.name == name)
     }

@@ -116,33 +116,10 @@ async fn answer(mut s: TcpStream, status: &Status, auth: Option<&str>) -> std::i
 fn route(path: &str, status: &Status, auth: Option<&str>, given: Option<&str>) -> Reply {
     match path {
         "/healthz" => text(200, "ok\n".into()),
-        "/ready" => {
-            let missing = status.vips_without_backend();
-            if status.interfaces.is_empty() {
-                text(503, "not ready: the program is not attached yet\n".into())
-            } else if !status.dataplane_problems.is_empty() {
-                text(
-                    503,
-                    format!(
-                        "not ready: the data plane cannot forward: {}\n",
-                        status.dataplane_problems.join("; ")
-                    ),
-                )
-            } else if missing.is_empty() {
-                text(
-                    200,
-                    format!("ready: {} VIPs have a healthy backend\n", status.vips.len()),
-                )
-            } else {
-                text(
-                    503,
-                    format!(
-                        "not ready: no healthy backend for VIP {}\n",
-                        missing.join(", ")
-                    ),
-                )
-            }
-        }
+        "/ready" => match status.readiness() {
+            Ok(why) => text(200, format!("ready: {why}\n")),
+            Err(why) => text(503, format!("not ready: {why}\n")),
+        },
         "/metrics" => Reply {
             code: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",

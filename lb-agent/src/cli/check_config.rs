@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use lb_agent::config;
+use lb_agent::{
+    config::{self, Config},
+    dataplane::node_addresses,
+    status::host_port,
+};
 
 #[derive(Args)]
 pub struct CheckConfigArgs {
@@ -20,10 +24,23 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
     match config::load(&args.config) {
         Ok(c) => {
             let backends: usize = c.vips.iter().map(|v| v.backends.len()).sum();
+            let node_local: Vec<&str> = c
+                .vips
+                .iter()
+                .filter(|v| v.node_local())
+                .map(|v| v.name.as_str())
+                .collect();
+            let local = local_backends(&c);
             if args.json {
                 println!(
                     "{}",
-                    serde_json::json!({"ok": true, "services": c.vips.len(), "backends": backends})
+                    serde_json::json!({
+                        "ok": true,
+                        "services": c.vips.len(),
+                        "backends": backends,
+                        "node_local_vips": node_local,
+                        "local_backends": local,
+                    })
                 );
             } else {
                 println!(
@@ -32,6 +49,22 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
                     c.vips.len(),
                     backends
                 );
+                for v in &c.vips {
+                    if v.node_local() {
+                        println!(
+                            "  {}: node-local VIP {}: serves this node's own sockets only \
+                             (socket programs), never packets from the network",
+                            v.name,
+                            host_port(&v.address.to_string(), v.port)
+                        );
+                    }
+                }
+                for b in &local {
+                    println!(
+                        "  backend {b} is an address of this machine: its packets go through \
+                         the local stack"
+                    );
+                }
             }
             Ok(())
         }
@@ -48,4 +81,22 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
             )
         }
     }
+}
+
+/// Backend addresses of `c` that are addresses of the machine running the check
+/// (where the config will run, if it is checked there).
+fn local_backends(c: &Config) -> Vec<String> {
+    let Ok(node) = node_addresses() else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = c
+        .vips
+        .iter()
+        .flat_map(|v| &v.backends)
+        .filter(|b| node.contains(&b.address))
+        .map(|b| b.address.to_string())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }

@@ -76,13 +76,17 @@ pub fn show_status(t: &Target) -> Result<()> {
             );
         }
     }
-    let missing = s.vips_without_backend();
+    if let Some(sock) = &s.sockets {
+        println!(
+            "sockets     balanced by the socket programs (cgroup {}, namespaces: {})",
+            sock.cgroup, sock.namespaces
+        );
+    }
     println!(
         "ready       {}",
-        if missing.is_empty() {
-            "yes".to_string()
-        } else {
-            format!("no: no healthy backend for {}", missing.join(", "))
+        match s.readiness() {
+            Ok(_) => "yes".to_string(),
+            Err(why) => format!("no: {why}"),
         }
     );
     println!();
@@ -99,7 +103,11 @@ fn vips_table(s: &Status) {
                 v.name.clone(),
                 host_port(&v.address, v.port),
                 v.protocol.clone(),
-                v.forwarding.clone(),
+                if v.node_local {
+                    "node-local".to_string()
+                } else {
+                    v.forwarding.clone()
+                },
                 v.check.clone(),
                 format!("{}/{}", v.up, v.total),
                 si(v.traffic.packets as f64),
@@ -161,9 +169,13 @@ pub fn backends(a: &BackendsArgs) -> Result<()> {
                 ),
                 None => ("-".into(), "-".into()),
             };
+            let mut backend = host_port(&b.address, b.port);
+            if b.local {
+                backend.push_str(" (local)");
+            }
             rows.push(vec![
                 v.name.clone(),
-                host_port(&b.address, b.port),
+                backend,
                 b.weight.to_string(),
                 b.admin.clone(),
                 b.health.clone(),

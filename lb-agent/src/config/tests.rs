@@ -261,3 +261,109 @@ fn all_problems_are_reported_at_once() {
         ]
     );
 }
+
+#[test]
+fn socket_balancing_and_forwarding_keys() {
+    let c = parse(GOOD, Path::new("lb.toml")).expect("good config");
+    let s = c.agent.socket_lb.expect("on by default");
+    assert_eq!(s.cgroup, None);
+    assert_eq!(s.scope, crate::dataplane::SocketScope::ThisNamespace);
+    assert!(c.agent.manage_forwarding);
+    let text = good_with(
+        "interfaces = [\"eth0\"]",
+        "interfaces = [\"eth0\"]\nsocket_lb_cgroup = \"/host/cgroup\"\nsocket_lb_namespaces = \"all\"\nmanage_forwarding = false",
+    );
+    let c = parse(&text, Path::new("lb.toml")).expect("config");
+    let s = c.agent.socket_lb.expect("on");
+    assert_eq!(s.cgroup.as_deref(), Some(Path::new("/host/cgroup")));
+    assert_eq!(s.scope, crate::dataplane::SocketScope::Every);
+    assert!(!c.agent.manage_forwarding);
+    one_error(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nsocket_lb_namespaces = \"mine\"",
+        ),
+        4,
+        "agent.socket_lb_namespaces",
+        "expected one of \"own\", \"all\"",
+    );
+    one_error(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nsocket_lb = false\nsocket_lb_cgroup = \"/x\"",
+        ),
+        5,
+        "agent.socket_lb_cgroup",
+        "only applies with socket_lb = true",
+    );
+    one_error(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nsocket_lb_cgroup = \"cgroup\"",
+        ),
+        4,
+        "agent.socket_lb_cgroup",
+        "expected an absolute path",
+    );
+}
+
+const NODE_LOCAL: &str = r#"
+[[vip]]
+name = "k8s-api-local"
+address = "127.0.0.1"
+port = 6443
+
+[[vip.backend]]
+address = "198.18.1.11"
+"#;
+
+#[test]
+fn node_local_vips_need_no_snat_and_cannot_be_dsr() {
+    let c = parse(&format!("{GOOD}{NODE_LOCAL}"), Path::new("lb.toml")).expect("config");
+    let v = &c.vips[1];
+    assert!(v.node_local() && !c.vips[0].node_local());
+    assert_eq!(v.snat_address, None);
+    let v6 = NODE_LOCAL
+        .replace("127.0.0.1", "::1")
+        .replace("198.18.1.11", "fd00::11");
+    let c = parse(&format!("{GOOD}{v6}"), Path::new("lb.toml")).expect("config");
+    assert!(c.vips[1].node_local());
+
+    let dsr = NODE_LOCAL.replace("port = 6443", "port = 6443\nforwarding = \"dsr\"");
+    one_error(
+        &format!("{GOOD}{dsr}"),
+        31,
+        "vip[1].forwarding",
+        "node-local VIP (loopback address)",
+    );
+    let snat = NODE_LOCAL.replace("port = 6443", "port = 6443\nsnat_address = \"127.0.0.1\"");
+    one_error(
+        &format!("{GOOD}{snat}"),
+        31,
+        "vip[1].snat_address",
+        "no SNAT address is used",
+    );
+    let off = good_with(
+        "interfaces = [\"eth0\"]",
+        "interfaces = [\"eth0\"]\nsocket_lb = false",
+    );
+    one_error(
+        &format!("{off}{NODE_LOCAL}"),
+        30,
+        "vip[1].address",
+        "socket_lb = false",
+    );
+}
+
+#[test]
+fn a_loopback_backend_of_a_network_vip_is_refused() {
+    one_error(
+        &good_with("address = \"198.18.1.11\"", "address = \"127.0.0.1\""),
+        20,
+        "vip[0].backend[0].address",
+        "loopback address",
+    );
+    // Behind a node-local VIP it is fine (this node's sockets reach it).
+    let text = format!("{GOOD}{}", NODE_LOCAL.replace("198.18.1.11", "127.0.0.2"));
+    assert!(parse(&text, Path::new("lb.toml")).is_ok());
+}

@@ -686,5 +686,25 @@ mod tests {
             ..two.backends[0].clone()
         });
         assert!(rejected(&[two], &small).contains("too many backends"));
+
+        let mut loopback_backend = spec();
+        loopback_backend.backends[0].addr = ip("127.0.0.1");
+        assert!(rejected(&[loopback_backend], &caps).contains("loopback address"));
+
+        let mut node_local_dsr = spec();
+        node_local_dsr.vip = ip("127.0.0.1");
+        node_local_dsr.forwarding = Forwarding::Dsr;
+        node_local_dsr.backends[0].port = 0;
+        assert!(rejected(&[node_local_dsr], &caps).contains("node-local"));
+    }
+
+    #[test]
+    fn a_node_local_vip_needs_no_snat_address() {
+        let mut s = spec();
+        s.vip = ip("127.0.0.1");
+        s.snat = None;
+        s.backends[0].addr = ip("127.0.0.2");
+        assert!(s.node_local());
+        assert!(validate(&[s], &Capacities::default()).is_ok());
     }
 }

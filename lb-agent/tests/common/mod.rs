@@ -149,6 +149,27 @@ impl Node {
         }
     }
 
+    /// Starts the agent expecting it to refuse to start: waits for it to exit with
+    /// an error and returns what it logged.
+    pub fn start_refused(&mut self) -> String {
+        let logged = self.log().len();
+        self.0
+            .spawn(std::path::Path::new(AGENT))
+            .expect("spawn the agent");
+        let start = Instant::now();
+        while self.0.running() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the agent did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = self.log()[logged..].to_string();
+        assert!(!log.contains("running:"), "the agent ran:\n{log}");
+        log
+    }
+
     /// Whether its eth0 carries `cidr` (e.g. "198.18.1.10/24").
     pub fn holds(&self, cidr: &str) -> bool {
         self.lb
