@@ -10,7 +10,10 @@
 //!   down, 0 failed connections from any client anywhere;
 //! - the holder loses power: the VIP fails over, the other nodes' clients and the
 //!   outside client keep working;
-//! - the node-local VIP is balanced and follows health.
+//! - the node-local VIP is balanced and follows health;
+//! - a second VIP in DSR mode (every node a DSR backend, the VIP on its loopback)
+//!   is served by all three without bouncing between nodes: a node that does not
+//!   hold the VIP hands the holder's flows to its own stack.
 //! Needs root.
 
 mod common;
@@ -33,6 +36,8 @@ use lb_agent::{
 };
 
 const NODES: [u8; 3] = [1, 2, 3];
+/// The DSR VIP: on every node's loopback, on the holder's eth0 too.
+const DSR_VIP: u8 = 20;
 const OUTSIDE: u8 = 100;
 const PORT: u16 = 6443;
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -54,11 +59,13 @@ fn config(n: u8, priority: u8) -> String {
         "[[vip]]\nname = \"k8s-api\"\naddress = \"{vip}\"\nport = {PORT}\nforwarding = \"nat\"\n\
          snat_address = \"{me}\"\non_no_backend = \"reset\"\n{check}{backends}\n\
          [[vip]]\nname = \"k8s-api-local\"\naddress = \"127.0.0.1\"\nport = {PORT}\n{check}{backends}\n\
+         [[vip]]\nname = \"k8s-api-dsr\"\naddress = \"{dsr}\"\nport = {PORT}\nforwarding = \"dsr\"\n{check}{backends}\n\
          [[vrrp]]\nname = \"k8s-api\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
-         advert_interval = \"100ms\"\naddresses = [\"{vip}/24\"]\n\n\
+         advert_interval = \"100ms\"\naddresses = [\"{vip}/24\", \"{dsr}/24\"]\n\n\
          [[vrrp.track]]\nkind = \"vip_healthy\"\nvip = \"k8s-api\"\nweight = 0\n\n\
          [[vrrp.track]]\nkind = \"dataplane\"\nweight = 0\n",
         vip = lan_v4(VIP),
+        dsr = lan_v4(DSR_VIP),
         me = lan_v4(n),
     )
 }
@@ -67,6 +74,8 @@ struct Stacked {
     nodes: Vec<Node>,
     outside: Host,
     apis: Vec<Option<ApiServer>>,
+    /// Each node's API server on the DSR VIP (a DSR backend serves on the VIP).
+    _dsr_apis: Vec<ApiServer>,
     server_tls: Arc<rustls::ServerConfig>,
     client_tls: Arc<rustls::ClientConfig>,
     _lan: Lan,
@@ -79,15 +88,43 @@ impl Stacked {
         let outside = lan.host("lbso", OUTSIDE).expect("outside client");
         let (server_tls, _) = self_signed("apiserver.lab").expect("certificate");
         let client_tls = client_config(false, None).expect("client tls");
+        // DSR backends: the VIP on the loopback, and ARP for it left to the holder.
+        for n in &nodes {
+            let ns = &n.lb.ns;
+            ns.ip(&[
+                "addr",
+                "add",
+                &format!("{}/32", lan_v4(DSR_VIP)),
+                "dev",
+                "lo",
+            ])
+            .expect("dsr vip on lo");
+            ns.sysctl("net.ipv4.conf.eth0.arp_ignore", "1")
+                .expect("arp_ignore");
+            ns.sysctl("net.ipv4.conf.eth0.arp_announce", "2")
+                .expect("arp_announce");
+        }
         let mut s = Self {
             nodes,
             outside,
             apis: Vec::new(),
+            _dsr_apis: Vec::new(),
             server_tls,
             client_tls,
             _lan: lan,
         };
         s.apis = (0..NODES.len()).map(|i| Some(s.api(i))).collect();
+        s._dsr_apis = (0..NODES.len())
+            .map(|i| {
+                ApiServer::spawn(
+                    &s.nodes[i].lb.ns,
+                    SocketAddr::new(lan_v4(DSR_VIP), PORT),
+                    &api_name(NODES[i]),
+                    s.server_tls.clone(),
+                )
+                .expect("api server on the DSR VIP")
+            })
+            .collect();
         s
     }
 
@@ -284,6 +321,32 @@ fn three_stacked_nodes_serve_every_client_through_failures() {
     assert_eq!(fib_failed, 0);
     for (who, t) in &results {
         eprintln!("all up: {who}: {:?}", t.answers);
+    }
+
+    // The DSR VIP from outside: all three serve; the others' share reached them
+    // from the holder and went up their own stacks (pass_standby), not onwards.
+    let dsr = lab.gets(&lab.outside, SocketAddr::new(lan_v4(DSR_VIP), PORT), 60);
+    assert_all_served(&[("outside -> DSR VIP".to_string(), dsr.clone())], &NODES);
+    eprintln!("DSR VIP: {:?}", dsr.answers);
+    for i in [1, 2] {
+        let s = lab.nodes[i].status();
+        let c = |n: &str| {
+            s.counters
+                .iter()
+                .find(|c| c.name == n)
+                .map_or(0, |c| c.value)
+        };
+        assert!(
+            c("pass_standby") > 0,
+            "node{}: no DSR flow reached its stack",
+            i + 1
+        );
+        assert_eq!(
+            c("fwd_to_backend"),
+            0,
+            "node{} balanced a flow onwards",
+            i + 1
+        );
     }
 
     // The holder's API server stops: the VIP stays, and once every node's checks

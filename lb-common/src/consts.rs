@@ -179,6 +179,12 @@ pub const ADDR_F_SOCK_ANY_PORT: u32 = ADDR_F_VIP_ANY_PORT | ADDR_F_NODE_VIP_ANY_
 pub const VIP_F_DSR: u32 = 1 << 0;
 /// No healthy backend: set = answer TCP with RST, clear = drop.
 pub const VIP_F_RESET: u32 = 1 << 1;
+/// A DSR service whose VIP this node does not hold now (its VRRP instance is not
+/// master): a new flow arriving here was sent by the holder to this node as a
+/// backend, so it goes to the local stack instead of being balanced again (which,
+/// with the nodes' views of health differing for a moment, could bounce it between
+/// nodes). Not part of the snapshot established flows check.
+pub const VIP_F_STANDBY: u32 = 1 << 2;
 
 // ---- Backend.state (u32, not an enum or bool: keeps the Pod layout free of padding
 //      and of invalid bit patterns) ----

@@ -72,9 +72,12 @@ counters! {
     /// Not a verdict (socket programs): a connect or UDP send to a VIP with no backend
     /// up, refused with ECONNREFUSED.
     SockNoBackend = 22, "sock_no_backend";
+    /// PASS: a new flow of a DSR VIP this node does not hold (VRRP backup): the
+    /// holder sent it here as to a backend, so the local stack takes it.
+    PassStandby = 23, "pass_standby";
 }
 
 /// Number of global counters ([`crate::MAP_STATS`] max_entries).
-pub const COUNTER_COUNT: u32 = 23;
+pub const COUNTER_COUNT: u32 = 24;
 
-const _: () = assert!(Counter::SockNoBackend as u32 + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::PassStandby as u32 + 1 == COUNTER_COUNT);

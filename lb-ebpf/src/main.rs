@@ -35,7 +35,7 @@ mod tc_local;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use lb_common::{
     ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, BACKEND_F_LOCAL, Counter, FAMILY_V6,
-    PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VIP_F_RESET, VipKey,
+    PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey,
 };
 
 use crate::{
@@ -88,6 +88,9 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
                 return forward(ctx, pkt, ip, s);
             }
             if service(ip, s) {
+                if s.vip.flags & VIP_F_STANDBY != 0 {
+                    return pass(Counter::PassStandby);
+                }
                 return new_flow(ctx, pkt, ip, s);
             }
         }

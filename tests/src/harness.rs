@@ -371,6 +371,7 @@ pub fn service(
         forwarding,
         snat: Some(plan.lb),
         on_no_backend: NoBackend::Drop,
+        standby: false,
         backends: plan
             .backends
             .iter()

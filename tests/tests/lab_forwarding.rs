@@ -106,6 +106,7 @@ fn lab(forwarding: Forwarding) -> Lab {
             forwarding,
             snat: Some(snat),
             on_no_backend: NoBackend::Reset,
+            standby: false,
             backends: BACKENDS
                 .iter()
                 .zip(WEIGHTS)

@@ -222,3 +222,51 @@ fn an_address_that_becomes_local_later_is_noticed() {
     lab.apply(std::slice::from_ref(&spec));
     assert_eq!(lab.run(&syn(40001)).verdict, XDP_PASS);
 }
+
+#[test]
+fn a_dsr_vip_this_node_does_not_hold_leaves_new_flows_to_the_stack() {
+    // Stacked DSR: every node is a backend with the VIP on its loopback, and the
+    // holder sends it flows as to any backend. A node that does not hold the VIP
+    // (VRRP backup) must not balance such a flow again.
+    let mut lab = PacketLab::new();
+    let plan = v4();
+    let mut dsr = service(&plan, "dsr", 81, Protocol::Tcp, Forwarding::Dsr);
+    lab.apply(std::slice::from_ref(&dsr));
+    let syn = |port| {
+        Frame::tcp(plan.client, port, plan.vip, 81)
+            .flags(SYN)
+            .build()
+    };
+    assert_eq!(lab.run(&syn(40000)).verdict, XDP_TX, "held: balanced");
+    dsr.standby = true;
+    lab.apply(std::slice::from_ref(&dsr));
+    lab.check(&Case::new(
+        "new DSR flow while standby",
+        syn(40001),
+        XDP_PASS,
+        Expect::Unchanged,
+    ));
+    // A flow it balanced while holding the VIP keeps its backend (a client with a
+    // stale ARP entry still reaches it through this node).
+    assert_eq!(
+        lab.run(&syn(40000)).verdict,
+        XDP_TX,
+        "established: still forwarded"
+    );
+    // NAT services are not affected (their packets never come here unless to us).
+    let nat = service(&plan, "nat", 80, Protocol::Tcp, Forwarding::Nat);
+    lab.apply(&[
+        dsr.clone(),
+        ServiceSpec {
+            standby: true,
+            ..nat
+        },
+    ]);
+    let got = lab.run(
+        &Frame::tcp(plan.client, 40002, plan.vip, 80)
+            .flags(SYN)
+            .build(),
+    );
+    assert_eq!(got.verdict, XDP_TX);
+    lab.assert_counters(&[(Counter::FwdToBackend, 3), (Counter::PassStandby, 1)]);
+}

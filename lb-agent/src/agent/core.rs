@@ -80,6 +80,8 @@ pub struct Agent {
     applied: HashMap<BackendKey, BackendState>,
     /// Local backends as last logged.
     local_logged: BTreeSet<IpAddr>,
+    /// VRRP-managed VIPs this node did not hold at the last apply.
+    standby: BTreeSet<IpAddr>,
 }
 
 /// Key of a backend of `vip`.
@@ -126,6 +128,7 @@ impl Agent {
             pins: p.pins,
             applied: HashMap::new(),
             local_logged: BTreeSet::new(),
+            standby: BTreeSet::new(),
         }
     }
 
@@ -143,8 +146,13 @@ impl Agent {
     /// Writes config + health + overrides into the maps (all checked first). A
     /// backend that went down gets this node's sockets balanced to it closed.
     pub(super) fn apply(&mut self) -> Result<(), AgentError> {
-        let specs = self.config.services_with(|v, b| self.effective(v, b));
+        let standby = self.standby_vips();
+        let mut specs = self.config.services_with(|v, b| self.effective(v, b));
+        for s in &mut specs {
+            s.standby = standby.contains(&s.vip);
+        }
         self.dp.apply(&specs)?;
+        self.standby = standby;
         self.log_local_backends();
         let mut states = HashMap::new();
         let mut down = Vec::new();
@@ -176,6 +184,31 @@ impl Agent {
             });
         }
         Ok(())
+    }
+
+    /// VIPs of this agent's VRRP instances that are not master now (all of them
+    /// before VRRP runs): their DSR services leave new flows to the local stack.
+    fn standby_vips(&self) -> BTreeSet<IpAddr> {
+        self.config
+            .vrrp
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                self.vrrp
+                    .get(*i)
+                    .is_none_or(|w| w.borrow().state != "MASTER")
+            })
+            .flat_map(|(_, c)| c.addresses.iter().map(|(a, _)| *a))
+            .collect()
+    }
+
+    /// Applies again when a VRRP instance became master or stopped being it.
+    pub(super) fn follow_vrrp_roles(&mut self) {
+        if self.standby_vips() != self.standby
+            && let Err(e) = self.apply()
+        {
+            log::error!("applying a VRRP role change failed: {e:#}");
+        }
     }
 
     /// Applies again when a backend's address became this node's or stopped being

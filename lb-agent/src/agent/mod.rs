@@ -141,6 +141,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     // VRRP after the data plane: a node takes the VIP only once it can serve it.
     let vrrp = Vrrp::start(&config.vrrp, status_rx.clone());
     agent.vrrp = vrrp.watchers();
+    let mut roles = role_changes(&agent.vrrp);
 
     let (ask_tx, mut asks) = mpsc::channel::<Ask>(16);
     let control = control::serve(&config.agent.control_socket, ask_tx).await?;
@@ -185,6 +186,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 }
                 let _ = reply.send(answer);
             }
+            Some(()) = roles.recv() => agent.follow_vrrp_roles(),
             _ = hup.recv() => {
                 log::info!("SIGHUP: reloading {}", config_path.display());
                 let _ = agent.reload();
@@ -210,6 +212,28 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         pins.dir.display()
     );
     Ok(())
+}
+
+/// A message whenever a VRRP instance changes state (DSR services follow whether
+/// this node holds their VIP).
+fn role_changes(watchers: &[watch::Receiver<crate::vrrp::InstanceStatus>]) -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(8);
+    for w in watchers {
+        let (mut w, tx) = (w.clone(), tx.clone());
+        tokio::spawn(async move {
+            let mut last = w.borrow().state.clone();
+            while w.changed().await.is_ok() {
+                let now = w.borrow().state.clone();
+                if now != last {
+                    last = now;
+                    if tx.send(()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+    rx
 }
 
 /// Attaches the socket programs where the config says (the cgroup v2 root by

@@ -151,6 +151,7 @@ impl Config {
                 forwarding: v.forwarding,
                 snat: v.snat_address,
                 on_no_backend: v.on_no_backend,
+                standby: false,
                 backends: v
                     .backends
                     .iter()

@@ -30,6 +30,12 @@ pub enum DataplaneError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("map {name}: batch update failed")]
+    MapWrite {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot count the possible CPUs")]
     Cpus {
         #[source]

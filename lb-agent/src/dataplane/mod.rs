@@ -3,6 +3,7 @@
 
 mod addresses;
 mod adopt;
+mod batch;
 mod capacity;
 mod compat;
 mod error;

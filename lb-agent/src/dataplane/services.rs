@@ -11,17 +11,17 @@ use std::{
     net::IpAddr,
 };
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_F_LOCAL, BACKEND_UP, Backend,
     MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIP_STATS,
     MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, TrafficCounters, VIP_F_DSR, VIP_F_RESET,
-    VipKey, VipMeta,
+    VIP_F_STANDBY, VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
 
-use super::{Capacities, Dataplane, DataplaneError, local::node_addresses};
+use super::{Capacities, Dataplane, DataplaneError, batch, local::node_addresses};
 
 /// Transport protocol of a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,6 +101,9 @@ pub struct ServiceSpec {
     pub snat: Option<IpAddr>,
     pub on_no_backend: NoBackend,
     pub backends: Vec<BackendSpec>,
+    /// This node does not hold the VIP now (its VRRP instance is not master). Only
+    /// DSR services heed it: their new flows here are a backend's (`VIP_F_STANDBY`).
+    pub standby: bool,
 }
 
 impl ServiceSpec {
@@ -441,12 +444,22 @@ impl Dataplane {
         if !unchanged {
             ring ^= 1;
             let base = (id * 2 + ring) * self.caps.ring_size;
-            let mut rings: Array<&mut MapData, u32> = self.map_mut(MAP_RINGS)?;
-            for (i, slot) in table.iter().enumerate() {
-                rings
-                    .set(base + i as u32, *slot, 0)
-                    .map_err(map_err(MAP_RINGS, "update"))?;
-            }
+            let rings = self
+                .ebpf
+                .map_mut(MAP_RINGS)
+                .ok_or(DataplaneError::MissingMap { name: MAP_RINGS })?;
+            let Map::Array(data) = rings else {
+                return Err(DataplaneError::Service {
+                    service: spec.name.clone(),
+                    why: format!("map {MAP_RINGS} is not an array"),
+                });
+            };
+            batch::set_u32_range(data, base, &table).map_err(|source| {
+                DataplaneError::MapWrite {
+                    name: MAP_RINGS,
+                    source,
+                }
+            })?;
         }
         let flags = match spec.forwarding {
             Forwarding::Dsr => VIP_F_DSR,
@@ -454,12 +467,18 @@ impl Dataplane {
         } | match spec.on_no_backend {
             NoBackend::Reset => VIP_F_RESET,
             NoBackend::Drop => 0,
+        } | match (spec.forwarding, spec.standby) {
+            (Forwarding::Dsr, true) => VIP_F_STANDBY,
+            _ => 0,
         };
         let snat_addr = spec.snat.map(|a| to_words(a).0).unwrap_or_default();
         // Established flows carry the service's flags and SNAT address: a change of
         // either (or a service new to the slot) must send them down the full path.
+        // (Standby is not forwarding: established flows keep going through a VRRP
+        // role change.)
+        let same_flags = |m: &VipMeta| m.flags & !VIP_F_STANDBY == flags & !VIP_F_STANDBY;
         let generation = match previous {
-            Some(m) if m.flags == flags && m.snat_addr == snat_addr => m.generation,
+            Some(m) if same_flags(&m) && m.snat_addr == snat_addr => m.generation,
             _ => self.bump_vip_generation(id)?,
         };
         let meta = VipMeta {
@@ -628,6 +647,7 @@ mod tests {
             forwarding: Forwarding::Nat,
             snat: Some(ip("198.18.0.1")),
             on_no_backend: NoBackend::Drop,
+            standby: false,
             backends: vec![BackendSpec {
                 addr: ip("198.18.0.11"),
                 port: 8080,

@@ -289,6 +289,7 @@ fn xdp(lab: &Lab, forwarding: Forwarding) -> Result<Dataplane> {
         forwarding,
         snat: (forwarding == Forwarding::Nat).then_some(IpAddr::V4(LB_B)),
         on_no_backend: NoBackend::Drop,
+        standby: false,
         backends: backends
             .iter()
             .map(|b| BackendSpec::up(IpAddr::V4(*b)))

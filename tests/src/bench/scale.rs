@@ -151,6 +151,7 @@ fn maglev_service(n: usize) -> ServiceSpec {
         forwarding: Forwarding::Dsr,
         snat: None,
         on_no_backend: NoBackend::Drop,
+        standby: false,
         backends: (0..n)
             .map(|i| BackendSpec {
                 addr: IpAddr::V4(Ipv4Addr::new(
@@ -364,6 +365,7 @@ fn scale_service() -> ServiceSpec {
         forwarding: Forwarding::Dsr,
         snat: None,
         on_no_backend: NoBackend::Drop,
+        standby: false,
         backends: BACKENDS
             .iter()
             .map(|b| BackendSpec::up(IpAddr::V4(*b)))

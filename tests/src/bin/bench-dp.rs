@@ -183,6 +183,7 @@ fn main() -> Result<()> {
         forwarding,
         snat: Some(ip("198.18.0.1")),
         on_no_backend: NoBackend::Drop,
+        standby: false,
         backends: ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
             .iter()
             .map(|a| BackendSpec::up(ip(a)))
