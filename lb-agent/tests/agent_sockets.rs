@@ -310,3 +310,93 @@ fn the_nodes_own_sockets_are_balanced_like_its_packets() {
     );
     drop(web);
 }
+
+/// The agent in a cgroup namespace of its own, as in a container: the cgroup root
+/// it sees is its own cgroup, so it refuses to start (nothing loaded) unless told
+/// where the host's hierarchy is; told, it balances the node's connects.
+#[test]
+fn in_a_cgroup_namespace_the_host_hierarchy_must_be_named() {
+    use std::process::{Command, Stdio};
+
+    let lab = AgentLab::new();
+    let vip = lan_v4(VIP);
+    let _web: Vec<TcpServer> = BACKENDS
+        .iter()
+        .map(|&b| {
+            TcpServer::spawn(
+                &lab.backends[b as usize - 11].ns,
+                SocketAddr::new(lan_v4(b), 80),
+                &name(b),
+            )
+            .expect("web")
+        })
+        .collect();
+    let web = |extra: &str| {
+        let backends: String = BACKENDS
+            .iter()
+            .map(|&b| format!("[[vip.backend]]\naddress = \"{}\"\n", lan_v4(b)))
+            .collect();
+        lab.write_config(&format!(
+            "[[vip]]\nname = \"web\"\naddress = \"{vip}\"\nport = 80\nsnat_address = \"{}\"\n\
+             [vip.check]\ntype = \"none\"\n{backends}",
+            lan_v4(LB)
+        ));
+        let text = std::fs::read_to_string(&lab.config).expect("config");
+        std::fs::write(
+            &lab.config,
+            text.replacen("[agent]\n", &format!("[agent]\n{extra}"), 1),
+        )
+        .expect("config");
+    };
+    let agent = || {
+        Command::new("unshare")
+            .arg("--cgroup")
+            .arg("nsenter")
+            .arg(format!("--net=/run/netns/{}", lab.lb.ns.name()))
+            .arg(common::AGENT)
+            .args(["run", "--config"])
+            .arg(&lab.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("unshare the agent")
+    };
+
+    web("");
+    let out = agent().wait_with_output().expect("agent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started: {err}");
+    assert!(
+        err.contains("cgroup namespace of its own") && err.contains("socket_lb_cgroup"),
+        "{err}"
+    );
+    assert!(!lab.pins.join("maps").exists(), "nothing may be loaded");
+
+    let root = lb_agent::dataplane::cgroup2_root().expect("the host's cgroup v2 root");
+    web(&format!("socket_lb_cgroup = \"{}\"\n", root.display()));
+    let mut child = agent();
+    let start = Instant::now();
+    while lab.cli(&["status", "--json"]).status.code() != Some(0)
+        || !String::from_utf8_lossy(&lab.cli(&["status", "--json"]).stdout).contains("\"daemon\"")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the agent did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t = connections(
+        &lab.lb.ns,
+        SocketAddr::new(vip, 80),
+        30,
+        Duration::from_secs(2),
+    )
+    .expect("node client");
+    let balanced = counter(&lab, "sock_balanced");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
+    assert_eq!(t.answers.len(), 3, "{:?}", t.answers);
+    assert_eq!(balanced, 30);
+}

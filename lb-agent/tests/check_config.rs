@@ -387,7 +387,9 @@ fn static_pod_matches_the_agent_the_example_config_and_the_documented_capabiliti
     assert!(subcommands().contains(&args[0]));
 
     // The config's directory, its pins and its control socket are mounted from the
-    // host, each at the same path (the CLI on the host uses the same config).
+    // host, each at the same path (the CLI on the host uses the same config). The
+    // host's cgroup v2 hierarchy is mounted read-only where the manifest tells the
+    // config's socket_lb_cgroup to point.
     let mounts = yaml_block(&lines, "volumeMounts");
     let mounted: Vec<PathBuf> = yaml_values(&mounts, "mountPath")
         .into_iter()
@@ -398,9 +400,36 @@ fn static_pod_matches_the_agent_the_example_config_and_the_documented_capabiliti
         .into_iter()
         .map(PathBuf::from)
         .collect();
-    assert_eq!(
-        mounted, host_paths,
-        "each mount is the same path on the host"
+    assert_eq!(mounted.len(), host_paths.len(), "one volume per mount");
+    let cgroup_line = text
+        .lines()
+        .find(|l| l.contains("socket_lb_cgroup = "))
+        .expect("the manifest says what socket_lb_cgroup must be");
+    let cgroup_at = cgroup_line
+        .split('"')
+        .nth(1)
+        .map(PathBuf::from)
+        .expect("a quoted path");
+    for (m, h) in mounted.iter().zip(&host_paths) {
+        if *m == cgroup_at {
+            assert_eq!(
+                h,
+                Path::new("/sys/fs/cgroup"),
+                "the host's cgroup hierarchy"
+            );
+        } else {
+            assert_eq!(m, h, "each other mount is the same path on the host");
+        }
+    }
+    assert!(
+        mounted.contains(&cgroup_at),
+        "{mounted:?} lacks {}",
+        cgroup_at.display()
+    );
+    assert!(
+        read("examples/k8s-api.toml")
+            .contains(&format!("socket_lb_cgroup = \"{}\"", cgroup_at.display())),
+        "examples/k8s-api.toml does not say what to set in a container"
     );
     let config_dir = Path::new(CONFIG_FILE).parent().expect("config directory");
     assert!(mounted.iter().any(|m| m == config_dir), "{mounted:?}");

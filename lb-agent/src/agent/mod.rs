@@ -20,7 +20,12 @@ pub mod protocol;
 mod reload;
 pub mod snapshot;
 
-use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 pub use control::ask;
 pub use error::AgentError;
@@ -79,6 +84,15 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     )? {
         log::info!("sysctl {change}");
     }
+    // Where the socket programs go, before anything is loaded: a cgroup that cannot
+    // work stops the start with nothing changed.
+    let socket_cgroup = match &config.agent.socket_lb {
+        Some(s) => Some(match &s.cgroup {
+            Some(c) => c.clone(),
+            None => cgroup2_root()?,
+        }),
+        None => None,
+    };
     let pins = PinLayout::new(&config.agent.pin_path);
     let scope = config.agent.socket_lb.as_ref().map(|s| s.scope);
     let (dp, adopted) = Dataplane::load_pinned(caps, &pins, scope)?;
@@ -135,7 +149,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     for gone in detach_others(&pins, &config.agent.interfaces)? {
         log::info!("{gone}: no longer configured, detached");
     }
-    agent.sockets = attach_sockets(&mut agent.dp, &config, &pins)?;
+    agent.sockets = attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins)?;
     agent.publish();
 
     // VRRP after the data plane: a node takes the VIP only once it can serve it.
@@ -241,17 +255,14 @@ fn role_changes(watchers: &[watch::Receiver<crate::vrrp::InstanceStatus>]) -> mp
 fn attach_sockets(
     dp: &mut Dataplane,
     config: &Config,
+    cgroup: Option<PathBuf>,
     pins: &PinLayout,
 ) -> Result<Option<SocketLbStatus>, AgentError> {
-    let Some(s) = &config.agent.socket_lb else {
+    let (Some(s), Some(cgroup)) = (&config.agent.socket_lb, cgroup) else {
         if detach_sockets(pins)? {
             log::info!("socket_lb = false: socket programs detached");
         }
         return Ok(None);
-    };
-    let cgroup = match &s.cgroup {
-        Some(c) => c.clone(),
-        None => cgroup2_root()?,
     };
     dp.attach_sockets_pinned(&cgroup, pins)?;
     let namespaces = match s.scope {

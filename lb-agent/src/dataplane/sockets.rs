@@ -47,9 +47,33 @@ pub fn netns_cookie() -> Result<u64, DataplaneError> {
     Ok(cookie)
 }
 
+/// Inode of the initial cgroup namespace (`PROC_CGROUP_INIT_INO` in the kernel).
+const INITIAL_CGROUP_NS: u64 = 0xEFFF_FFFB;
+
 /// Where the cgroup v2 hierarchy is mounted (its root), from /proc/self/mountinfo:
 /// /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one.
+///
+/// In a cgroup namespace of its own (a container) the root it sees is the
+/// container's cgroup, and programs attached there would balance the container's
+/// sockets only: that is an error naming the way out, not a silent no-op.
 pub fn cgroup2_root() -> Result<PathBuf, DataplaneError> {
+    let ns = std::fs::metadata("/proc/self/ns/cgroup").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino()
+    });
+    if let Ok(ino) = ns
+        && ino != INITIAL_CGROUP_NS
+    {
+        return Err(DataplaneError::Cgroup {
+            path: PathBuf::from("/proc/self/ns/cgroup"),
+            why: "the agent runs in a cgroup namespace of its own (a container): the cgroup \
+                  root it sees is its own cgroup, where the socket programs would balance \
+                  the container's sockets only; mount the host's cgroup v2 hierarchy into \
+                  the container and set socket_lb_cgroup to it (examples/kubernetes), or \
+                  socket_lb = false"
+                .into(),
+        });
+    }
     let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
         DataplaneError::Cgroup {
             path: PathBuf::from("/proc/self/mountinfo"),
