@@ -99,6 +99,67 @@ fn the_demo_runs_its_script_and_cleans_up() {
 }
 
 #[test]
+fn the_stacked_demo_runs_its_script_and_cleans_up() {
+    let child = Command::new(AGENT)
+        .args(["demo", "--stacked", "--plain", "--step-seconds", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the demo");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("demo output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "demo failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "lb1: VRRP BACKUP -> MASTER",
+        "lb1: backend 198.18.1.1 DOWN",
+        "lb2: backend 198.18.1.1 DOWN",
+        "lb3: backend 198.18.1.1 DOWN",
+        "lb1 still holds the VIP",
+        "lb1: agent powered off",
+        "lb2: VRRP BACKUP -> MASTER",
+        "the demo ran to its end",
+        "cleaning up",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    // Once every node's check has taken the holder's API server out, nothing fails:
+    // the VIP stayed, and every client was balanced over the other two.
+    let after = text
+        .lines()
+        .find(|l| l.contains("- after that, requests failed:"))
+        .expect("API server result");
+    assert_eq!(number_after(after, "requests failed:"), 0, "{after}");
+    // Every client reached all three API servers in the steady phase.
+    let steady = text
+        .lines()
+        .find(|l| l.contains("VIP owner lb1, backends up 3/3, outside"))
+        .expect("a steady summary line");
+    for client in [
+        "outside -> VIP",
+        "lb1 -> VIP",
+        "lb2 -> 127.0.0.1",
+        "lb3 -> VIP",
+    ] {
+        let part = &steady[steady
+            .find(client)
+            .unwrap_or_else(|| panic!("{client}: {steady}"))..];
+        for b in [".1=", ".2=", ".3="] {
+            assert!(
+                number_after(part, b) > 0,
+                "{client}: {b} got nothing: {steady}"
+            );
+        }
+    }
+    assert_eq!(leftovers(pid), Vec::<String>::new(), "left behind");
+}
+
+#[test]
 fn ctrl_c_stops_the_demo_and_removes_the_lab() {
     let child = Command::new(AGENT)
         .args(["demo", "--plain"])

@@ -1,11 +1,10 @@
-//! The demo's client: one HTTP GET on a new connection after another to the VIP,
-//! from the client's namespace, tallied per answering backend. Keeps the last
+//! A demo client: one request (HTTP or HTTPS GET) on a new connection after another,
+//! from a namespace, tallied per answering backend. Keeps the last
 //! second of results for rates and shares, and the longest gap between two answered
 //! requests since the last `mark` (what a user of the service saw of an outage).
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    net::SocketAddr,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, Ordering},
@@ -14,12 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lb_agent::lab::{LabError, Netns, http_get};
+use lb_agent::lab::{LabError, Netns};
 
 /// Pause between two requests.
 const PACE: Duration = Duration::from_millis(4);
-/// Connect and read timeout of one request.
-const TIMEOUT: Duration = Duration::from_millis(50);
 /// The window rates and shares are computed over.
 const WINDOW: Duration = Duration::from_secs(1);
 
@@ -69,8 +66,12 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts requesting `target` from inside `ns`.
-    pub fn start(ns: &Netns, target: SocketAddr) -> Result<Self, LabError> {
+    /// Starts making requests with `request` (on a new connection each: the
+    /// answering backend's name, or why not) from inside `ns`.
+    pub fn start(
+        ns: &Netns,
+        request: impl Fn() -> Result<String, String> + Send + 'static,
+    ) -> Result<Self, LabError> {
         let entry = ns.entry()?;
         let stop = Arc::new(AtomicBool::new(false));
         let record = Arc::new(Mutex::new(Record::default()));
@@ -80,7 +81,7 @@ impl Load {
                 return;
             }
             while !flag.load(Ordering::Relaxed) {
-                let result = http_get(target, TIMEOUT);
+                let result = request();
                 let now = Instant::now();
                 let mut r = rec.lock().unwrap_or_else(PoisonError::into_inner);
                 match result {

@@ -8,6 +8,11 @@
 //! power and comes back. What it measured is printed at the end. Ctrl-C stops it at
 //! any point; every namespace, agent, pin and server is removed on the way out.
 //!
+//! `--stacked` runs the stacked control plane instead (examples/k8s-api.toml): three
+//! nodes, each an LB node, an API server (HTTPS stand-in) and a client, plus a
+//! client outside; the holder's own API server stops and comes back, then the
+//! holder loses power and comes back.
+//!
 //! With `--config FILE` it runs the agent for real instead (as `lb-agent run`).
 
 mod lab;
@@ -28,8 +33,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use lab::{BACKENDS, DemoLab, NODES};
-use lb_agent::lab::lan_v4;
+use lab::{DemoLab, Layout};
+use lb_agent::lab::{Netns, http_get, https_get, lan_v4};
 use load::Load;
 use watch::NodeSeen;
 
@@ -56,6 +61,9 @@ pub struct DemoArgs {
     /// (the default when the output is not a terminal).
     #[arg(long)]
     plain: bool,
+    /// The stacked control plane: three nodes, each LB node, API server and client.
+    #[arg(long)]
+    stacked: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,10 +101,19 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("cannot install the Ctrl-C handler")?;
     let exe = std::env::current_exe().context("cannot find the lb-agent executable")?;
-    println!(
-        "building the lab: a client, 2 LB nodes, 3 web backends on one LAN (network namespaces)"
-    );
-    let lab = DemoLab::build(args.forwarding.name(), &exe)?;
+    let layout = if args.stacked {
+        println!(
+            "building the lab: 3 nodes, each an LB node, an API server and a client, and a \
+             client outside, on one LAN (network namespaces)"
+        );
+        Layout::Stacked
+    } else {
+        println!(
+            "building the lab: a client, 2 LB nodes, 3 web backends on one LAN (network namespaces)"
+        );
+        Layout::Classic
+    };
+    let lab = DemoLab::build(layout, args.forwarding.name(), &exe)?;
     for n in &lab.nodes {
         println!(
             "  {} config: {}   (try: lb-agent status --config {})",
@@ -128,7 +145,9 @@ enum Ended {
 
 struct Demo {
     lab: DemoLab,
-    load: Option<Load>,
+    /// The clients, by name; the first is outside the LB nodes.
+    loads: Vec<(String, Load)>,
+    client_tls: Arc<rustls::ClientConfig>,
     rt: tokio::runtime::Runtime,
     started: Instant,
     stop: Arc<AtomicBool>,
@@ -164,11 +183,14 @@ impl Demo {
                 status: None,
             })
             .collect();
+        let client_tls =
+            lb_agent::health::client_config(false, None).context("TLS client settings")?;
         Ok(Self {
             off: vec![false; lab.nodes.len()],
             spawned: vec![false; lab.nodes.len()],
             lab,
-            load: None,
+            loads: Vec::new(),
+            client_tls,
             rt,
             started: Instant::now(),
             stop,
@@ -186,12 +208,21 @@ impl Demo {
     }
 
     fn script(&mut self) -> Result<Ended> {
-        let b = BACKENDS[1];
+        match self.lab.layout {
+            Layout::Classic => self.script_classic(),
+            Layout::Stacked => self.script_stacked(),
+        }
+    }
+
+    fn script_classic(&mut self) -> Result<Ended> {
+        let layout = self.lab.layout;
+        let nodes = layout.nodes();
+        let b = layout.backends()[1];
         let victim = format!("{}", lan_v4(b));
-        let (first, second) = (lab::node_name(NODES[0].0), lab::node_name(NODES[1].0));
+        let (first, second) = (lab::node_name(nodes[0].0), lab::node_name(nodes[1].0));
         self.set(
             "starting both agents",
-            &format!("{first} (priority {}) should win the VIP", NODES[0].1),
+            &format!("{first} (priority {}) should win the VIP", nodes[0].1),
         );
         for i in 0..self.lab.nodes.len() {
             self.spawn(i)?;
@@ -206,10 +237,10 @@ impl Demo {
             "both agents up and {first} MASTER {:.1} s after start",
             took.as_secs_f64()
         ));
-        self.load = Some(Load::start(
-            &self.lab.client.ns,
-            SocketAddr::new(lab::vip(), lab::PORT),
-        )?);
+        let target = SocketAddr::new(lab::vip(), layout.port());
+        self.start_load("client", None, move || {
+            http_get(target, Duration::from_millis(50))
+        })?;
 
         self.set(
             "steady traffic: new connections spread over the three backends by Maglev",
@@ -325,6 +356,209 @@ impl Demo {
         Ok(Ended::Done)
     }
 
+    fn script_stacked(&mut self) -> Result<Ended> {
+        let layout = self.lab.layout;
+        let nodes = layout.nodes();
+        let names: Vec<String> = nodes.iter().map(|(i, _)| lab::node_name(*i)).collect();
+        let (first, second) = (names[0].clone(), names[1].clone());
+        let own = lan_v4(layout.backends()[0]).to_string();
+        let api1 = layout.server_name(layout.backends()[0]);
+        self.set(
+            "starting the three agents",
+            &format!("{first} (priority {}) should win the VIP", nodes[0].1),
+        );
+        for i in 0..self.lab.nodes.len() {
+            self.spawn(i)?;
+        }
+        let Some(took) = self.until(Duration::from_secs(30), |d| {
+            d.nodes.iter().all(|n| n.status.is_some()) && d.nodes[0].is_master()
+        })?
+        else {
+            return Ok(Ended::Interrupted);
+        };
+        self.result(format!(
+            "three agents up and {first} MASTER {:.1} s after start",
+            took.as_secs_f64()
+        ));
+        let vip = SocketAddr::new(lab::vip(), layout.port());
+        let local = SocketAddr::new(std::net::IpAddr::from([127, 0, 0, 1]), layout.port());
+        self.start_https("outside -> VIP", None, vip)?;
+        self.start_https(&format!("{first} -> VIP"), Some(0), vip)?;
+        self.start_https(&format!("{second} -> 127.0.0.1"), Some(1), local)?;
+        self.start_https(&format!("{} -> VIP", names[2]), Some(2), vip)?;
+
+        self.set(
+            &format!(
+                "steady: the outside client reaches all three API servers through {first}'s \
+                 XDP program ({first}'s own as a local backend); every node's own clients are \
+                 balanced by its socket programs, to the VIP and to 127.0.0.1"
+            ),
+            &format!("{first}'s own API server stops"),
+        );
+        if !self.hold()? {
+            return Ok(Ended::Interrupted);
+        }
+
+        self.set(
+            &format!(
+                "{first}'s API server stopped: every node's checks mark it down; the VIP stays \
+                 on {first}, which keeps sending to the other two"
+            ),
+            &format!("{api1} comes back"),
+        );
+        self.mark();
+        self.lab.stop_server(0);
+        let Some(took) = self.until(Duration::from_secs(10), |d| {
+            d.nodes
+                .iter()
+                .all(|n| backend_health(n, &own) == Some("down"))
+        })?
+        else {
+            return Ok(Ended::Interrupted);
+        };
+        let failed_before = self.failed();
+        self.result(format!(
+            "{api1} marked DOWN by every node {} ms after it stopped (check every {} ms, fall \
+             {}); {first} still holds the VIP",
+            took.as_millis(),
+            lab::CHECK_INTERVAL_MS,
+            lab::FALL
+        ));
+        if !self.hold()? {
+            return Ok(Ended::Interrupted);
+        }
+        self.result(format!(
+            "after that, requests failed: {} (before the checks noticed: {failed_before}, \
+             refused by the stopped server)",
+            self.failed() - failed_before
+        ));
+
+        self.set(
+            &format!(
+                "{api1} serves again: it rejoins after {} good checks",
+                lab::RISE
+            ),
+            &format!("{first}, the VIP holder, loses power"),
+        );
+        self.lab.start_server(0)?;
+        let Some(took) = self.until(Duration::from_secs(10), |d| {
+            d.nodes
+                .iter()
+                .all(|n| backend_health(n, &own) == Some("up"))
+        })?
+        else {
+            return Ok(Ended::Interrupted);
+        };
+        self.result(format!(
+            "{api1} UP again on every node {} ms after it restarted",
+            took.as_millis()
+        ));
+        if !self.hold()? {
+            return Ok(Ended::Interrupted);
+        }
+
+        self.set(
+            &format!(
+                "{first} lost power: {second} takes the VIP, the others' checks take {api1} \
+                 out; the other nodes' clients and the outside one keep going"
+            ),
+            &format!("{first} comes back"),
+        );
+        // The powered-off node's own client goes down with it.
+        self.loads
+            .retain(|(who, _)| !who.starts_with(&format!("{first} ")));
+        self.mark();
+        let failed_before = self.failed();
+        self.off[0] = true;
+        self.lab.nodes[0].power_off()?;
+        let Some(took) = self.until(Duration::from_secs(10), |d| d.nodes[1].is_master())? else {
+            return Ok(Ended::Interrupted);
+        };
+        let Some(down) = self.until(Duration::from_secs(10), |d| {
+            d.nodes[1..]
+                .iter()
+                .all(|n| backend_health(n, &own) == Some("down"))
+        })?
+        else {
+            return Ok(Ended::Interrupted);
+        };
+        if !self.hold()? {
+            return Ok(Ended::Interrupted);
+        }
+        self.result(format!(
+            "{second} MASTER {} ms after {first} lost power (adverts every {} ms), {api1} \
+             marked down {} ms later; the clients' longest wait between two answers: {} ms; \
+             requests failed: {} (to {api1}, before the checks noticed)",
+            took.as_millis(),
+            lab::ADVERT_MS,
+            down.as_millis(),
+            self.gap().as_millis(),
+            self.failed() - failed_before
+        ));
+
+        self.set(
+            &format!("{first} back: its agent starts, re-adopts and preempts (higher priority)"),
+            "the end",
+        );
+        self.mark();
+        let failed_before = self.failed();
+        self.lab.nodes[0].power_on();
+        self.off[0] = false;
+        self.spawn(0)?;
+        let Some(took) = self.until(Duration::from_secs(30), |d| d.nodes[0].is_master())? else {
+            return Ok(Ended::Interrupted);
+        };
+        self.start_https(&format!("{first} -> VIP"), Some(0), vip)?;
+        if !self.hold()? {
+            return Ok(Ended::Interrupted);
+        }
+        self.result(format!(
+            "{first} MASTER again {:.1} s after its agent started; longest wait between two \
+             answers: {} ms; requests failed: {}",
+            took.as_secs_f64(),
+            self.gap().as_millis(),
+            self.failed() - failed_before
+        ));
+        self.keep_or_end()
+    }
+
+    /// With `--keep`, ticks until Ctrl-C; else the script is done.
+    fn keep_or_end(&mut self) -> Result<Ended> {
+        if self.keep {
+            self.set(
+                "the script is over; the lab keeps running",
+                "Ctrl-C removes it",
+            );
+            while self.tick()? {}
+            return Ok(Ended::Interrupted);
+        }
+        Ok(Ended::Done)
+    }
+
+    /// Starts a client named `who` on LB node `node` (`None`: the outside client).
+    fn start_load(
+        &mut self,
+        who: &str,
+        node: Option<usize>,
+        request: impl Fn() -> Result<String, String> + Send + 'static,
+    ) -> Result<()> {
+        let ns: &Netns = match node {
+            Some(i) => &self.lab.nodes[i].lb.ns,
+            None => &self.lab.client.ns,
+        };
+        let load = Load::start(ns, request)?;
+        self.loads.push((who.to_string(), load));
+        Ok(())
+    }
+
+    /// A client of HTTPS GETs to `target` (an API server's answer is its name).
+    fn start_https(&mut self, who: &str, node: Option<usize>, target: SocketAddr) -> Result<()> {
+        let tls = self.client_tls.clone();
+        self.start_load(who, node, move || {
+            https_get(target, &tls, Duration::from_millis(300))
+        })
+    }
+
     fn spawn(&mut self, i: usize) -> Result<()> {
         let exe = self.lab.exe.clone();
         self.lab.nodes[i].spawn(&exe)?;
@@ -353,34 +587,28 @@ impl Demo {
     }
 
     fn mark(&self) {
-        if let Some(l) = &self.load {
+        for (_, l) in &self.loads {
             l.mark();
         }
     }
 
+    /// Failed requests of every client so far.
     fn failed(&self) -> u64 {
-        self.load.as_ref().map_or(0, |l| l.view().failed)
+        self.loads.iter().map(|(_, l)| l.view().failed).sum()
     }
 
+    /// The longest wait between two answers of any client since `mark`.
     fn gap(&self) -> Duration {
-        self.load
-            .as_ref()
-            .map_or(Duration::ZERO, |l| l.view().longest_gap)
+        self.loads
+            .iter()
+            .map(|(_, l)| l.view().longest_gap)
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The health of backend `addr` as the VIP's owner sees it.
     fn owner_backend_health(&self, addr: &str) -> Option<&str> {
-        self.nodes
-            .iter()
-            .find(|n| n.is_master())?
-            .status
-            .as_ref()?
-            .vips
-            .first()?
-            .backends
-            .iter()
-            .find(|b| b.address == addr)
-            .map(|b| b.health.as_str())
+        backend_health(self.nodes.iter().find(|n| n.is_master())?, addr)
     }
 
     /// Ticks for one step's length; false when interrupted.
@@ -430,8 +658,11 @@ impl Demo {
                     tail.join("\n")
                 );
             }
+            // A running agent that answered before but not this time (a slow answer
+            // on a loaded machine) keeps its last status: no event is invented or lost.
             let status = if running {
                 watch::status(&self.rt, &node.socket())
+                    .or_else(|| self.nodes[i].status.clone().filter(|_| self.spawned[i]))
             } else {
                 None
             };
@@ -461,15 +692,19 @@ impl Demo {
         if !now {
             return;
         }
-        let empty = load::LoadView::empty();
-        let view = self.load.as_ref().map(Load::view);
+        let loads: Vec<(String, load::LoadView)> = self
+            .loads
+            .iter()
+            .map(|(who, l)| (who.clone(), l.view()))
+            .collect();
         let frame = view::Frame {
             elapsed_s: self.started.elapsed().as_secs_f64(),
+            layout: self.lab.layout,
             forwarding: self.forwarding,
             phase: &self.phase,
             next: &self.next,
             nodes: &self.nodes,
-            load: view.as_ref().unwrap_or(&empty),
+            loads: &loads,
             events: &self.events,
         };
         let text = if self.screen {
@@ -493,11 +728,24 @@ impl Demo {
         for r in &self.results {
             println!("  - {r}");
         }
-        if let Some(v) = self.load.as_ref().map(Load::view) {
+        for (who, l) in &self.loads {
+            let v = l.view();
             println!(
-                "  - client: {} requests answered, {} failed",
+                "  - {who}: {} requests answered, {} failed",
                 v.answered, v.failed
             );
         }
     }
+}
+
+/// The health of backend `addr` of the first VIP as node `n` sees it.
+fn backend_health<'a>(n: &'a NodeSeen, addr: &str) -> Option<&'a str> {
+    n.status
+        .as_ref()?
+        .vips
+        .first()?
+        .backends
+        .iter()
+        .find(|b| b.address == addr)
+        .map(|b| b.health.as_str())
 }

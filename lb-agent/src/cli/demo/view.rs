@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use lb_agent::status::si;
 
 use super::{
-    lab::{self, BACKENDS},
+    lab::{self, Layout},
     load::LoadView,
     watch::NodeSeen,
 };
@@ -14,22 +14,35 @@ use super::{
 /// Everything one frame shows.
 pub struct Frame<'a> {
     pub elapsed_s: f64,
+    pub layout: Layout,
     pub forwarding: &'a str,
     pub phase: &'a str,
     pub next: &'a str,
     pub nodes: &'a [NodeSeen],
-    pub load: &'a LoadView,
+    /// The clients, the first one outside the LB nodes (its shares fill the
+    /// backend table).
+    pub loads: &'a [(String, LoadView)],
     pub events: &'a [(f64, String)],
+}
+
+impl Frame<'_> {
+    fn main_load(&self) -> Option<&LoadView> {
+        self.loads.first().map(|(_, l)| l)
+    }
 }
 
 /// The full-screen frame, starting with the escape that clears the terminal.
 pub fn screen(f: &Frame) -> String {
     let mut s = String::from("\x1b[H\x1b[2J");
+    let what = match f.layout {
+        Layout::Classic => "2 LB nodes with VRRP, 3 web backends".to_string(),
+        Layout::Stacked => "stacked: 3 nodes, each LB node + API server + client, VRRP".to_string(),
+    };
     let _ = writeln!(
         s,
-        "lb-agent demo: VIP {}:{} ({}) on 2 LB nodes with VRRP, 3 web backends      t = {:.1} s",
+        "lb-agent demo: VIP {}:{} ({}) on {what}      t = {:.1} s",
         lab::vip(),
-        lab::PORT,
+        f.layout.port(),
         f.forwarding,
         f.elapsed_s
     );
@@ -61,7 +74,7 @@ pub fn screen(f: &Frame) -> String {
     let owner = f.nodes.iter().find(|n| n.is_master());
     let _ = writeln!(
         s,
-        "\n{:<16} {:<8} {:<6} {:>12} {:>10} {:<}",
+        "\n{:<20} {:<8} {:<6} {:>12} {:>10} {:<}",
         "backend",
         "health",
         "state",
@@ -69,17 +82,18 @@ pub fn screen(f: &Frame) -> String {
         "packets/s",
         "last check (seen by the VIP's owner)"
     );
-    let total = f.load.answered_per_s.max(1);
-    for &b in &BACKENDS {
-        let addr = lab_addr(b);
+    let empty = LoadView::empty();
+    let main = f.main_load().unwrap_or(&empty);
+    let total = main.answered_per_s.max(1);
+    for &b in f.layout.backends() {
+        let addr = lb_agent::lab::lan_v4(b).to_string();
         let seen = owner
             .and_then(|n| n.status.as_ref())
             .and_then(|s| s.vips.first())
             .and_then(|v| v.backends.iter().find(|be| be.address == addr));
-        let answered = f
-            .load
+        let answered = main
             .shares
-            .get(&lab::backend_name(b))
+            .get(&f.layout.server_name(b))
             .copied()
             .unwrap_or(0);
         let check = seen
@@ -91,10 +105,15 @@ pub fn screen(f: &Frame) -> String {
                     c.duration_ms
                 )
             });
+        let local = if seen.is_some_and(|be| be.local) {
+            " (local)"
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
-            "{:<16} {:<8} {:<6} {:>11.0}% {:>10} {}",
-            format!("{addr}:{}", lab::PORT),
+            "{:<20} {:<8} {:<6} {:>11.0}% {:>10} {}",
+            format!("{addr}:{}{local}", f.layout.port()),
             seen.map_or("-", |be| be.health.as_str()),
             seen.map_or("-", |be| be.state.as_str()),
             100.0 * answered as f64 / total as f64,
@@ -104,11 +123,23 @@ pub fn screen(f: &Frame) -> String {
     }
     let _ = writeln!(
         s,
-        "\nclient: {} requests/s answered, {} failed in the last second; {} answered, {} failed in all",
-        f.load.answered_per_s, f.load.failed_last_s, f.load.answered, f.load.failed
+        "\n{:<22} {:>10} {:>11} {:>10} {:>8}  {}",
+        "client", "answered/s", "failed (1s)", "answered", "failed", "answers (1 s)"
     );
-    if let Some(e) = &f.load.last_failure {
-        let _ = writeln!(s, "        last failure: {e}");
+    for (who, l) in f.loads {
+        let shares: Vec<String> = l.shares.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(
+            s,
+            "{who:<22} {:>10} {:>11} {:>10} {:>8}  {}",
+            l.answered_per_s,
+            l.failed_last_s,
+            l.answered,
+            l.failed,
+            shares.join(", ")
+        );
+        if let Some(e) = &l.last_failure {
+            let _ = writeln!(s, "{:<22} last failure: {e}", "");
+        }
     }
     let _ = writeln!(s, "\nevents:");
     let first = f.events.len().saturating_sub(10);
@@ -133,27 +164,30 @@ pub fn line(f: &Frame) -> String {
         .and_then(|n| n.status.as_ref())
         .and_then(|s| s.vips.first())
         .map_or("-".to_string(), |v| format!("{}/{}", v.up, v.total));
-    let shares: Vec<String> = BACKENDS
+    let clients: Vec<String> = f
+        .loads
         .iter()
-        .map(|&b| {
-            let n = f
-                .load
-                .shares
-                .get(&lab::backend_name(b))
-                .copied()
-                .unwrap_or(0);
-            format!(".{b}={n}")
+        .map(|(who, l)| {
+            let shares: Vec<String> = f
+                .layout
+                .backends()
+                .iter()
+                .map(|&b| {
+                    let n = l.shares.get(&f.layout.server_name(b)).copied().unwrap_or(0);
+                    format!(".{b}={n}")
+                })
+                .collect();
+            format!(
+                "{who}: answered/s {} ({}), failed/s {}",
+                l.answered_per_s,
+                shares.join(" "),
+                l.failed_last_s
+            )
         })
         .collect();
     format!(
-        "  {:>6.2} s  VIP owner {owner}, backends up {up}, answered/s {} ({}), failed/s {}",
+        "  {:>6.2} s  VIP owner {owner}, backends up {up}, {}",
         f.elapsed_s,
-        f.load.answered_per_s,
-        shares.join(" "),
-        f.load.failed_last_s
+        clients.join("; ")
     )
-}
-
-fn lab_addr(index: u8) -> String {
-    lb_agent::lab::lan_v4(index).to_string()
 }
