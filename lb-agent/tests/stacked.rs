@@ -14,6 +14,7 @@
 //! - a second VIP in DSR mode (every node a DSR backend, the VIP on its loopback)
 //!   is served by all three without bouncing between nodes: a node that does not
 //!   hold the VIP hands the holder's flows to its own stack.
+//!
 //! Needs root.
 
 mod common;
@@ -215,11 +216,14 @@ fn assert_all_served(results: &[(String, Tally)], expect: &[u8]) {
     }
 }
 
-/// Clients sending requests back to back until stopped: failures and the longest
-/// time between two answers, per client.
+/// What one client of `Streams` saw: answers, failures, the longest wait between
+/// two answers.
+type Seen = (u64, u64, Duration);
+
+/// Clients sending requests back to back until stopped.
 struct Streams {
     stop: Arc<AtomicBool>,
-    threads: Vec<(String, JoinHandle<(u64, u64, Duration)>)>,
+    threads: Vec<(String, JoinHandle<Seen>)>,
 }
 
 impl Streams {
@@ -252,7 +256,7 @@ impl Streams {
         Self { stop, threads }
     }
 
-    fn stop(self) -> BTreeMap<String, (u64, u64, Duration)> {
+    fn stop(self) -> BTreeMap<String, Seen> {
         self.stop.store(true, Ordering::Relaxed);
         self.threads
             .into_iter()

@@ -123,8 +123,8 @@ pub fn screen(f: &Frame) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:<22} {:>10} {:>11} {:>10} {:>8}  {}",
-        "client", "answered/s", "failed (1s)", "answered", "failed", "answers (1 s)"
+        "\n{:<22} {:>10} {:>11} {:>10} {:>8}  answers (1 s)",
+        "client", "answered/s", "failed (1s)", "answered", "failed"
     );
     for (who, l) in f.loads {
         let shares: Vec<String> = l.shares.iter().map(|(k, v)| format!("{k} {v}")).collect();
