@@ -278,7 +278,8 @@ impl Dataplane {
     }
 
     /// Makes the data plane serve exactly `specs`. Backends whose address is one of
-    /// this node's are marked local (see `lb-ebpf/src/local.rs`).
+    /// this node's (of the calling thread's network namespace) are marked local (see
+    /// `lb-ebpf/src/local.rs`).
     pub fn apply(&mut self, specs: &[ServiceSpec]) -> Result<(), DataplaneError> {
         validate(specs, &self.caps)?;
         self.programmer.local = local_backends(specs, &node_addresses()?);

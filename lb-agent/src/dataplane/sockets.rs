@@ -123,6 +123,30 @@ fn unescape(s: &str) -> PathBuf {
 }
 
 impl Dataplane {
+    /// Attaches every socket program to `cgroup`; the links live as long as `self`
+    /// (labs, benchmarks; the agent uses `attach_sockets_pinned`).
+    pub fn attach_sockets(&mut self, cgroup: &Path) -> Result<(), DataplaneError> {
+        let dir = open_cgroup(cgroup)?;
+        for (name, _) in PROG_SOCK {
+            let prog: &mut CgroupSockAddr = program(&mut self.ebpf, name)?;
+            prog.attach(&dir, CgroupAttachMode::Single)
+                .map_err(|source| DataplaneError::Program {
+                    name,
+                    what: "attach to the cgroup",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The socket program of `hook` (e.g. for its run-time statistics).
+    pub fn socket_program(
+        &mut self,
+        name: &'static str,
+    ) -> Result<&CgroupSockAddr, DataplaneError> {
+        program::<CgroupSockAddr>(&mut self.ebpf, name).map(|p| &*p)
+    }
+
     /// Attaches every socket program to `cgroup` through links pinned under `pins`.
     /// A link of an earlier start is replaced by the new one in a single rename of
     /// its pin: the two run side by side for that moment (the second sees a backend
@@ -132,10 +156,7 @@ impl Dataplane {
         cgroup: &Path,
         pins: &PinLayout,
     ) -> Result<(), DataplaneError> {
-        let dir = File::open(cgroup).map_err(|e| DataplaneError::Cgroup {
-            path: cgroup.to_path_buf(),
-            why: format!("cannot open it: {e}"),
-        })?;
+        let dir = open_cgroup(cgroup)?;
         for (name, _) in PROG_SOCK {
             let prog: &mut CgroupSockAddr = program(&mut self.ebpf, name)?;
             let id = prog
@@ -164,6 +185,13 @@ impl Dataplane {
         }
         Ok(())
     }
+}
+
+fn open_cgroup(cgroup: &Path) -> Result<File, DataplaneError> {
+    File::open(cgroup).map_err(|e| DataplaneError::Cgroup {
+        path: cgroup.to_path_buf(),
+        why: format!("cannot open it: {e}"),
+    })
 }
 
 /// Detaches the socket programs (their pinned links removed); true if any was.

@@ -9,6 +9,7 @@ pub mod lab;
 pub mod peers;
 pub mod plot;
 pub mod scale;
+pub mod stacked;
 
 use std::time::Duration;
 

@@ -137,6 +137,34 @@ impl Running {
         Ok(r)
     }
 
+    /// The servers, and the XDP data plane in NAT mode whose HTTP service has one
+    /// backend on the LB node itself: an nginx in the LB's namespace, on its address
+    /// toward the backends, next to two of the backends' (the stacked layout).
+    pub fn start_with_local_backend(lab: &Lab) -> Result<Self> {
+        let dir = std::env::temp_dir().join(unique_name("lbbench"));
+        std::fs::create_dir_all(&dir)?;
+        let mut r = Self {
+            dp: None,
+            children: Vec::new(),
+            dir,
+        };
+        r.servers(lab)?;
+        r.nginx(&lab.lb, "nginx-local")?;
+        let http = [BACKENDS[0], BACKENDS[1], LB_B];
+        r.dp = Some(xdp_with(lab, Forwarding::Nat, &http)?);
+        lab.pin_napi_threads()?;
+        // The local nginx from its own node, then the VIP from the client.
+        for (ns, target) in [
+            (&lab.lb, SocketAddr::new(IpAddr::V4(LB_B), HTTP_PORT)),
+            (&lab.gen_ns, SocketAddr::new(vip(), HTTP_PORT)),
+        ] {
+            if let Err(e) = wait_port(ns, target) {
+                bail!("local backend: {e}; logs:\n{}", r.logs());
+            }
+        }
+        Ok(r)
+    }
+
     /// Every log of the servers and peer, for an error message.
     fn logs(&self) -> String {
         let mut out = String::new();
@@ -174,20 +202,7 @@ impl Running {
     /// nginx (one worker) answering every request on port 80 of every backend
     /// address, and an iperf3 server.
     fn servers(&mut self, lab: &Lab) -> Result<()> {
-        let d = self.dir.display();
-        let conf = format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx.err;\n\
-             events {{ worker_connections 16384; }}\n\
-             http {{\n  access_log off;\n  keepalive_timeout 0;\n\
-               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
-               fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-               server {{\n    listen {HTTP_PORT} backlog=4096;\n\
-                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
-        );
-        let path = self.dir.join("nginx.conf");
-        std::fs::write(&path, conf)?;
-        let path = path.display().to_string();
-        self.spawn(&lab.srv, ENDPOINT_CPU, &["nginx", "-c", &path], "nginx.log")?;
+        self.nginx(&lab.srv, "nginx")?;
         // On every address: DSR delivers to the VIP on loopback.
         let port = BULK_PORT.to_string();
         self.spawn(
@@ -195,6 +210,30 @@ impl Running {
             ENDPOINT_CPU,
             &["iperf3", "-s", "-p", &port],
             "iperf3.log",
+        )
+    }
+
+    /// nginx with one worker on the endpoints' core in `ns`, answering every request
+    /// on port 80 of every address; its files are named after `name`.
+    fn nginx(&mut self, ns: &Netns, name: &str) -> Result<()> {
+        let d = self.dir.display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/{name}.pid;\nerror_log {d}/{name}.err;\n\
+             events {{ worker_connections 16384; }}\n\
+             http {{\n  access_log off;\n  keepalive_timeout 0;\n\
+               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               server {{\n    listen {HTTP_PORT} backlog=4096;\n\
+                 location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+        );
+        let path = self.dir.join(format!("{name}.conf"));
+        std::fs::write(&path, conf)?;
+        let path = path.display().to_string();
+        self.spawn(
+            ns,
+            ENDPOINT_CPU,
+            &["nginx", "-c", &path],
+            &format!("{name}.log"),
         )
     }
 
@@ -270,18 +309,12 @@ impl Drop for Running {
 /// The XDP data plane in the LB namespace, attached to both its interfaces, with the
 /// three workloads as services.
 fn xdp(lab: &Lab, forwarding: Forwarding) -> Result<Dataplane> {
-    let mut dp = lab.lb.run(|| -> Result<Dataplane> {
-        let mut dp = Dataplane::load(Capacities {
-            max_vips: 4,
-            max_backends: 16,
-            flow_table_size: 1 << 20,
-            ..Capacities::default()
-        })?;
-        dp.attach("a1", AttachMode::Native)?;
-        dp.attach("b1", AttachMode::Native)?;
-        Ok(dp)
-    })??;
-    let service = |port, protocol, backends: &[std::net::Ipv4Addr]| ServiceSpec {
+    xdp_with(lab, forwarding, &BACKENDS)
+}
+
+/// As `xdp`, with the HTTP service's backends `http`.
+fn xdp_with(lab: &Lab, forwarding: Forwarding, http: &[std::net::Ipv4Addr]) -> Result<Dataplane> {
+    let service = move |port, protocol, backends: &[std::net::Ipv4Addr]| ServiceSpec {
         name: format!("bench-{port}"),
         vip: vip(),
         port,
@@ -295,12 +328,25 @@ fn xdp(lab: &Lab, forwarding: Forwarding) -> Result<Dataplane> {
             .map(|b| BackendSpec::up(IpAddr::V4(*b)))
             .collect(),
     };
-    dp.apply(&[
-        service(HTTP_PORT, Protocol::Tcp, &BACKENDS),
+    let services = [
+        service(HTTP_PORT, Protocol::Tcp, http),
         service(UDP_PORT, Protocol::Udp, &BACKENDS),
         service(BULK_PORT, Protocol::Tcp, &BACKENDS[..1]),
-    ])?;
-    Ok(dp)
+    ];
+    // Applied inside the LB's namespace: a backend is local when its address is one
+    // of the applying thread's namespace.
+    lab.lb.run(move || -> Result<Dataplane> {
+        let mut dp = Dataplane::load(Capacities {
+            max_vips: 4,
+            max_backends: 16,
+            flow_table_size: 1 << 20,
+            ..Capacities::default()
+        })?;
+        dp.attach("a1", AttachMode::Native)?;
+        dp.attach("b1", AttachMode::Native)?;
+        dp.apply(&services)?;
+        Ok(dp)
+    })?
 }
 
 /// Waits until `target` accepts a connection from `ns` (10 s at most).

@@ -11,7 +11,7 @@ use tests::bench::{
     conn::ConnResult,
     lab::{ENDPOINT_CPU, LB_CPU, pin},
     peers::Peer,
-    plot, scale,
+    plot, scale, stacked,
 };
 
 struct Args {
@@ -147,11 +147,33 @@ fn main() -> Result<()> {
             bulk,
         });
     }
+    eprintln!("bench: stacked: remote connections with one backend on the LB node");
+    let local_backend = stacked::remote_with_local_backend(&a.options)?;
+    eprintln!(
+        "           {:.0}/s, failed {}, LB core {} ns/packet",
+        local_backend.0.per_s(),
+        local_backend.0.failed,
+        local_backend
+            .1
+            .ns_per_packet()
+            .map_or("n/a".into(), |v| format!("{v:.0}"))
+    );
+    eprintln!("bench: stacked: this node's connects through the socket programs vs plain");
+    let local_connect = stacked::local_connect(a.quick)?;
+    eprintln!(
+        "           plain {:.1} us, through the VIP {:.1} us, connect4 program {} ns",
+        local_connect.plain_us,
+        local_connect.via_vip_us,
+        local_connect
+            .prog_ns
+            .map_or("n/a".into(), |v| format!("{v:.0}"))
+    );
     eprintln!("bench: Maglev table builds (10, 100, 1000 backends)");
     let maglev = scale::maglev_rebuild(a.quick)?;
     eprintln!("bench: flow table filled to capacity");
     let flows = scale::flow_table_scale(a.quick)?;
     let mut report = report(&rows, &a);
+    report.push_str(&stacked_report(&rows, &local_backend, &local_connect));
     report.push_str(&scale_report(&maglev, &flows));
     println!("{report}");
     std::fs::create_dir_all(&a.out)?;
@@ -239,6 +261,53 @@ fn report(rows: &[PeerRow], a: &Args) -> String {
             )),
         );
     }
+    s
+}
+
+fn stacked_report(
+    rows: &[PeerRow],
+    local: &(ConnResult, LbCost),
+    connect: &stacked::LocalConnect,
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "\n| stacked: remote clients, XDP NAT | new TCP conn/s | % of all-remote | connect p50 / p99 µs | failed | LB core ns/packet |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let remote = rows.iter().find(|r| r.peer == Peer::XdpNat);
+    let base = remote.map_or(0.0, |r| r.conn.per_s());
+    let mut row = |name: &str, c: &ConnResult, cost: &LbCost| {
+        let _ = writeln!(
+            s,
+            "| {name} | {:.0} | {} | {:.0} / {:.0} | {} | {} |",
+            c.per_s(),
+            ratio(c.per_s(), base),
+            c.connect_p50_us,
+            c.connect_p99_us,
+            c.failed,
+            fmt_opt(cost.ns_per_packet(), |v| format!("{v:.0}"))
+        );
+    };
+    if let Some(r) = remote {
+        row("three remote backends", &r.conn, &r.conn_cost);
+    }
+    row("one of the three on the LB node", &local.0, &local.1);
+    let _ = writeln!(
+        s,
+        "\n| stacked: this node's connect | µs (median of {} blocks of {}) | ratio |\n|---|---:|---:|\n\
+         | straight to the backend (127.0.0.2:8080) | {:.1} | 1.00 |\n\
+         | to the node-local VIP (127.0.0.1:6443), rewritten by connect4 | {:.1} | {:.2} |",
+        connect.connects_per_mode / 500,
+        500,
+        connect.plain_us,
+        connect.via_vip_us,
+        connect.via_vip_us / connect.plain_us.max(1e-9),
+    );
+    let _ = writeln!(
+        s,
+        "\nThe connect4 program itself: {} ns per connect (bpf_stats over {} connects each way).",
+        fmt_opt(connect.prog_ns, |v| format!("{v:.0}")),
+        connect.connects_per_mode
+    );
     s
 }
 
