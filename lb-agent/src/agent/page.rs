@@ -55,6 +55,13 @@ pub fn render(s: &Status) -> String {
         );
     }
     h.push_str("</p>");
+    if let Err(why) = s.readiness() {
+        let _ = write!(
+            h,
+            "<p id=\"not-ready\" style=\"background:#f4b8b8;padding:4px\">not ready: {}</p>",
+            esc(&why)
+        );
+    }
     for v in &s.vips {
         let _ = write!(
             h,
@@ -66,7 +73,11 @@ pub fn render(s: &Status) -> String {
             name = esc(&v.name),
             addr = esc(&host_port(&v.address, v.port)),
             proto = esc(&v.protocol),
-            fwd = esc(&v.forwarding),
+            fwd = if v.node_local {
+                "node-local".to_string()
+            } else {
+                esc(&v.forwarding)
+            },
             check = esc(&v.check),
             up = v.up,
             total = v.total,
@@ -95,7 +106,7 @@ pub fn render(s: &Status) -> String {
                  <td>{pps}</td><td>{fps}</td><td>{share:.1}%</td></tr>",
                 state = esc(&b.state),
                 STATE = esc(&b.state.to_uppercase()),
-                addr = esc(&host_port(&b.address, b.port)),
+                addr = esc(&host_port(&b.address, b.port)) + if b.local { " (local)" } else { "" },
                 w = b.weight,
                 health = esc(&b.health),
                 admin = esc(&b.admin),
