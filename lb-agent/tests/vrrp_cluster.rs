@@ -91,14 +91,14 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     let took = start.elapsed();
     eprintln!("kill -9 of the master: backup MASTER after {took:?}");
     assert!(took < Duration::from_millis(300 + 100 + 150), "{took:?}");
-    c.served(SocketAddr::new(lan_v4(VIP), 80));
+    c.served_by(1, SocketAddr::new(lan_v4(VIP), 80));
 
     // The killed node's next start removes the address it left, then preempts.
     c.nodes[0].start();
     let took = wait_master(&c, 0, Duration::from_secs(3));
     eprintln!("restarted node back as MASTER after {took:?}");
     assert_eq!(c.nodes[1].vrrp_state(), "BACKUP");
-    c.served(SocketAddr::new(lan_v4(VIP), 80));
+    c.served_by(0, SocketAddr::new(lan_v4(VIP), 80));
 
     // A graceful stop sends priority 0: the backup takes over after its skew only.
     let start = Instant::now();
@@ -110,7 +110,7 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     wait_master(&c, 1, Duration::from_secs(2));
     let took = start.elapsed();
     eprintln!("graceful stop: backup MASTER {took:?} after SIGTERM");
-    c.served(SocketAddr::new(lan_v4(VIP), 80));
+    c.served_by(1, SocketAddr::new(lan_v4(VIP), 80));
     let m = c.nodes[1].http_get("/metrics", None).1;
     assert!(
         m.contains("lb_vrrp_state{instance=\"vi_web\",state=\"MASTER\"} 1"),

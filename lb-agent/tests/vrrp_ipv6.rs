@@ -76,7 +76,7 @@ fn ipv6_election_and_kill_9_failover() {
     let start = Instant::now();
     master_is(&c, 1, Duration::from_secs(2));
     eprintln!("IPv6: backup MASTER {:?} after kill -9", start.elapsed());
-    c.served(SocketAddr::new(lan_v6(VIP), 80));
+    c.served_by(1, SocketAddr::new(lan_v6(VIP), 80));
     let s = c.nodes[1].status();
     assert!(s.vrrp[0].rejected.is_empty(), "{:?}", s.vrrp[0].rejected);
     assert!(s.vrrp[0].adverts_received > 0);

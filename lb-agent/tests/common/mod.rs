@@ -314,6 +314,34 @@ impl Cluster {
             .collect()
     }
 
+    /// 30 connections from the client to `target` once the client sends it to node
+    /// `node` (its ARP entry for the VIP carries the node's MAC, after a VIP move:
+    /// with NAT, a connection whose packets change nodes half way breaks, which is
+    /// VRRP's ARP convergence, not what these tests measure), none failing.
+    pub fn served_by(&self, node: usize, target: SocketAddr) {
+        let mac = self.nodes[node].lb.ns.mac("eth0").expect("node MAC");
+        let mac: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
+        let mac = mac.join(":");
+        let ip = target.ip().to_string();
+        let start = Instant::now();
+        loop {
+            let neigh = self
+                .client
+                .ns
+                .ip(&["neigh", "show", &ip])
+                .unwrap_or_default();
+            if neigh.contains(&mac) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(3) {
+                // Not learnt yet: the first connection's ARP request resolves it.
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.served(target);
+    }
+
     /// 30 connections from the client to `target`, none failing.
     pub fn served(&self, target: SocketAddr) {
         let t = connections(&self.client.ns, target, 30, Duration::from_secs(2)).expect("client");
