@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::{AgentLab, BACKENDS, LB, VIP, name, servers::EchoServer, traffic::Persistent};
-use lb_agent::lab::{TcpServer, UdpServer, connections, lan_v4};
+use lb_agent::lab::{TcpServer, UdpServer, connections, lan_v4, lan_v6};
 
 const INTERVAL_MS: u64 = 300;
 
@@ -38,7 +38,17 @@ fn config() -> String {
         )
     };
     let (vip, lb) = (lan_v4(VIP), lan_v4(LB));
-    format!(
+    let backends6: String = BACKENDS
+        .iter()
+        .map(|&b| format!("[[vip.backend]]\naddress = \"{}\"\n", lan_v6(b)))
+        .collect();
+    let web6 = format!(
+        "[[vip]]\nname = \"web6\"\naddress = \"{}\"\nport = 80\nsnat_address = \"{}\"\n{}{backends6}\n",
+        lan_v6(VIP),
+        lan_v6(LB),
+        check("tcp", None)
+    );
+    web6 + &format!(
         "[[vip]]\nname = \"web\"\naddress = \"{vip}\"\nport = 80\nsnat_address = \"{lb}\"\n{}{}\n\
          [[vip]]\nname = \"echo\"\naddress = \"{vip}\"\nport = 7\nsnat_address = \"{lb}\"\n{}{}\n\
          [[vip]]\nname = \"dns\"\naddress = \"{vip}\"\nport = 53\nprotocol = \"udp\"\nsnat_address = \"{lb}\"\n{}{}\n\
@@ -103,6 +113,17 @@ fn the_nodes_own_sockets_are_balanced_like_its_packets() {
             )
         })
         .collect();
+    let _web6: Vec<TcpServer> = BACKENDS
+        .iter()
+        .map(|&b| {
+            TcpServer::spawn(
+                &lab.backends[b as usize - 11].ns,
+                SocketAddr::new(lan_v6(b), 80),
+                &name(b),
+            )
+            .expect("web6")
+        })
+        .collect();
     let _dns: Vec<UdpServer> = BACKENDS
         .iter()
         .map(|&b| {
@@ -117,7 +138,7 @@ fn the_nodes_own_sockets_are_balanced_like_its_packets() {
     lab.write_config(&config());
     lab.start();
     lab.wait_for("backends up", Duration::from_secs(5), |s| {
-        ["web", "echo", "dns", "local"]
+        ["web", "web6", "echo", "dns", "local"]
             .iter()
             .all(|v| s.vip(v).is_some_and(|v| v.up == 3))
     });
@@ -146,6 +167,22 @@ fn the_nodes_own_sockets_are_balanced_like_its_packets() {
     assert_eq!(t.answers.len(), 3, "{:?}", t.answers);
     assert!(t.answers.values().all(|&n| n >= 10), "{:?}", t.answers);
     assert_eq!(counter(&lab, "sock_balanced") - before, 90);
+
+    // IPv6: the same, through connect6.
+    let vip6 = SocketAddr::new(lan_v6(VIP), 80);
+    let t = connections(&lab.lb.ns, vip6, 60, Duration::from_secs(2)).expect("node client");
+    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
+    assert_eq!(t.answers.len(), 3, "{:?}", t.answers);
+    let peer6 = lab
+        .lb
+        .ns
+        .run(move || {
+            TcpStream::connect_timeout(&vip6, Duration::from_secs(2))
+                .and_then(|s| s.peer_addr())
+                .expect("connect")
+        })
+        .expect("node namespace");
+    assert_eq!(peer6, vip6);
 
     // Its sockets see the VIP as their peer, also through an IPv4-mapped address on
     // a dual-stack socket.
@@ -240,6 +277,27 @@ fn the_nodes_own_sockets_are_balanced_like_its_packets() {
     assert_eq!(t.failures, 0, "{:?}", t.first_failure);
     assert_eq!(counter(&lab, "sock_balanced"), before);
     assert!(counter(&lab, "fwd_to_backend") >= fwd + 30);
+
+    // A restart replaces the socket programs' links without a gap, and the node's
+    // connects are balanced as before.
+    lab.terminate();
+    lab.start();
+    let before = counter(&lab, "sock_balanced");
+    let t = connections(
+        &lab.lb.ns,
+        SocketAddr::new(vip, 80),
+        30,
+        Duration::from_secs(2),
+    )
+    .expect("node client");
+    assert_eq!(t.failures, 0, "{:?}", t.first_failure);
+    assert_eq!(counter(&lab, "sock_balanced") - before, 30);
+    let pinned = std::fs::read_dir(&lab.pins)
+        .expect("pins")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("link_sock_"))
+        .count();
+    assert_eq!(pinned, 8, "one pinned link per socket program");
 
     // No backend up: refused at once.
     lab.wait_for("nothing down", Duration::from_secs(5), |s| {
