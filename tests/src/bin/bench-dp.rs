@@ -7,6 +7,13 @@
 //! generator's end. Scenarios, all in one run: the floor program (parse, swap MACs,
 //! XDP_TX), non-VIP pass, new flow and established flow (NAT and DSR), NAT reply.
 //! Output: a markdown table (ns per packet, ratio to the floor).
+//!
+//! `--steady`: the same scenarios without traffic, steadier on a shared machine
+//! (traffic-driven figures swing by 2x from day to day here): each scenario's frames
+//! go through `BPF_PROG_TEST_RUN` one packet per call (the kernel copies the frame in
+//! for every call, so a rewriting program never sees its own output), the scenarios
+//! and the floor take turns in blocks, the cost is bpf_stats' run time over run
+//! count per block, and each row is the median over the rounds.
 
 use std::{
     net::IpAddr,
@@ -43,12 +50,18 @@ const ESTABLISHED_FLOWS: usize = 1000;
 struct Args {
     packets: usize,
     flows: usize,
+    /// `BPF_PROG_TEST_RUN` blocks instead of traffic.
+    steady: bool,
+    /// Rounds of the steady mode.
+    rounds: usize,
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
         packets: 200_000,
         flows: 60_000,
+        steady: false,
+        rounds: 31,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -64,12 +77,20 @@ fn args() -> Result<Args> {
             "--quick" => {
                 a.packets = 20_000;
                 a.flows = 5_000;
+                a.rounds = 7;
             }
-            other => bail!("unknown argument {other} (expected --packets N, --flows N, --quick)"),
+            "--steady" => a.steady = true,
+            "--rounds" => a.rounds = num("--rounds")?,
+            other => bail!(
+                "unknown argument {other} (expected --packets N, --flows N, --quick, --steady, --rounds N)"
+            ),
         }
     }
     if a.packets == 0 || a.flows == 0 || a.flows > 150_000 {
         bail!("--packets must be > 0 and --flows in 1..=150000");
+    }
+    if a.rounds == 0 || a.rounds > 1000 {
+        bail!("--rounds must be in 1..=1000");
     }
     Ok(a)
 }
@@ -141,6 +162,9 @@ fn flows(n: usize, vip: IpAddr, port: u16) -> Vec<Vec<u8>> {
 
 fn main() -> Result<()> {
     let args = args()?;
+    if args.steady {
+        return steady::run(args.rounds, args.packets / 20);
+    }
     let (gen_ns, lb_ns) = (Netns::new("lbbg")?, Netns::new("lbbl")?);
     gen_ns.veth("eth0", &lb_ns, "eth0")?;
     gen_ns.ip(&["link", "set", "eth0", "address", "02:00:00:00:00:01", "up"])?;
@@ -311,4 +335,256 @@ fn report(rows: &[Row]) {
             r.pps
         );
     }
+}
+
+/// `--steady`: scenarios through `BPF_PROG_TEST_RUN`, in turns, medians over rounds.
+mod steady {
+    use std::net::IpAddr;
+
+    use anyhow::{Context, Result, bail};
+    use aya::{
+        programs::{TestRun, TestRunOptions, Xdp},
+        sys::{Stats, enable_stats},
+    };
+    use lb_agent::dataplane::{
+        BackendSpec, Capacities, Forwarding, NoBackend, Protocol, ServiceSpec,
+    };
+    use lb_common::maps::addr::from_words;
+    use tests::harness::{PacketLab, ip, v4};
+
+    use super::{DSR_PORT, ESTABLISHED_FLOWS, NAT_PORT, flows, udp};
+
+    /// One scenario: its frames (cycled) and whether every frame is a new flow.
+    struct Scenario {
+        name: &'static str,
+        frames: Vec<Vec<u8>>,
+        floor: bool,
+    }
+
+    /// Runs `frames[i % len]` `count` times, one call each, from `first`: the
+    /// program's ns per run (bpf_stats) and the next frame index.
+    fn block(
+        prog: &Xdp,
+        ifindex: u32,
+        frames: &[Vec<u8>],
+        first: usize,
+        count: usize,
+    ) -> Result<(f64, usize)> {
+        let info0 = prog.info()?;
+        let mut out = vec![0u8; 2048];
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex.
+        for i in 0..count {
+            let frame = &frames[(first + i) % frames.len()];
+            let ctx_words = [0u32, frame.len() as u32, 0, ifindex, 0, 0];
+            let ctx_in: Vec<u8> = ctx_words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+            let mut opts = TestRunOptions::new();
+            opts.data_in = Some(frame);
+            opts.data_out = Some(&mut out);
+            opts.ctx_in = Some(&ctx_in);
+            prog.test_run(opts).context("BPF_PROG_TEST_RUN")?;
+        }
+        let info1 = prog.info()?;
+        let runs = info1.run_count() - info0.run_count();
+        if runs == 0 {
+            bail!("the program never ran");
+        }
+        let ns = info1.run_time().saturating_sub(info0.run_time()).as_nanos() as f64 / runs as f64;
+        Ok((ns, first + count))
+    }
+
+    fn new_lab() -> PacketLab {
+        PacketLab::with_caps(Capacities {
+            max_vips: 4,
+            max_backends: 16,
+            flow_table_size: 262_144,
+            snat_ports: 1024..=65535,
+            ..Capacities::default()
+        })
+    }
+
+    fn services(lab: &mut PacketLab) {
+        let plan = v4();
+        let service = |name: &str, port, forwarding| ServiceSpec {
+            name: name.into(),
+            vip: plan.vip,
+            port,
+            protocol: Protocol::Udp,
+            forwarding,
+            snat: Some(plan.lb),
+            on_no_backend: NoBackend::Drop,
+            standby: false,
+            backends: plan.backends.iter().map(|b| BackendSpec::up(*b)).collect(),
+        };
+        lab.apply(&[
+            service("nat", NAT_PORT, Forwarding::Nat),
+            service("dsr", DSR_PORT, Forwarding::Dsr),
+        ]);
+    }
+
+    /// Runs the scenarios in turns, `rounds` times: each one's median ns per packet.
+    fn turns(
+        lab: &mut PacketLab,
+        scenarios: &[Scenario],
+        rounds: usize,
+        per_block: usize,
+    ) -> Result<Vec<f64>> {
+        let ifindex = lab.ifindex;
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+        let mut next = vec![0usize; scenarios.len()];
+        for _ in 0..rounds {
+            for (i, sc) in scenarios.iter().enumerate() {
+                let (ns, n) = if sc.floor {
+                    block(
+                        lab.dp.floor_program()?,
+                        ifindex,
+                        &sc.frames,
+                        next[i],
+                        per_block,
+                    )?
+                } else {
+                    block(lab.dp.xdp()?, ifindex, &sc.frames, next[i], per_block)?
+                };
+                samples[i].push(ns);
+                next[i] = n;
+            }
+        }
+        Ok(samples.into_iter().map(super::median).collect())
+    }
+
+    pub fn run(rounds: usize, per_block: usize) -> Result<()> {
+        let per_block = per_block.max(500);
+        let plan = v4();
+        let vip = plan.vip;
+        let _stats = enable_stats(Stats::RunTime).context("BPF_ENABLE_STATS")?;
+        eprintln!(
+            "bench-dp --steady: {rounds} rounds, {per_block} packets per scenario per round, \
+             one BPF_PROG_TEST_RUN call per packet"
+        );
+        // Established flows, replies and passes in one lab; new flows in another, so
+        // the flows they add do not fill the table the established ones are in.
+        let mut lab = new_lab();
+        services(&mut lab);
+        let established_nat = flows(ESTABLISHED_FLOWS, vip, NAT_PORT);
+        let established_dsr = flows(ESTABLISHED_FLOWS, vip, DSR_PORT);
+        for f in established_nat.iter().chain(&established_dsr) {
+            lab.run(f);
+        }
+        let replies: Vec<Vec<u8>> = lab
+            .dp
+            .nat_bindings()?
+            .into_iter()
+            .take(ESTABLISHED_FLOWS)
+            .map(|(k, _)| {
+                udp(
+                    from_words(k.src, k.family),
+                    u16::from_be(k.sport),
+                    from_words(k.dst, k.family),
+                    u16::from_be(k.dport),
+                )
+            })
+            .collect();
+        if replies.is_empty() {
+            bail!("no NAT bindings to reply to");
+        }
+        let steady = [
+            Scenario {
+                name: "floor (parse, swap MACs, XDP_TX)",
+                frames: established_nat.clone(),
+                floor: true,
+            },
+            Scenario {
+                name: "non-VIP pass",
+                frames: vec![udp(plan.client, 4000, ip("198.18.0.50"), 9)],
+                floor: false,
+            },
+            Scenario {
+                name: "established flow, NAT",
+                frames: established_nat.clone(),
+                floor: false,
+            },
+            Scenario {
+                name: "established flow, DSR",
+                frames: established_dsr,
+                floor: false,
+            },
+            Scenario {
+                name: "NAT reply",
+                frames: replies,
+                floor: false,
+            },
+        ];
+        let first = turns(&mut lab, &steady, rounds, per_block)?;
+        let counters = lab.dp.global_counters()?;
+        drop(lab);
+
+        // New flows: far fewer than the ports of one SNAT address x 3 backends.
+        let per_new = per_block.min(90_000 / rounds / 2).max(1);
+        let fresh = |port| -> Vec<Vec<u8>> {
+            (0..rounds * per_new)
+                .map(|i| {
+                    let client: IpAddr =
+                        ip(&format!("198.19.{}.{}", 1 + (i / 250) % 250, 1 + i % 250));
+                    udp(client, 1024 + (i % 60_000) as u16, vip, port)
+                })
+                .collect()
+        };
+        let mut lab = new_lab();
+        services(&mut lab);
+        let new = [
+            Scenario {
+                name: "floor (parse, swap MACs, XDP_TX)",
+                frames: established_nat,
+                floor: true,
+            },
+            Scenario {
+                name: "new flow, NAT",
+                frames: fresh(NAT_PORT),
+                floor: false,
+            },
+            Scenario {
+                name: "new flow, DSR",
+                frames: fresh(DSR_PORT),
+                floor: false,
+            },
+        ];
+        let second = turns(&mut lab, &new, rounds, per_new)?;
+
+        println!(
+            "| scenario (steady: BPF_PROG_TEST_RUN, medians of {rounds} rounds) | ns/packet (bpf_stats) | x floor |"
+        );
+        println!("|---|---:|---:|");
+        for (scenarios, medians) in [(&steady[..], &first), (&new[1..], &second)] {
+            let floor = if scenarios.len() == steady.len() {
+                first[0]
+            } else {
+                second[0]
+            };
+            for (sc, ns) in scenarios.iter().zip(if scenarios.len() == steady.len() {
+                &medians[..]
+            } else {
+                &medians[1..]
+            }) {
+                println!("| {} | {:.1} | {:.2} |", sc.name, ns, ns / floor.max(1e-9));
+            }
+        }
+        let moved: Vec<String> = lb_common::Counter::ALL
+            .iter()
+            .filter(|c| counters.get(**c) != 0)
+            .map(|c| format!("{}={}", c.label(), counters.get(*c)))
+            .collect();
+        eprintln!(
+            "bench-dp --steady: counters of the established lab: {}",
+            moved.join(" ")
+        );
+        Ok(())
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
