@@ -43,6 +43,8 @@ pub const MAP_STATS: &str = "STATS";
 pub const MAP_VIP_STATS: &str = "VIP_STATS";
 /// `PerCpuArray<TrafficCounters>` indexed by backend slot.
 pub const MAP_BACKEND_STATS: &str = "BACKEND_STATS";
+/// `Array<Timeouts>` indexed by VIP slot: the service's flow lifetimes by state.
+pub const MAP_TIMEOUTS: &str = "TIMEOUTS";
 /// `LruHashMap<SockKey, SockOrigin>`: sockets of this node the socket programs sent
 /// to a backend instead of a VIP (their peer is shown as the VIP; the agent closes
 /// them when their backend goes down).
@@ -206,6 +208,31 @@ pub const BACKEND_F_LOCAL: u8 = 1 << 0;
 /// How long a cached next hop (egress interface and MACs of a backend) is used before
 /// the route is looked up again: bounds how long a backend's MAC change goes unseen.
 pub const NEXTHOP_TTL_NS: u64 = 1_000_000_000;
+
+// ---- Flow state (FlowEntry.state, NatEntry.state) ----
+
+/// TCP: the client's SYN seen, nothing more.
+pub const FLOW_TCP_SYN: u8 = 1;
+/// TCP: the handshake completed (the client's ACK, or the backend's reply, seen).
+pub const FLOW_TCP_ESTABLISHED: u8 = 2;
+/// TCP: the client sent the first FIN (the backend closes passively).
+pub const FLOW_TCP_CLOSING: u8 = 3;
+/// TCP: the backend sent the first FIN (it may hold TIME_WAIT for the 4-tuple).
+pub const FLOW_TCP_TIME_WAIT: u8 = 4;
+/// TCP: a RST seen from either side.
+pub const FLOW_TCP_RESET: u8 = 5;
+/// UDP: packets from the client only (so far).
+pub const FLOW_UDP: u8 = 6;
+/// UDP: the backend replied.
+pub const FLOW_UDP_REPLIED: u8 = 7;
+/// Number of flow states (index 0 unused); a power of two (`Timeouts` is indexed
+/// with `state & (FLOW_STATES - 1)`).
+pub const FLOW_STATES: usize = 8;
+
+/// Flow ages are kept in ticks of 2^30 ns (about 1.07 s) of `CLOCK_MONOTONIC_COARSE`
+/// (`bpf_ktime_get_coarse_ns() >> CLOCK_TICK_SHIFT`): a shift, not a division, on
+/// the packet path.
+pub const CLOCK_TICK_SHIFT: u32 = 30;
 
 /// Ring entry meaning "no backend".
 pub const NO_BACKEND: u32 = u32::MAX;

@@ -118,7 +118,14 @@ pub struct FlowEntry {
     pub snat_addr: [u32; 4],
     /// NAT source port (network order); 0 in DSR mode.
     pub snat_port: u16,
-    pub _pad: u16,
+    /// `FLOW_*` state, as the client's packets show it.
+    pub state: u8,
+    pub _pad: u8,
+    /// Clock tick (`CLOCK_TICK_SHIFT`) of the last refresh: the entry is rewritten at
+    /// most once a tick while nothing changes.
+    pub seen: u32,
+    /// Tick after which the entry is expired (its state's timeout after `seen`).
+    pub expires: u32,
 }
 
 /// Value of [`crate::MAP_NAT`]: how to turn a backend's reply back into the VIP's.
@@ -131,9 +138,26 @@ pub struct NatEntry {
     pub vip_port: u16,
     pub vip_id: u32,
     pub backend: u32,
-    pub _pad: u32,
+    /// `FLOW_*` state of the connection as both directions show it.
+    pub state: u8,
+    pub _pad: [u8; 3],
+    /// Tick of the last refresh (see `FlowEntry::seen`).
+    pub seen: u32,
+    /// Tick after which the binding is expired: its port may be taken by another
+    /// flow. Taken over with a compare-and-swap on this word.
+    pub expires: u32,
     /// Cached next hop towards the client (written by the program).
     pub nh: NextHop,
+}
+
+/// Value of [`crate::MAP_TIMEOUTS`] (per VIP slot): how long a flow and its NAT
+/// binding live after their last packet, in clock ticks
+/// ([`crate::CLOCK_TICK_SHIFT`]), indexed by `FLOW_*` state (an array the program
+/// indexes with `state & 7`: a bound the verifier can follow).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub by_state: [u32; crate::FLOW_STATES],
 }
 
 /// Per-CPU traffic counters of a VIP or a backend
@@ -215,8 +239,13 @@ const _: () = {
     assert!(core::mem::size_of::<VipMeta>() == 32);
     assert!(core::mem::size_of::<Backend>() == 32);
     assert!(core::mem::size_of::<FlowKey>() == 40);
-    assert!(core::mem::size_of::<FlowEntry>() == 40);
-    assert!(core::mem::size_of::<NatEntry>() == 72);
+    assert!(core::mem::size_of::<FlowEntry>() == 48);
+    assert!(core::mem::size_of::<NatEntry>() == 80);
+    // `seen` and `expires` are swapped as one 8-byte word (lb-ebpf/src/nat.rs).
+    assert!(core::mem::offset_of!(NatEntry, seen) == 48);
+    assert!(core::mem::offset_of!(NatEntry, expires) == 52);
+    assert!(core::mem::align_of::<NatEntry>() == 8);
+    assert!(core::mem::size_of::<Timeouts>() == 32);
     assert!(core::mem::size_of::<TrafficCounters>() == 24);
     assert!(core::mem::size_of::<NeighMeta>() == 28);
     assert!(core::mem::size_of::<NextHop>() == 24);
@@ -240,6 +269,7 @@ mod pod {
     unsafe impl aya::Pod for super::NextHop {}
     unsafe impl aya::Pod for super::SockKey {}
     unsafe impl aya::Pod for super::SockOrigin {}
+    unsafe impl aya::Pod for super::Timeouts {}
 }
 
 /// Turns a packet-order address into the map representation and back.

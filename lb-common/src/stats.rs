@@ -75,9 +75,19 @@ counters! {
     /// PASS: a new flow of a DSR VIP this node does not hold (VRRP backup): the
     /// holder sent it here as to a backend, so the local stack takes it.
     PassStandby = 23, "pass_standby";
+    /// Not a verdict: a packet found its flow expired (idle past its state's
+    /// timeout, or a SYN reusing a closed flow's 5-tuple): chosen again.
+    FlowExpired = 24, "flow_expired";
+    /// Not a verdict: a NAT port claim took over an expired binding at once.
+    NatPortReused = 25, "nat_port_reused";
+    /// Not a verdict: a flow's NAT binding was gone (evicted, or swept) at its
+    /// periodic check: a port claimed again.
+    NatBindingLost = 26, "nat_binding_lost";
+    /// PASS: to a SNAT address, for an expired NAT binding (the connection is over).
+    PassNatExpired = 27, "pass_nat_expired";
 }
 
 /// Number of global counters ([`crate::MAP_STATS`] max_entries).
-pub const COUNTER_COUNT: u32 = 24;
+pub const COUNTER_COUNT: u32 = 28;
 
-const _: () = assert!(Counter::PassStandby as u32 + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::PassNatExpired as u32 + 1 == COUNTER_COUNT);

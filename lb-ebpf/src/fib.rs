@@ -9,7 +9,7 @@
 
 use aya_ebpf::{
     bindings::{bpf_fib_lookup as FibLookupRaw, xdp_action},
-    helpers::{bpf_fib_lookup, bpf_ktime_get_coarse_ns, bpf_redirect, bpf_xdp_adjust_meta},
+    helpers::{bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_meta},
     programs::XdpContext,
 };
 use lb_common::{Counter, FAMILY_V4, NEIGH_META_MAGIC, NEXTHOP_TTL_NS, NeighMeta, NextHop};
@@ -65,12 +65,12 @@ pub struct Out {
 /// route lookup, a stale one is refreshed by it.
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, pkt: &Packet, s: &mut Scratch, cache: *mut NextHop) -> u32 {
+    // The packet's arrival time (read once in `dispatch`).
+    let now = s.now_ns;
     let (out, params) = (&s.out, &mut s.fib);
     // SAFETY: a non-null `cache` points into a map value found by a lookup during
     // this run (per-CPU array slot or LRU value), valid until the program returns.
     let cached = unsafe { cache.as_mut() };
-    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
-    let now = unsafe { bpf_ktime_get_coarse_ns() };
     if let Some(nh) = &cached
         && now < nh.expires_ns
     {

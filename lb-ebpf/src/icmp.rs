@@ -75,7 +75,8 @@ pub fn target(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> bool {
         _pad: [0; 2],
     };
     if s.vip.flags & VIP_F_DSR != 0 {
-        flow::remembered(&s.reply, &mut s.choice) || flow::hashed(&s.vip, &s.reply, &mut s.choice)
+        flow::remembered(&s.reply, &mut s.choice)
+            || flow::hashed(&s.vip, &s.reply, &mut s.choice, s.now, 0)
     } else {
         // NAT needs the flow's source port: only a bound flow can be translated.
         flow::remembered(&s.reply, &mut s.choice)

@@ -10,11 +10,11 @@
 //!   delivers the packet to whatever listens on the VIP or the wildcard address.
 
 use aya_ebpf::bindings::{BPF_ANY, xdp_action};
-use lb_common::{Counter, NatEntry, NextHop, VIP_F_DSR};
+use lb_common::{Counter, VIP_F_DSR};
 
 use crate::{
     flow,
-    maps::{self, BACKEND_STATS, NAT, Scratch, VIP_STATS, account, count},
+    maps::{BACKEND_STATS, NAT, Scratch, VIP_STATS, account, count},
     nat,
     packet::Packet,
     parse::Ip,
@@ -36,7 +36,7 @@ pub fn deliver(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     let dsr = s.vip.flags & VIP_F_DSR != 0;
     // A local backend needs no source port of ours: the client's stays.
     s.choice.entry.snat_port = 0;
-    if !dsr {
+    if !dsr && s.choice.refresh {
         let c = &s.choice;
         nat::reply_key(
             &s.key,
@@ -46,21 +46,13 @@ pub fn deliver(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
             s.key.sport,
             &mut s.reply,
         );
-        if c.new_flow || !maps::nat_owned_by(&s.reply, &s.key) {
-            // Built in scratch memory: the BPF stack has no room for it here.
-            s.nat = NatEntry {
-                client: s.key.src,
-                vip: s.key.dst,
-                client_port: s.key.sport,
-                vip_port: s.key.dport,
-                vip_id: s.vip.id,
-                backend: c.id,
-                _pad: 0,
-                nh: NextHop::default(),
-            };
+        // New, or its binding gone at the once-a-tick check: (re)written. Built in
+        // scratch memory: the BPF stack has no room for it here.
+        if s.choice.new_flow || !nat::refresh(s) {
+            nat::new_binding(s);
             // The reply 5-tuple is the client's own flow mirrored: no other live
             // flow can hold it, so no claim is needed. Should the insert fail (memory
-            // pressure), the next packet tries again.
+            // pressure), the next check tries again.
             let _ = NAT.insert(&s.reply, &s.nat, BPF_ANY as u64);
         }
     }

@@ -14,6 +14,12 @@
 //! connects to a VIP over the same services, rings and backend states.
 #![no_std]
 #![no_main]
+#![expect(
+    internal_features,
+    reason = "atomic_cxchg: the bpf target's core::sync::atomic has no compare-and-swap, \
+              nat.rs takes an expired binding over with one"
+)]
+#![feature(core_intrinsics)]
 
 mod bench;
 mod csum;
@@ -29,10 +35,13 @@ mod reset;
 mod rewrite;
 mod sock;
 mod sockctx;
+mod state;
 mod tc;
 mod tc_local;
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
+};
 use lb_common::{
     ADDR_F_SNAT, ADDR_F_VIP_ANY_PORT, ADDR_F_VIP_PORTS, BACKEND_F_LOCAL, Counter, FAMILY_V6,
     PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey,
@@ -77,6 +86,11 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
         s.key.sport = p.get(0);
         s.key.dport = p.get(1);
         s.key._pad = [0; 2];
+        // One clock read a packet: flow ages and the next-hop cache.
+        // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+        s.now_ns = unsafe { bpf_ktime_get_coarse_ns() };
+        s.now = state::tick(s.now_ns);
+        s.flags = state::tcp_flags(pkt, ip);
         if ip.addr_flags & ADDR_F_SNAT != 0 {
             let verdict = nat_reply(ctx, pkt, ip, s);
             if verdict != NOT_A_REPLY {
@@ -84,7 +98,7 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
             }
         }
         if ip.addr_flags & (ADDR_F_VIP_PORTS | ADDR_F_VIP_ANY_PORT) != 0 {
-            if flow::established(&s.key, &mut s.choice, &mut s.vip) {
+            if flow::established(s, ip.proto) {
                 return forward(ctx, pkt, ip, s);
             }
             if service(ip, s) {
@@ -141,7 +155,7 @@ fn no_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &Scratch) -> u32 {
 /// A packet for a service without a valid binding: a backend from the ring.
 #[inline(never)]
 fn new_flow(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
-    if !flow::hashed(&s.vip, &s.key, &mut s.choice) {
+    if !flow::hashed(&s.vip, &s.key, &mut s.choice, s.now, s.flags) {
         return no_backend(ctx, pkt, ip, s);
     }
     forward(ctx, pkt, ip, s)
@@ -170,7 +184,9 @@ fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     let dsr = s.vip.flags & VIP_F_DSR != 0;
     if !dsr {
         let mut bound = !s.choice.new_flow && s.choice.entry.snat_port != 0;
-        if bound {
+        // The binding is checked (and refreshed) when the flow is, once a tick or on
+        // a new state; in between the flow entry's port is trusted.
+        if bound && s.choice.refresh {
             let c = &s.choice;
             nat::reply_key(
                 &s.key,
@@ -180,7 +196,10 @@ fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
                 c.entry.snat_port,
                 &mut s.reply,
             );
-            bound = maps::nat_owned_by(&s.reply, &s.key);
+            bound = nat::refresh(s);
+            if !bound {
+                count(Counter::NatBindingLost);
+            }
         }
         if !bound {
             let port = nat::claim_port(s, bport);
@@ -222,6 +241,10 @@ fn nat_reply(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     let Some(binding) = nat::binding(&s.key, &mut s.nat) else {
         return NOT_A_REPLY;
     };
+    if state::expired(s.now, s.nat.expires) {
+        return pass(Counter::PassNatExpired);
+    }
+    nat::replied(s, binding);
     s.out.src = s.nat.vip;
     s.out.dst = s.nat.client;
     s.out.sport = s.nat.vip_port;

@@ -10,7 +10,7 @@ use aya_ebpf::{
 use lb_common::{
     ADDR_SLOT_SHARED, ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT,
     Counter, DEFAULT_RING_SIZE, FlowEntry, FlowKey, NatEntry, NextHop, SockKey, SockOrigin,
-    TrafficCounters, VipKey, VipMeta, hash::addr_slot,
+    Timeouts, TrafficCounters, VipKey, VipMeta, hash::addr_slot,
 };
 
 /// Our addresses (VIPs, SNAT addresses). Not preallocated: readers are RCU-protected.
@@ -64,6 +64,10 @@ pub static VIP_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entri
 /// Per backend slot traffic.
 #[map]
 pub static BACKEND_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per VIP slot: flow lifetimes by state.
+#[map]
+pub static TIMEOUTS: Array<Timeouts> = Array::with_max_entries(1, 0);
 
 /// Sockets the socket programs sent to a backend instead of a VIP.
 #[map]
@@ -173,18 +177,30 @@ pub fn vip(key: &VipKey, out: &mut VipMeta) -> bool {
     }
 }
 
-/// Does the NAT binding under `reply` belong to the client flow `client`?
+/// Does the NAT binding `e` belong to the client flow `client`?
 #[inline(always)]
-pub fn nat_owned_by(reply: &FlowKey, client: &FlowKey) -> bool {
-    let Some(p) = NAT.get_ptr(reply) else {
-        return false;
-    };
-    // SAFETY: `p` comes from a successful lookup of an LRU map (RCU-protected value).
-    let e = unsafe { &*p };
+pub fn owned_by(e: &NatEntry, client: &FlowKey) -> bool {
     e.client == client.src
         && e.client_port == client.sport
         && e.vip == client.dst
         && e.vip_port == client.dport
+}
+
+/// A map value behind a pointer from a successful lookup, read in place.
+#[inline(always)]
+pub fn value_ref<T>(p: *const T) -> &'static T {
+    // SAFETY: as in `copy`; the value stays valid until the program returns.
+    unsafe { &*p }
+}
+
+/// A map value behind a pointer from a successful lookup of an LRU or array map.
+#[inline(always)]
+pub fn value_mut<T>(p: *mut T) -> &'static mut T {
+    // SAFETY: `p` comes from a successful lookup during this run; the value stays
+    // valid until the program returns (RCU). Other CPUs may write it concurrently:
+    // callers only store whole words whose last writer wins (state, ticks), or take
+    // a word over with a compare-and-swap (`nat::take_over`).
+    unsafe { &mut *p }
 }
 
 /// `ADDR_F_*` flags of an address (0: not ours). The live half of the address table
@@ -245,6 +261,12 @@ pub struct Scratch {
     pub out: crate::fib::Out,
     /// `bpf_fib_lookup` parameters.
     pub fib: crate::fib::FibParams,
+    /// `bpf_ktime_get_coarse_ns` when the packet arrived (TCP/UDP packets).
+    pub now_ns: u64,
+    /// The same in clock ticks (`state::tick`).
+    pub now: u32,
+    /// The packet's TCP flags (0 for UDP).
+    pub flags: u8,
 }
 
 #[map]

@@ -2,16 +2,21 @@
 //!
 //! A binding is the NAT map entry keyed by the reply's 5-tuple (backend -> SNAT
 //! address:port). Ports are claimed with `BPF_NOEXIST`, so two CPUs can never hand out
-//! the same (SNAT address, port, backend, backend port, protocol): no collisions under
-//! load. Forward packets check their binding still exists (the LRU may evict it) and
-//! claim a new one if not, so an evicted port is never shared by two live flows.
+//! the same free (SNAT address, port, backend, backend port, protocol). A binding
+//! whose connection is over (expired: see `state.rs`) is taken over at once by the
+//! claim that meets it, with a compare-and-swap on its `expires` word, so only one
+//! claim wins it: ports run out only with genuinely concurrent flows. A flow checks
+//! its binding still exists and is its own once a tick, when it refreshes it (the
+//! LRU may evict it, the agent may sweep it), and claims a port again if not.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
-use lb_common::{FlowKey, NatEntry, NextHop, SNAT_PORT_PROBES, hash::flow_hash};
+use core::intrinsics::{AtomicOrdering, atomic_cxchg};
+use lb_common::{Counter, FlowKey, NatEntry, SNAT_PORT_PROBES, hash::flow_hash};
 
 use crate::{
-    maps::{self, NAT, Scratch},
+    maps::{self, NAT, Scratch, count},
     packet::htons,
+    state,
 };
 
 /// The reply 5-tuple of a client flow sent to `backend_addr:backend_port` from
@@ -34,13 +39,37 @@ pub fn reply_key(
     out._pad = [0; 2];
 }
 
+/// The binding a new flow `s.key` towards `s.choice` writes, into `s.nat` (field by
+/// field: a struct literal would be built on the BPF stack first).
+#[inline(always)]
+pub fn new_binding(s: &mut Scratch) {
+    let n = &mut s.nat;
+    n.client = s.key.src;
+    n.vip = s.key.dst;
+    n.client_port = s.key.sport;
+    n.vip_port = s.key.dport;
+    n.vip_id = s.vip.id;
+    n.backend = s.choice.id;
+    n.state = s.choice.entry.state;
+    n._pad = [0; 3];
+    n.seen = s.now;
+    n.expires = s.choice.entry.expires;
+    n.nh.expires_ns = 0;
+    n.nh.ifindex = 0;
+    n.nh.smac = [0; 6];
+    n.nh.dmac = [0; 6];
+}
+
 /// Claims a source port (network order) for the flow `s.key` towards `s.choice`,
 /// probing linearly from a hash of the flow; `s.reply` ends as the binding's key.
 /// 0 when every probe is taken. (Few arguments and a scalar result: BPF calls pass at
 /// most five registers and no stack.)
 #[inline(never)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by value would copy the 40-byte key onto the 512-byte BPF stack"
+)]
 pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
-    let (vip, client, to) = (&s.vip, &s.key, &s.choice);
     let (min, max) = maps::snat_port_range();
     let max = if max > 0xffff { 0xffff } else { max };
     if max < min {
@@ -51,44 +80,83 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
     if span == 0 {
         return 0;
     }
-    let entry = NatEntry {
-        client: client.src,
-        vip: client.dst,
-        client_port: client.sport,
-        vip_port: client.dport,
-        vip_id: vip.id,
-        backend: to.id,
-        _pad: 0,
-        nh: NextHop {
-            expires_ns: 0,
-            ifindex: 0,
-            smac: [0; 6],
-            dmac: [0; 6],
-        },
-    };
+    new_binding(s);
     // Start away from the Maglev position bits so neighbouring flows spread.
-    let start = flow_hash(client).rotate_right(13);
-    #[expect(
-        clippy::needless_borrows_for_generic_args,
-        reason = "by value would copy the 40-byte key onto the 512-byte BPF stack"
-    )]
+    let start = flow_hash(&s.key).rotate_right(13);
     for i in 0..SNAT_PORT_PROBES {
         let port = htons((min + (start.wrapping_add(i)) % span) as u16);
         reply_key(
-            client,
-            &to.backend.addr,
+            &s.key,
+            &s.choice.backend.addr,
             backend_port,
-            &vip.snat_addr,
+            &s.vip.snat_addr,
             port,
             &mut s.reply,
         );
-        if NAT.insert(&s.reply, &entry, BPF_NOEXIST as u64).is_ok()
-            || maps::nat_owned_by(&s.reply, client)
-        {
+        if NAT.insert(&s.reply, &s.nat, BPF_NOEXIST as u64).is_ok() {
+            return port;
+        }
+        let Some(p) = NAT.get_ptr_mut(&s.reply) else {
+            continue;
+        };
+        if maps::owned_by(maps::value_mut(p), &s.key) {
+            // This client's own binding (a re-hashed flow, or its port reused): a
+            // new connection on it.
+            let b = maps::value_mut(p);
+            b.state = s.nat.state;
+            b.seen = s.nat.seen;
+            b.expires = s.nat.expires;
+            b.backend = s.nat.backend;
+            b.vip_id = s.nat.vip_id;
+            return port;
+        }
+        let b = maps::value_mut(p);
+        let (seen, old) = (b.seen, b.expires);
+        if state::expired(s.now, old) && take_over(p, seen, old, s.nat.expires) {
+            maps::copy_into(&raw const s.nat, maps::value_mut(p));
+            count(Counter::NatPortReused);
             return port;
         }
     }
     0
+}
+
+/// Makes the binding at `p` ours if its (`seen`, `expires`) are still the ones we
+/// read (no other claim or refresh wrote them since), setting `expires`. The two
+/// ticks are adjacent, 8-byte aligned, and swapped as one word (BPF_CMPXCHG; the
+/// bpf target's `core::sync::atomic` has no compare-and-swap, the intrinsic does).
+#[inline(always)]
+fn take_over(p: *mut NatEntry, seen: u32, old: u32, expires: u32) -> bool {
+    let word = |seen: u32, expires: u32| u64::from(seen) | u64::from(expires) << 32;
+    // SAFETY: `seen` and `expires` are adjacent u32s at an 8-byte aligned offset of a
+    // map value found by a lookup during this run (asserted in lb-common); every
+    // concurrent writer of them stores whole words or uses this compare-and-swap.
+    let (_, swapped) = unsafe {
+        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::Relaxed }>(
+            (&raw mut (*p).seen).cast::<u64>(),
+            word(seen, old),
+            word(seen, expires),
+        )
+    };
+    swapped
+}
+
+/// The flow `s.key`'s binding under `s.reply` at its once-a-tick refresh: whether it
+/// is still this flow's; if so it takes the client's packet into its state and age.
+#[inline(always)]
+pub fn refresh(s: &Scratch) -> bool {
+    let Some(p) = NAT.get_ptr_mut(&s.reply) else {
+        return false;
+    };
+    let b = maps::value_mut(p);
+    if !maps::owned_by(b, &s.key) || state::expired(s.now, b.expires) {
+        return false;
+    }
+    let next = state::from_client(b.state, s.key.proto, s.flags);
+    b.state = next;
+    b.seen = s.now;
+    b.expires = s.now.wrapping_add(state::timeout(b.vip_id, next));
+    true
 }
 
 /// The binding of a packet arriving at a SNAT address, if it is a NAT reply: copied
@@ -98,4 +166,17 @@ pub fn binding(reply: &FlowKey, out: &mut NatEntry) -> Option<*mut NatEntry> {
     let p = NAT.get_ptr_mut(reply)?;
     maps::copy_into(p, out);
     Some(p)
+}
+
+/// A backend's reply through binding `p` (copied in `s.nat`): its state and age
+/// move on, at most one write a tick while the state stays.
+#[inline(always)]
+pub fn replied(s: &Scratch, p: *mut NatEntry) {
+    let next = state::from_backend(s.nat.state, s.key.proto, s.flags);
+    if next != s.nat.state || s.nat.seen != s.now {
+        let b = maps::value_mut(p);
+        b.state = next;
+        b.seen = s.now;
+        b.expires = s.now.wrapping_add(state::timeout(s.nat.vip_id, next));
+    }
 }

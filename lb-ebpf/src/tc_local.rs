@@ -12,17 +12,19 @@
 
 use aya_ebpf::{
     bindings::{BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR, TC_ACT_OK},
+    helpers::bpf_ktime_get_coarse_ns,
     macros::classifier,
     programs::TcContext,
 };
 use lb_common::{
-    ADDR_F_LOCAL_BACKEND, AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey, PROTO_TCP, PROTO_UDP,
+    ADDR_F_LOCAL_BACKEND, AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey, NatEntry, PROTO_TCP,
+    PROTO_UDP,
 };
 
 use crate::{
     maps::{self, NAT, count},
     packet::{IPV6_HLEN, Packet, htons, ntohs},
-    parse,
+    parse, state,
 };
 
 const ETH_P_IP: u16 = htons(0x0800);
@@ -34,19 +36,20 @@ const IPV6_SRC: usize = 8;
 const TCP_CSUM: usize = 16;
 const UDP_CSUM: usize = 6;
 
-/// Where the fields to rewrite are.
+/// Where the fields to rewrite are, and the TCP flags.
 struct Reply {
     l3: usize,
     l4: usize,
     family: u8,
     proto: u8,
+    flags: u8,
 }
 
 #[classifier]
 pub fn lb_tc_local_reply(ctx: TcContext) -> i32 {
     let mut key = FlowKey::default();
     if let Some(r) = local_reply(&ctx, &mut key) {
-        translate(&ctx, &r, &key);
+        translate(&ctx, &r, &key, r.flags);
     }
     TC_ACT_OK
 }
@@ -89,18 +92,38 @@ fn local_reply(ctx: &TcContext, key: &mut FlowKey) -> Option<Reply> {
     key.dport = p.get(1);
     key.proto = proto;
     key.family = family;
+    let flags = if proto == PROTO_TCP {
+        pkt.words::<7>(l4).map_or(0, |t| t.lo_byte(6))
+    } else {
+        0
+    };
     Some(Reply {
         l3,
         l4,
         family,
         proto,
+        flags,
     })
 }
 
-/// Rewrites the source to the VIP of the binding under `key`, if there is one.
+/// Rewrites the source to the VIP of the binding under `key`, if there is one and
+/// its connection is not over; the reply moves the binding's state and age on.
 #[inline(always)]
-fn translate(ctx: &TcContext, r: &Reply, key: &FlowKey) -> Option<()> {
-    let b = NAT.get_ptr(key).map(maps::copy)?;
+fn translate(ctx: &TcContext, r: &Reply, key: &FlowKey, flags: u8) -> Option<()> {
+    let p = NAT.get_ptr_mut(key)?;
+    let b: NatEntry = maps::copy(p);
+    // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.
+    let now = state::tick(unsafe { bpf_ktime_get_coarse_ns() });
+    if state::expired(now, b.expires) {
+        return None;
+    }
+    let next = state::from_backend(b.state, r.proto, flags);
+    if next != b.state || b.seen != now {
+        let v = maps::value_mut(p);
+        v.state = next;
+        v.seen = now;
+        v.expires = now.wrapping_add(state::timeout(b.vip_id, next));
+    }
     let (csum, mangled) = if r.proto == PROTO_TCP {
         (r.l4 + TCP_CSUM, 0)
     } else {

@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use aya::programs::{TestRun, TestRunOptions};
 use lb_agent::{
     dataplane::{
-        BackendSpec, BackendState, Capacities, Dataplane, Forwarding, NoBackend, Protocol,
-        ServiceSpec,
+        BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend,
+        Protocol, ServiceSpec,
     },
     lab::Netns,
 };
@@ -372,6 +372,7 @@ pub fn service(
         snat: Some(plan.lb),
         on_no_backend: NoBackend::Drop,
         standby: false,
+        timeouts: FlowTimeouts::default(),
         backends: plan
             .backends
             .iter()

@@ -8,8 +8,8 @@ use std::{net::SocketAddr, time::Duration};
 
 use lb_agent::{
     dataplane::{
-        AttachMode, BackendSpec, BackendState, Capacities, Dataplane, Forwarding, NoBackend,
-        Protocol, ServiceSpec,
+        AttachMode, BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding,
+        NoBackend, Protocol, ServiceSpec,
     },
     lab::{Host, Lan, PeerPass, TcpServer, connections, lan_v4, lan_v6},
 };
@@ -107,6 +107,7 @@ fn lab(forwarding: Forwarding) -> Lab {
             snat: Some(snat),
             on_no_backend: NoBackend::Reset,
             standby: false,
+            timeouts: FlowTimeouts::default(),
             backends: BACKENDS
                 .iter()
                 .zip(WEIGHTS)

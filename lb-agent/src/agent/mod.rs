@@ -74,6 +74,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     control::ensure_free(&config.agent.control_socket).await?;
     let caps = Capacities {
         flow_table_size: config.agent.flow_table_size,
+        snat_ports: config.agent.snat_ports.clone(),
         ..Capacities::default()
     };
     // A stock host does not forward: turn it on where the data plane needs it.

@@ -20,6 +20,17 @@ pub const SOCKET_LB: bool = true;
 pub const SOCKET_LB_NAMESPACES: &str = "own";
 /// `[agent] manage_forwarding`: the agent turns on forwarding on its interfaces.
 pub const MANAGE_FORWARDING: bool = true;
+/// `[agent] snat_port_range`: below the kernel's ephemeral range (32768-60999), so
+/// the LB's own connections (health checks) never meet a NAT binding.
+pub const SNAT_PORT_RANGE: (u16, u16) = (
+    lb_common::DEFAULT_SNAT_PORT_MIN,
+    lb_common::DEFAULT_SNAT_PORT_MAX,
+);
+/// `[agent.timeouts]`: see `crate::dataplane::FlowTimeouts`, where each default
+/// stands beside its reason.
+pub fn timeouts() -> crate::dataplane::FlowTimeouts {
+    crate::dataplane::FlowTimeouts::default()
+}
 
 /// `[[vip]] protocol`.
 pub const PROTOCOL: &str = "tcp";

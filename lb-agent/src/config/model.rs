@@ -7,8 +7,8 @@ use std::{
 };
 
 use crate::dataplane::{
-    AttachMode, BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec,
-    SocketScope,
+    AttachMode, BackendSpec, BackendState, FlowTimeouts, Forwarding, NoBackend, Protocol,
+    ServiceSpec, SocketScope,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +31,10 @@ pub struct AgentConfig {
     pub socket_lb: Option<SocketLb>,
     /// Turn on per-interface forwarding at start (else only check it).
     pub manage_forwarding: bool,
+    /// NAT source ports, per SNAT address and backend.
+    pub snat_ports: std::ops::RangeInclusive<u16>,
+    /// Flow lifetimes of every VIP that does not set its own.
+    pub timeouts: FlowTimeouts,
 }
 
 /// Where and for whom the socket programs balance.
@@ -57,6 +61,8 @@ pub struct VipConfig {
     pub forwarding: Forwarding,
     pub snat_address: Option<IpAddr>,
     pub on_no_backend: NoBackend,
+    /// `[agent.timeouts]` with the VIP's own `[vip.timeouts]` over it.
+    pub timeouts: FlowTimeouts,
     pub check: CheckConfig,
     pub backends: Vec<BackendConfig>,
 }
@@ -152,6 +158,7 @@ impl Config {
                 snat: v.snat_address,
                 on_no_backend: v.on_no_backend,
                 standby: false,
+                timeouts: v.timeouts,
                 backends: v
                     .backends
                     .iter()

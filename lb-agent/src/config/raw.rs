@@ -27,6 +27,20 @@ pub struct Agent {
     pub socket_lb_cgroup: Option<String>,
     pub socket_lb_namespaces: Option<String>,
     pub manage_forwarding: Option<bool>,
+    pub snat_port_range: Option<String>,
+    pub timeouts: Option<Timeouts>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    pub tcp_syn: Option<String>,
+    pub tcp_established: Option<String>,
+    pub tcp_closing: Option<String>,
+    pub tcp_time_wait: Option<String>,
+    pub tcp_reset: Option<String>,
+    pub udp: Option<String>,
+    pub udp_replied: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -46,6 +60,7 @@ pub struct Vip {
     pub forwarding: Option<String>,
     pub snat_address: Option<String>,
     pub on_no_backend: Option<String>,
+    pub timeouts: Option<Timeouts>,
     pub check: Option<Check>,
     #[serde(default)]
     pub backend: Vec<Backend>,

@@ -17,7 +17,7 @@ use super::{
     },
     raw,
 };
-use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol, SocketScope};
+use crate::dataplane::{AttachMode, FlowTimeouts, Forwarding, NoBackend, Protocol, SocketScope};
 
 /// Problems found so far: (key path, what is wrong / expected).
 #[derive(Default)]
@@ -116,6 +116,54 @@ fn abs_path(p: &mut Problems, at: &KeyPath, value: Option<&str>, default: &str) 
     }
 }
 
+/// `[*.timeouts]`: each key given replaces the one of `base`.
+fn timeouts(
+    p: &mut Problems,
+    at: &KeyPath,
+    t: Option<&raw::Timeouts>,
+    base: FlowTimeouts,
+) -> FlowTimeouts {
+    let Some(t) = t else {
+        return base;
+    };
+    let mut one = |key: &str, v: &Option<String>, default| {
+        dur(p, &at.key(key), v.as_deref(), default).unwrap_or(default)
+    };
+    FlowTimeouts {
+        tcp_syn: one("tcp_syn", &t.tcp_syn, base.tcp_syn),
+        tcp_established: one("tcp_established", &t.tcp_established, base.tcp_established),
+        tcp_closing: one("tcp_closing", &t.tcp_closing, base.tcp_closing),
+        tcp_time_wait: one("tcp_time_wait", &t.tcp_time_wait, base.tcp_time_wait),
+        tcp_reset: one("tcp_reset", &t.tcp_reset, base.tcp_reset),
+        udp: one("udp", &t.udp, base.udp),
+        udp_replied: one("udp_replied", &t.udp_replied, base.udp_replied),
+    }
+}
+
+/// `"MIN-MAX"`, ports.
+fn port_range(
+    p: &mut Problems,
+    at: &KeyPath,
+    v: Option<&str>,
+) -> Option<std::ops::RangeInclusive<u16>> {
+    let Some(v) = v else {
+        return Some(d::SNAT_PORT_RANGE.0..=d::SNAT_PORT_RANGE.1);
+    };
+    let parsed = v
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+    match parsed {
+        Some((a, b)) if a >= 1 && a <= b => Some(a..=b),
+        _ => {
+            p.add(
+                at,
+                format!("got \"{v}\", expected \"MIN-MAX\" with 1 <= MIN <= MAX <= 65535"),
+            );
+            None
+        }
+    }
+}
+
 /// The whole file.
 pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
     let root = KeyPath::default();
@@ -132,9 +180,10 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
     let mut vips = Vec::new();
     let mut names = HashSet::new();
     let mut services = HashSet::new();
+    let base = agent.as_ref().map_or_else(d::timeouts, |a| a.timeouts);
     for (i, v) in f.vip.iter().enumerate() {
         let at = root.key("vip").index(i);
-        if let Some(v) = vip(p, &at, v) {
+        if let Some(v) = vip(p, &at, v, base) {
             if !names.insert(v.name.clone()) {
                 p.add(
                     &at.key("name"),
@@ -290,9 +339,13 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
             None
         }
     };
+    let snat_ports = port_range(p, &at.key("snat_port_range"), a.snat_port_range.as_deref());
+    let timeouts = timeouts(p, &at.key("timeouts"), a.timeouts.as_ref(), d::timeouts());
     Some(AgentConfig {
         socket_lb,
         manage_forwarding: a.manage_forwarding.unwrap_or(d::MANAGE_FORWARDING),
+        snat_ports: snat_ports?,
+        timeouts,
         interfaces: interfaces?,
         xdp_mode: xdp_mode?,
         pin_path: pin_path?,
@@ -303,7 +356,7 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
     })
 }
 
-fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip) -> Option<VipConfig> {
+fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Option<VipConfig> {
     let name = match &v.name {
         Some(n)
             if !n.is_empty()
@@ -437,6 +490,7 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip) -> Option<VipConfig> {
             _ => None,
         },
         on_no_backend: on_no_backend?,
+        timeouts: timeouts(p, &at.key("timeouts"), v.timeouts.as_ref(), base),
         check: check?,
         backends,
     })

@@ -17,6 +17,7 @@ mod shapes;
 mod simulate;
 mod sock_destroy;
 mod sockets;
+mod timeouts;
 
 pub use adopt::AdoptedBackend;
 pub use capacity::Capacities;
@@ -31,6 +32,7 @@ pub use shapes::{MapShape, map_shapes};
 pub use simulate::{ClientFlow, Simulated};
 pub use sock_destroy::{DownBackend, close_balanced_sockets};
 pub use sockets::{cgroup2_root, detach_sockets, netns_cookie};
+pub use timeouts::{FlowTimeouts, TICK_NS, now_tick, ticks, ticks_to_duration};
 
 /// The compiled XDP object, built by build.rs into OUT_DIR.
 pub static LB_EBPF_OBJECT: &[u8] =

@@ -14,14 +14,14 @@ use std::{
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_F_LOCAL, BACKEND_UP, Backend,
-    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIP_STATS,
-    MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, TrafficCounters, VIP_F_DSR, VIP_F_RESET,
-    VIP_F_STANDBY, VipKey, VipMeta,
+    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_TIMEOUTS, MAP_VIP_GENERATIONS,
+    MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, Timeouts, TrafficCounters,
+    VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
 
-use super::{Capacities, Dataplane, DataplaneError, batch, local::node_addresses};
+use super::{Capacities, Dataplane, DataplaneError, FlowTimeouts, batch, local::node_addresses};
 
 /// Transport protocol of a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,6 +104,8 @@ pub struct ServiceSpec {
     /// This node does not hold the VIP now (its VRRP instance is not master). Only
     /// DSR services heed it: their new flows here are a backend's (`VIP_F_STANDBY`).
     pub standby: bool,
+    /// How long its flows live after their last packet, by state.
+    pub timeouts: FlowTimeouts,
 }
 
 impl ServiceSpec {
@@ -489,6 +491,11 @@ impl Dataplane {
             snat_addr,
             generation,
         };
+        // Lifetimes before the service: its first flows read them.
+        let mut timeouts: Array<&mut MapData, Timeouts> = self.map_mut(MAP_TIMEOUTS)?;
+        timeouts
+            .set(id, spec.timeouts.to_map(), 0)
+            .map_err(map_err(MAP_TIMEOUTS, "update"))?;
         let mut vips: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
         vips.insert(key, meta, 0)
             .map_err(map_err(MAP_VIPS, "update"))?;
@@ -649,6 +656,7 @@ mod tests {
             snat: Some(ip("198.18.0.1")),
             on_no_backend: NoBackend::Drop,
             standby: false,
+            timeouts: FlowTimeouts::default(),
             backends: vec![BackendSpec {
                 addr: ip("198.18.0.11"),
                 port: 8080,

@@ -6,9 +6,9 @@ use core::mem::size_of;
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT, FlowEntry, FlowKey,
     MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS,
-    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SOCK_REVNAT, MAP_STATS, MAP_VIP_GENERATIONS,
-    MAP_VIP_STATS, MAP_VIPS, NatEntry, NextHop, SockKey, SockOrigin, TrafficCounters, VipKey,
-    VipMeta,
+    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SOCK_REVNAT, MAP_STATS, MAP_TIMEOUTS,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, NatEntry, NextHop, SockKey, SockOrigin, Timeouts,
+    TrafficCounters, VipKey, VipMeta,
 };
 
 use super::Capacities;
@@ -32,7 +32,7 @@ const fn shape<K, V>(name: &'static str, max_entries: u32) -> MapShape {
 }
 
 /// Every map the agent owns (and pins), with its size for `caps`.
-pub fn map_shapes(caps: &Capacities) -> [MapShape; 14] {
+pub fn map_shapes(caps: &Capacities) -> [MapShape; 15] {
     [
         // Each service has a VIP address and may have its own SNAT address; each
         // backend's address may be a local backend's.
@@ -50,5 +50,6 @@ pub fn map_shapes(caps: &Capacities) -> [MapShape; 14] {
         shape::<u32, TrafficCounters>(MAP_VIP_STATS, caps.max_vips),
         shape::<u32, TrafficCounters>(MAP_BACKEND_STATS, caps.max_backends),
         shape::<SockKey, SockOrigin>(MAP_SOCK_REVNAT, caps.sock_table_size),
+        shape::<u32, Timeouts>(MAP_TIMEOUTS, caps.max_vips),
     ]
 }

@@ -13,8 +13,8 @@ use std::{
 use anyhow::{Context, Result, bail};
 use lb_agent::{
     dataplane::{
-        AttachMode, BackendSpec, Capacities, Dataplane, Forwarding, NoBackend, Protocol,
-        ServiceSpec,
+        AttachMode, BackendSpec, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend,
+        Protocol, ServiceSpec,
     },
     lab::{Netns, unique_name},
 };
@@ -323,6 +323,7 @@ fn xdp_with(lab: &Lab, forwarding: Forwarding, http: &[std::net::Ipv4Addr]) -> R
         snat: (forwarding == Forwarding::Nat).then_some(IpAddr::V4(LB_B)),
         on_no_backend: NoBackend::Drop,
         standby: false,
+        timeouts: FlowTimeouts::default(),
         backends: backends
             .iter()
             .map(|b| BackendSpec::up(IpAddr::V4(*b)))

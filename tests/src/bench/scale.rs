@@ -31,8 +31,8 @@ use aya::{
 };
 use lb_agent::{
     dataplane::{
-        BackendSpec, BackendState, Capacities, Dataplane, Forwarding, GlobalCounters, MapSet,
-        NoBackend, Protocol, ServiceSpec,
+        BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding, GlobalCounters,
+        MapSet, NoBackend, Protocol, ServiceSpec,
     },
     lab::Netns,
 };
@@ -152,6 +152,7 @@ fn maglev_service(n: usize) -> ServiceSpec {
         snat: None,
         on_no_backend: NoBackend::Drop,
         standby: false,
+        timeouts: FlowTimeouts::default(),
         backends: (0..n)
             .map(|i| BackendSpec {
                 addr: IpAddr::V4(Ipv4Addr::new(
@@ -366,6 +367,7 @@ fn scale_service() -> ServiceSpec {
         snat: None,
         on_no_backend: NoBackend::Drop,
         standby: false,
+        timeouts: FlowTimeouts::default(),
         backends: BACKENDS
             .iter()
             .map(|b| BackendSpec::up(IpAddr::V4(*b)))

@@ -20,8 +20,8 @@ use std::{
 use anyhow::{Context, Result, anyhow};
 use lb_agent::{
     dataplane::{
-        BackendSpec, Capacities, Dataplane, Forwarding, NoBackend, Protocol, ServiceSpec,
-        cgroup2_root,
+        BackendSpec, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend, Protocol,
+        ServiceSpec, cgroup2_root,
     },
     lab::Netns,
 };
@@ -88,6 +88,7 @@ pub fn local_connect(quick: bool) -> Result<LocalConnect> {
             snat: None,
             on_no_backend: NoBackend::Reset,
             standby: false,
+            timeouts: FlowTimeouts::default(),
             backends: vec![BackendSpec {
                 port: backend.port(),
                 ..BackendSpec::up(backend.ip())

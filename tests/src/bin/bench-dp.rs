@@ -29,8 +29,8 @@ use aya::{
 };
 use lb_agent::{
     dataplane::{
-        AttachMode, BackendSpec, Capacities, Dataplane, Forwarding, LB_PEER_OBJECT, NoBackend,
-        Protocol, ServiceSpec,
+        AttachMode, BackendSpec, Capacities, Dataplane, FlowTimeouts, Forwarding, LB_PEER_OBJECT,
+        NoBackend, Protocol, ServiceSpec,
     },
     lab::Netns,
 };
@@ -208,6 +208,7 @@ fn main() -> Result<()> {
         snat: Some(ip("198.18.0.1")),
         on_no_backend: NoBackend::Drop,
         standby: false,
+        timeouts: FlowTimeouts::default(),
         backends: ["198.18.0.11", "198.18.0.12", "198.18.0.13"]
             .iter()
             .map(|a| BackendSpec::up(ip(a)))
@@ -347,7 +348,7 @@ mod steady {
         sys::{Stats, enable_stats},
     };
     use lb_agent::dataplane::{
-        BackendSpec, Capacities, Forwarding, NoBackend, Protocol, ServiceSpec,
+        BackendSpec, Capacities, FlowTimeouts, Forwarding, NoBackend, Protocol, ServiceSpec,
     };
     use lb_common::maps::addr::from_words;
     use tests::harness::{PacketLab, ip, v4};
@@ -414,6 +415,7 @@ mod steady {
             snat: Some(plan.lb),
             on_no_backend: NoBackend::Drop,
             standby: false,
+            timeouts: FlowTimeouts::default(),
             backends: plan.backends.iter().map(|b| BackendSpec::up(*b)).collect(),
         };
         lab.apply(&[
