@@ -43,6 +43,11 @@ pub const MAP_STATS: &str = "STATS";
 pub const MAP_VIP_STATS: &str = "VIP_STATS";
 /// `PerCpuArray<TrafficCounters>` indexed by backend slot.
 pub const MAP_BACKEND_STATS: &str = "BACKEND_STATS";
+/// `Array<[u32; 4]>`, `MAX_SNAT_ADDRS` slots per VIP slot: the service's NAT source
+/// addresses (`VipMeta::snat_count` of them).
+pub const MAP_SNAT_ADDRS: &str = "SNAT_ADDRS";
+/// NAT source addresses per service at most (a power of two).
+pub const MAX_SNAT_ADDRS: u32 = 8;
 /// `Array<Timeouts>` indexed by VIP slot: the service's flow lifetimes by state.
 pub const MAP_TIMEOUTS: &str = "TIMEOUTS";
 /// `LruHashMap<SockKey, SockOrigin>`: sockets of this node the socket programs sent

@@ -62,6 +62,11 @@ pub struct VipMeta {
     /// The slot's entry in [`crate::MAP_VIP_GENERATIONS`] when this value was written:
     /// flows bound under an older generation take the full path again.
     pub generation: u32,
+    /// NAT source addresses of the service (1..=`MAX_SNAT_ADDRS`), in
+    /// [`crate::MAP_SNAT_ADDRS`] from slot `id * MAX_SNAT_ADDRS`; `snat_addr` is the
+    /// first. Each adds a port range per backend.
+    pub snat_count: u32,
+    pub _pad: u32,
 }
 
 /// Value of [`crate::MAP_BACKENDS`].
@@ -236,7 +241,7 @@ const _: () = {
     assert!(core::mem::size_of::<AddrInfo>() == 4);
     assert!(core::mem::size_of::<AddrSlot>() == 24);
     assert!(core::mem::size_of::<VipKey>() == 20);
-    assert!(core::mem::size_of::<VipMeta>() == 32);
+    assert!(core::mem::size_of::<VipMeta>() == 40);
     assert!(core::mem::size_of::<Backend>() == 32);
     assert!(core::mem::size_of::<FlowKey>() == 40);
     assert!(core::mem::size_of::<FlowEntry>() == 48);

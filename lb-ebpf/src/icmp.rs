@@ -138,7 +138,8 @@ fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
     let outer = &s.key;
     let b = &s.choice.backend;
     let bport = if b.port == 0 { q.sport } else { b.port };
-    let snat = s.vip.snat_addr;
+    // The flow's own SNAT address (a service may have several).
+    let snat = s.choice.entry.snat_addr;
     let sport = s.choice.entry.snat_port;
     // Every 16-bit word changed inside the ICMP message also changes its checksum.
     let addrs = Delta::new().addr(&q.src, &b.addr).addr(&q.dst, &snat);

@@ -276,7 +276,11 @@ fn icmp_error(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if !dsr && !icmp::translate(pkt, ip, s) {
         return pass(Counter::PassParseError);
     }
-    s.out.src = if dsr { s.key.src } else { s.vip.snat_addr };
+    s.out.src = if dsr {
+        s.key.src
+    } else {
+        s.choice.entry.snat_addr
+    };
     s.out.dst = s.choice.backend.addr;
     s.out.sport = 0;
     s.out.dport = 0;

@@ -65,6 +65,10 @@ pub static VIP_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entri
 #[map]
 pub static BACKEND_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_entries(1, 0);
 
+/// Per VIP slot, `MAX_SNAT_ADDRS` slots: NAT source addresses.
+#[map]
+pub static SNAT_ADDRS: Array<[u32; 4]> = Array::with_max_entries(1, 0);
+
 /// Per VIP slot: flow lifetimes by state.
 #[map]
 pub static TIMEOUTS: Array<Timeouts> = Array::with_max_entries(1, 0);

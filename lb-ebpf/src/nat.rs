@@ -11,10 +11,10 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_cxchg};
-use lb_common::{Counter, FlowKey, NatEntry, SNAT_PORT_PROBES, hash::flow_hash};
+use lb_common::{Counter, FlowKey, MAX_SNAT_ADDRS, NatEntry, SNAT_PORT_PROBES, hash::flow_hash};
 
 use crate::{
-    maps::{self, NAT, Scratch, count},
+    maps::{self, NAT, SNAT_ADDRS, Scratch, count},
     packet::htons,
     state,
 };
@@ -61,7 +61,9 @@ pub fn new_binding(s: &mut Scratch) {
 }
 
 /// Claims a source port (network order) for the flow `s.key` towards `s.choice`,
-/// probing linearly from a hash of the flow; `s.reply` ends as the binding's key.
+/// probing linearly from a hash of the flow, over the service's SNAT addresses;
+/// `s.reply` ends as the binding's key, `s.vip.snat_addr` and the flow entry's as the
+/// address chosen.
 /// 0 when every probe is taken. (Few arguments and a scalar result: BPF calls pass at
 /// most five registers and no stack.)
 #[inline(never)]
@@ -83,7 +85,22 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
     new_binding(s);
     // Start away from the Maglev position bits so neighbouring flows spread.
     let start = flow_hash(&s.key).rotate_right(13);
+    // Several SNAT addresses: the probes go round them, so one address running out
+    // of ports does not refuse the flow while another has some.
+    let addrs = match s.vip.snat_count {
+        0 => 1,
+        n if n > MAX_SNAT_ADDRS => MAX_SNAT_ADDRS,
+        n => n,
+    };
+    let first_addr = start >> 24;
     for i in 0..SNAT_PORT_PROBES {
+        if addrs > 1 {
+            let slot = s.vip.id * MAX_SNAT_ADDRS + (first_addr.wrapping_add(i) % addrs);
+            let Some(a) = SNAT_ADDRS.get_ptr(slot) else {
+                return 0;
+            };
+            maps::copy_into(a, &mut s.vip.snat_addr);
+        }
         let port = htons((min + (start.wrapping_add(i)) % span) as u16);
         reply_key(
             &s.key,
@@ -94,6 +111,7 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
             &mut s.reply,
         );
         if NAT.insert(&s.reply, &s.nat, BPF_NOEXIST as u64).is_ok() {
+            s.choice.entry.snat_addr = s.vip.snat_addr;
             return port;
         }
         let Some(p) = NAT.get_ptr_mut(&s.reply) else {
@@ -108,6 +126,7 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
             b.expires = s.nat.expires;
             b.backend = s.nat.backend;
             b.vip_id = s.nat.vip_id;
+            s.choice.entry.snat_addr = s.vip.snat_addr;
             return port;
         }
         let b = maps::value_mut(p);
@@ -115,6 +134,7 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
         if state::expired(s.now, old) && take_over(p, seen, old, s.nat.expires) {
             maps::copy_into(&raw const s.nat, maps::value_mut(p));
             count(Counter::NatPortReused);
+            s.choice.entry.snat_addr = s.vip.snat_addr;
             return port;
         }
     }

@@ -369,7 +369,7 @@ pub fn service(
         port,
         protocol,
         forwarding,
-        snat: Some(plan.lb),
+        snat: vec![plan.lb],
         on_no_backend: NoBackend::Drop,
         standby: false,
         timeouts: FlowTimeouts::default(),

@@ -104,7 +104,7 @@ fn lab(forwarding: Forwarding) -> Lab {
             port: 80,
             protocol: Protocol::Tcp,
             forwarding,
-            snat: Some(snat),
+            snat: vec![snat],
             on_no_backend: NoBackend::Reset,
             standby: false,
             timeouts: FlowTimeouts::default(),

@@ -471,7 +471,7 @@ fn an_invalid_service_set_changes_nothing() {
     let mut smaller = web.clone();
     smaller.backends.truncate(1);
     let mut broken = service(&plan, "broken", 81, Protocol::Tcp, Forwarding::Nat);
-    broken.snat = None;
+    broken.snat = Vec::new();
     let err = lab
         .dp
         .apply(&[smaller, broken])

@@ -59,7 +59,9 @@ pub struct VipConfig {
     pub port: u16,
     pub protocol: Protocol,
     pub forwarding: Forwarding,
-    pub snat_address: Option<IpAddr>,
+    /// NAT source addresses (`snat_address`, or `snat_addresses`); empty with DSR
+    /// and for node-local VIPs.
+    pub snat_addresses: Vec<IpAddr>,
     pub on_no_backend: NoBackend,
     /// `[agent.timeouts]` with the VIP's own `[vip.timeouts]` over it.
     pub timeouts: FlowTimeouts,
@@ -155,7 +157,7 @@ impl Config {
                 port: v.port,
                 protocol: v.protocol,
                 forwarding: v.forwarding,
-                snat: v.snat_address,
+                snat: v.snat_addresses.clone(),
                 on_no_backend: v.on_no_backend,
                 standby: false,
                 timeouts: v.timeouts,

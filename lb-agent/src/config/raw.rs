@@ -59,6 +59,7 @@ pub struct Vip {
     pub protocol: Option<String>,
     pub forwarding: Option<String>,
     pub snat_address: Option<String>,
+    pub snat_addresses: Option<Vec<String>>,
     pub on_no_backend: Option<String>,
     pub timeouts: Option<Timeouts>,
     pub check: Option<Check>,

@@ -322,7 +322,7 @@ fn node_local_vips_need_no_snat_and_cannot_be_dsr() {
     let c = parse(&format!("{GOOD}{NODE_LOCAL}"), Path::new("lb.toml")).expect("config");
     let v = &c.vips[1];
     assert!(v.node_local() && !c.vips[0].node_local());
-    assert_eq!(v.snat_address, None);
+    assert!(v.snat_addresses.is_empty());
     let v6 = NODE_LOCAL
         .replace("127.0.0.1", "::1")
         .replace("198.18.1.11", "fd00::11");

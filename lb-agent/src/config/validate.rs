@@ -426,32 +426,69 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Opti
              there is no packet to forward with \"dsr\"",
         );
     }
-    if node_local && v.snat_address.is_some() {
+    // `snat_address = "A"` or `snat_addresses = ["A", "B"]`: one key or the other.
+    let (snat_key, snat_given): (&str, Vec<&String>) = match (&v.snat_address, &v.snat_addresses) {
+        (Some(one), None) => ("snat_address", vec![one]),
+        (None, Some(list)) => ("snat_addresses", list.iter().collect()),
+        (None, None) => ("snat_address", Vec::new()),
+        (Some(_), Some(_)) => {
+            p.add(
+                &at.key("snat_addresses"),
+                "give snat_address or snat_addresses, not both",
+            );
+            ("snat_addresses", Vec::new())
+        }
+    };
+    if node_local && !snat_given.is_empty() {
         p.add(
-            &at.key("snat_address"),
+            &at.key(snat_key),
             "a node-local VIP (loopback address) sends this node's own connects straight \
              to a backend: no SNAT address is used",
         );
     }
-    let snat_address = match (forwarding, &v.snat_address) {
-        (Some(Forwarding::Nat), None) if node_local => None,
-        (Some(Forwarding::Nat), None) => {
+    if forwarding == Some(Forwarding::Nat) && !node_local {
+        if snat_given.is_empty() {
             p.add(
-                &at.key("snat_address"),
-                "missing: forwarding = \"nat\" needs the LB address backends reply to",
+                &at.key(snat_key),
+                if v.snat_addresses.is_some() {
+                    "expected at least one address: forwarding = \"nat\" needs the LB address backends reply to"
+                } else {
+                    "missing: forwarding = \"nat\" needs the LB address backends reply to"
+                },
             );
-            None
+        } else if snat_given.len() > lb_common::MAX_SNAT_ADDRS as usize {
+            p.add(
+                &at.key(snat_key),
+                format!(
+                    "{} addresses, at most {}",
+                    snat_given.len(),
+                    lb_common::MAX_SNAT_ADDRS
+                ),
+            );
         }
-        (_, Some(s)) => ip(p, &at.key("snat_address"), Some(s)),
-        (_, None) => None,
-    };
-    if let (Some(a), Some(s)) = (address, snat_address)
-        && a.is_ipv4() != s.is_ipv4()
-    {
-        p.add(
-            &at.key("snat_address"),
-            format!("{s} is not of the VIP's address family ({a})"),
-        );
+    }
+    let mut snat_addresses = Vec::new();
+    for (i, s) in snat_given.iter().enumerate() {
+        let key = if snat_key == "snat_addresses" {
+            at.key(snat_key).index(i)
+        } else {
+            at.key(snat_key)
+        };
+        let Some(a) = ip(p, &key, Some(s)) else {
+            continue;
+        };
+        if let Some(vip) = address
+            && vip.is_ipv4() != a.is_ipv4()
+        {
+            p.add(
+                &key,
+                format!("{a} is not of the VIP's address family ({vip})"),
+            );
+        }
+        if snat_addresses.contains(&a) {
+            p.add(&key, format!("{a} is listed twice"));
+        }
+        snat_addresses.push(a);
     }
     let check = check(p, &at.key("check"), v.check.as_ref());
     let mut backends = Vec::new();
@@ -485,9 +522,9 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Opti
         port: port?,
         protocol: protocol?,
         forwarding: forwarding?,
-        snat_address: match forwarding? {
-            Forwarding::Nat if !node_local => snat_address,
-            _ => None,
+        snat_addresses: match forwarding? {
+            Forwarding::Nat if !node_local => snat_addresses,
+            _ => Vec::new(),
         },
         on_no_backend: on_no_backend?,
         timeouts: timeouts(p, &at.key("timeouts"), v.timeouts.as_ref(), base),

@@ -31,8 +31,8 @@ impl Dataplane {
             if s.node_local() || s.forwarding != Forwarding::Nat {
                 continue;
             }
-            if let Some(snat) = s.snat {
-                let (a, f) = to_words(snat);
+            for snat in &s.snat {
+                let (a, f) = to_words(*snat);
                 *want.entry((u32::from(f), a)).or_default() |= ADDR_F_SNAT;
             }
             for b in &s.backends {

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrSlot, Backend, MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_BACKENDS,
-    MAP_RINGS, MAP_VIP_GENERATIONS, MAP_VIPS, PROTO_TCP, PROTO_UDP, VipKey, VipMeta,
+    MAP_RINGS, MAP_SNAT_ADDRS, MAP_VIP_GENERATIONS, MAP_VIPS, MAX_SNAT_ADDRS, PROTO_TCP,
+    PROTO_UDP, VipKey, VipMeta,
     maps::addr::from_words,
 };
 
@@ -53,6 +54,14 @@ impl Dataplane {
                 })
                 .collect::<Result<_, _>>()?
         };
+        // Each service's SNAT addresses as written (so the same config rewrites
+        // nothing, and established flows keep their snapshot).
+        let snat_map: Vec<[u32; 4]> = {
+            let map: Array<&mut MapData, [u32; 4]> = self.map_mut(MAP_SNAT_ADDRS)?;
+            (0..caps.max_vips * MAX_SNAT_ADDRS)
+                .map(|i| map.get(&i, 0).map_err(map_err(MAP_SNAT_ADDRS, "lookup")))
+                .collect::<Result<_, _>>()?
+        };
         let p = &mut self.programmer;
         p.services.clear();
         p.generations = backends.iter().map(|b| b.generation).collect();
@@ -95,6 +104,11 @@ impl Dataplane {
                     meta: Some(meta),
                     backends: by_vip.remove(&meta.id).unwrap_or_default(),
                     table: Vec::new(),
+                    snats: {
+                        let first = (meta.id * MAX_SNAT_ADDRS) as usize;
+                        let n = meta.snat_count.min(MAX_SNAT_ADDRS) as usize;
+                        snat_map.get(first..first + n).unwrap_or_default().to_vec()
+                    },
                 },
             );
         }

@@ -14,9 +14,9 @@ use std::{
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, PerCpuValues};
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_F_LOCAL, BACKEND_UP, Backend,
-    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_TIMEOUTS, MAP_VIP_GENERATIONS,
-    MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NextHop, PROTO_TCP, PROTO_UDP, Timeouts, TrafficCounters,
-    VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey, VipMeta,
+    MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS, MAP_TIMEOUTS,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NO_BACKEND, NextHop, PROTO_TCP,
+    PROTO_UDP, Timeouts, TrafficCounters, VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
@@ -97,8 +97,9 @@ pub struct ServiceSpec {
     pub port: u16,
     pub protocol: Protocol,
     pub forwarding: Forwarding,
-    /// NAT source address (required for NAT, ignored for DSR).
-    pub snat: Option<IpAddr>,
+    /// NAT source addresses, 1..=`MAX_SNAT_ADDRS` (required for NAT but for a
+    /// node-local VIP, ignored for DSR). Each adds a port range per backend.
+    pub snat: Vec<IpAddr>,
     pub on_no_backend: NoBackend,
     pub backends: Vec<BackendSpec>,
     /// This node does not hold the VIP now (its VRRP instance is not master). Only
@@ -129,6 +130,8 @@ pub(super) struct Programmed {
     pub(super) backends: HashMap<BackendId, u32>,
     /// The live ring's content, to skip rewriting an unchanged table.
     pub(super) table: Vec<u32>,
+    /// The SNAT addresses last written (`SNAT_ADDRS`).
+    pub(super) snats: Vec<[u32; 4]>,
 }
 
 /// Slot bookkeeping (kept in the agent; rebuilt from pinned maps by `adopt.rs`).
@@ -215,15 +218,27 @@ fn validate(specs: &[ServiceSpec], caps: &Capacities) -> Result<(), DataplaneErr
             )));
         }
         if s.forwarding == Forwarding::Nat && !s.node_local() {
-            let snat = s
-                .snat
-                .ok_or_else(|| bad("NAT forwarding needs a SNAT address".into()))?;
-            if snat.is_ipv4() != s.vip.is_ipv4() {
-                return Err(DataplaneError::FamilyMismatch {
-                    service: s.name.clone(),
-                    vip: s.vip,
-                    other: snat,
-                });
+            if s.snat.is_empty() {
+                return Err(bad("NAT forwarding needs a SNAT address".into()));
+            }
+            if s.snat.len() > MAX_SNAT_ADDRS as usize {
+                return Err(bad(format!(
+                    "{} SNAT addresses, at most {MAX_SNAT_ADDRS}",
+                    s.snat.len()
+                )));
+            }
+            let mut distinct = HashSet::new();
+            for snat in &s.snat {
+                if snat.is_ipv4() != s.vip.is_ipv4() {
+                    return Err(DataplaneError::FamilyMismatch {
+                        service: s.name.clone(),
+                        vip: s.vip,
+                        other: *snat,
+                    });
+                }
+                if !distinct.insert(snat) {
+                    return Err(bad(format!("SNAT address {snat} is listed twice")));
+                }
             }
         }
         let mut ids = HashSet::new();
@@ -342,6 +357,7 @@ impl Dataplane {
                     meta: None,
                     backends: HashMap::new(),
                     table: Vec::new(),
+                    snats: Vec::new(),
                 },
             );
         }
@@ -474,22 +490,41 @@ impl Dataplane {
             (Forwarding::Dsr, true) => VIP_F_STANDBY,
             _ => 0,
         };
-        let snat_addr = spec.snat.map(|a| to_words(a).0).unwrap_or_default();
+        let snats: Vec<[u32; 4]> = match spec.forwarding {
+            Forwarding::Nat => spec.snat.iter().map(|a| to_words(*a).0).collect(),
+            Forwarding::Dsr => Vec::new(),
+        };
+        let snat_addr = snats.first().copied().unwrap_or_default();
         // Established flows carry the service's flags and SNAT address: a change of
         // either (or a service new to the slot) must send them down the full path.
         // (Standby is not forwarding: established flows keep going through a VRRP
         // role change.)
         let same_flags = |m: &VipMeta| m.flags & !VIP_F_STANDBY == flags & !VIP_F_STANDBY;
+        let same_snats = self
+            .programmer
+            .services
+            .get(&sid)
+            .is_some_and(|p| p.snats == snats);
         let generation = match previous {
-            Some(m) if same_flags(&m) && m.snat_addr == snat_addr => m.generation,
+            Some(m) if same_flags(&m) && same_snats => m.generation,
             _ => self.bump_vip_generation(id)?,
         };
+        // The addresses before the service that counts them.
+        if !same_snats {
+            let mut map: Array<&mut MapData, [u32; 4]> = self.map_mut(MAP_SNAT_ADDRS)?;
+            for (i, a) in snats.iter().enumerate() {
+                map.set(id * MAX_SNAT_ADDRS + i as u32, *a, 0)
+                    .map_err(map_err(MAP_SNAT_ADDRS, "update"))?;
+            }
+        }
         let meta = VipMeta {
             id,
             flags,
             ring,
             snat_addr,
             generation,
+            snat_count: snats.len() as u32,
+            _pad: 0,
         };
         // Lifetimes before the service: its first flows read them.
         let mut timeouts: Array<&mut MapData, Timeouts> = self.map_mut(MAP_TIMEOUTS)?;
@@ -503,6 +538,7 @@ impl Dataplane {
             p.ring = ring;
             p.table = table;
             p.meta = Some(meta);
+            p.snats = snats;
         }
         for (slot, value) in after_flip {
             self.write_backend(slot, value)?;
@@ -653,7 +689,7 @@ mod tests {
             port: 80,
             protocol: Protocol::Tcp,
             forwarding: Forwarding::Nat,
-            snat: Some(ip("198.18.0.1")),
+            snat: vec![ip("198.18.0.1")],
             on_no_backend: NoBackend::Drop,
             standby: false,
             timeouts: FlowTimeouts::default(),
@@ -685,11 +721,11 @@ mod tests {
         assert!(e.contains("web") && e.contains("defined twice"), "{e}");
 
         let mut no_snat = spec();
-        no_snat.snat = None;
+        no_snat.snat = Vec::new();
         assert!(rejected(&[no_snat], &caps).contains("needs a SNAT address"));
 
         let mut v6_snat = spec();
-        v6_snat.snat = Some(ip("fd00::1"));
+        v6_snat.snat = vec![ip("fd00::1")];
         assert!(rejected(&[v6_snat], &caps).contains("address families differ"));
 
         let mut v6_backend = spec();
@@ -731,7 +767,7 @@ mod tests {
     fn a_node_local_vip_needs_no_snat_address() {
         let mut s = spec();
         s.vip = ip("127.0.0.1");
-        s.snat = None;
+        s.snat = Vec::new();
         s.backends[0].addr = ip("127.0.0.2");
         assert!(s.node_local());
         assert!(validate(&[s], &Capacities::default()).is_ok());

@@ -6,9 +6,9 @@ use core::mem::size_of;
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT, FlowEntry, FlowKey,
     MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS,
-    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SOCK_REVNAT, MAP_STATS, MAP_TIMEOUTS,
-    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, NatEntry, NextHop, SockKey, SockOrigin, Timeouts,
-    TrafficCounters, VipKey, VipMeta,
+    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS, MAP_SOCK_REVNAT, MAP_STATS, MAP_TIMEOUTS,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NatEntry, NextHop, SockKey,
+    SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta,
 };
 
 use super::Capacities;
@@ -32,11 +32,14 @@ const fn shape<K, V>(name: &'static str, max_entries: u32) -> MapShape {
 }
 
 /// Every map the agent owns (and pins), with its size for `caps`.
-pub fn map_shapes(caps: &Capacities) -> [MapShape; 15] {
+pub fn map_shapes(caps: &Capacities) -> [MapShape; 16] {
     [
-        // Each service has a VIP address and may have its own SNAT address; each
-        // backend's address may be a local backend's.
-        shape::<AddrKey, AddrInfo>(MAP_ADDRS, caps.max_vips * 2 + caps.max_backends),
+        // Each service has a VIP address and may have SNAT addresses of its own;
+        // each backend's address may be a local backend's.
+        shape::<AddrKey, AddrInfo>(
+            MAP_ADDRS,
+            caps.max_vips * (1 + MAX_SNAT_ADDRS) + caps.max_backends,
+        ),
         shape::<u32, AddrSlot>(MAP_ADDR_TABLE, 2 * ADDR_TABLE_SLOTS),
         shape::<u32, u32>(MAP_ADDR_TABLE_LIVE, 1),
         shape::<VipKey, VipMeta>(MAP_VIPS, caps.max_vips),
@@ -51,5 +54,6 @@ pub fn map_shapes(caps: &Capacities) -> [MapShape; 15] {
         shape::<u32, TrafficCounters>(MAP_BACKEND_STATS, caps.max_backends),
         shape::<SockKey, SockOrigin>(MAP_SOCK_REVNAT, caps.sock_table_size),
         shape::<u32, Timeouts>(MAP_TIMEOUTS, caps.max_vips),
+        shape::<u32, [u32; 4]>(MAP_SNAT_ADDRS, caps.max_vips * MAX_SNAT_ADDRS),
     ]
 }

@@ -76,7 +76,7 @@ fn a_converted_pair_passes_the_config_check_with_its_values() {
     let web = &c.vips[1];
     assert_eq!(web.address, ip("10.0.0.5"));
     assert_eq!(web.port, 443);
-    assert_eq!(web.snat_address, Some(ip("10.0.0.2")));
+    assert_eq!(web.snat_addresses, vec![ip("10.0.0.2")]);
     assert_eq!(web.check.kind, CheckKind::Http);
     assert_eq!(web.check.path, "/health");
     assert_eq!(web.check.host.as_deref(), Some("web.example"));
@@ -88,7 +88,7 @@ fn a_converted_pair_passes_the_config_check_with_its_values() {
     assert_eq!(web.backends[0].port, 443, "no server port: the VIP's");
     let db = &c.vips[2];
     assert_eq!(db.address, ip("2001:db8::5"));
-    assert_eq!(db.snat_address, Some(ip("2001:db8::2")));
+    assert_eq!(db.snat_addresses, vec![ip("2001:db8::2")]);
     assert_eq!(db.backends[0].address, ip("2001:db8::11"));
     assert_eq!(c.vrrp[0].unicast_peers, [ip("10.0.0.3")]);
     assert_eq!(

@@ -320,7 +320,7 @@ fn xdp_with(lab: &Lab, forwarding: Forwarding, http: &[std::net::Ipv4Addr]) -> R
         port,
         protocol,
         forwarding,
-        snat: (forwarding == Forwarding::Nat).then_some(IpAddr::V4(LB_B)),
+        snat: vec![IpAddr::V4(LB_B)],
         on_no_backend: NoBackend::Drop,
         standby: false,
         timeouts: FlowTimeouts::default(),

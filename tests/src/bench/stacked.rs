@@ -85,7 +85,7 @@ pub fn local_connect(quick: bool) -> Result<LocalConnect> {
             port: vip.port(),
             protocol: Protocol::Tcp,
             forwarding: Forwarding::Nat,
-            snat: None,
+            snat: Vec::new(),
             on_no_backend: NoBackend::Reset,
             standby: false,
             timeouts: FlowTimeouts::default(),
