@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrSlot, Backend, MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_BACKENDS,
-    MAP_RINGS, MAP_SNAT_ADDRS, MAP_VIP_GENERATIONS, MAP_VIPS, MAX_SNAT_ADDRS, PROTO_TCP,
-    PROTO_UDP, VipKey, VipMeta,
-    maps::addr::from_words,
+    MAP_RINGS, MAP_SNAT_ADDRS, MAP_VIP_GENERATIONS, MAP_VIPS, MAX_SNAT_ADDRS, PROTO_TCP, PROTO_UDP,
+    VipKey, VipMeta, maps::addr::from_words,
 };
 
 use super::{

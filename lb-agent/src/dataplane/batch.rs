@@ -60,3 +60,96 @@ pub fn set_u32_range(map: &MapData, first: u32, values: &[u32]) -> std::io::Resu
     }
     Ok(())
 }
+
+/// `BPF_MAP_LOOKUP_BATCH` / `BPF_MAP_DELETE_BATCH` of the kernel's `enum bpf_cmd`.
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
+
+/// One batch syscall on `map`; `attr.count` in and out.
+fn batch_call(cmd: libc::c_long, attr: &mut BatchAttr) -> std::io::Result<()> {
+    // SAFETY: `attr` is a valid `bpf_attr.batch` whose pointers (set by the callers
+    // below) cover `count` keys and values of the map's sizes, alive for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            &raw mut *attr,
+            std::mem::size_of::<BatchAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Walks a hash map (LRU included) in batches of up to `chunk` entries, one
+/// `BPF_MAP_LOOKUP_BATCH` each, calling `each` with every batch. Entries added or
+/// removed during the walk may be seen or not, as with any map iteration.
+pub fn walk<K: aya::Pod + Default, V: aya::Pod + Default>(
+    map: &MapData,
+    chunk: usize,
+    mut each: impl FnMut(&[K], &[V]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let fd = map.fd().as_fd().as_raw_fd();
+    let mut keys = vec![K::default(); chunk];
+    let mut values = vec![V::default(); chunk];
+    // The batch position: an opaque token of the key's size for hash maps.
+    let mut token_in = vec![0u8; std::mem::size_of::<K>().max(8)];
+    let mut token_out = vec![0u8; std::mem::size_of::<K>().max(8)];
+    let mut first = true;
+    loop {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                token_in.as_mut_ptr() as u64
+            },
+            out_batch: token_out.as_mut_ptr() as u64,
+            keys: keys.as_mut_ptr() as u64,
+            values: values.as_mut_ptr() as u64,
+            count: chunk as u32,
+            map_fd: fd as u32,
+            ..BatchAttr::default()
+        };
+        let done = match batch_call(BPF_MAP_LOOKUP_BATCH, &mut attr) {
+            Ok(()) => false,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+            Err(e) => return Err(e),
+        };
+        let n = attr.count as usize;
+        if n > 0 {
+            each(&keys[..n], &values[..n])?;
+        }
+        if done {
+            return Ok(());
+        }
+        token_in.copy_from_slice(&token_out);
+        first = false;
+    }
+}
+
+/// Deletes `keys` from a hash map with `BPF_MAP_DELETE_BATCH`; a key already gone
+/// (evicted, replaced) is skipped. Returns how many were deleted.
+pub fn delete<K: aya::Pod>(map: &MapData, keys: &[K]) -> std::io::Result<usize> {
+    let fd = map.fd().as_fd().as_raw_fd();
+    let (mut at, mut deleted) = (0usize, 0usize);
+    while at < keys.len() {
+        let mut attr = BatchAttr {
+            keys: keys[at..].as_ptr() as u64,
+            count: (keys.len() - at) as u32,
+            map_fd: fd as u32,
+            ..BatchAttr::default()
+        };
+        let result = batch_call(BPF_MAP_DELETE_BATCH, &mut attr);
+        deleted += attr.count as usize;
+        at += attr.count as usize;
+        match result {
+            Ok(()) => {}
+            // The kernel stops at a missing key: skip it and go on.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => at += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}

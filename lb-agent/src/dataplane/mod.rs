@@ -7,6 +7,7 @@ mod batch;
 mod capacity;
 mod compat;
 mod error;
+mod lifecycle;
 mod loader;
 mod local;
 mod mapset;
@@ -17,11 +18,13 @@ mod shapes;
 mod simulate;
 mod sock_destroy;
 mod sockets;
+mod sweep;
 mod timeouts;
 
 pub use adopt::AdoptedBackend;
 pub use capacity::Capacities;
 pub use error::DataplaneError;
+pub use lifecycle::{expired, state_name};
 pub use loader::{AttachMode, Dataplane, SocketScope};
 pub use local::node_addresses;
 pub use mapset::{MapSet, PinnedMaps};
@@ -32,6 +35,7 @@ pub use shapes::{MapShape, map_shapes};
 pub use simulate::{ClientFlow, Simulated};
 pub use sock_destroy::{DownBackend, close_balanced_sockets};
 pub use sockets::{cgroup2_root, detach_sockets, netns_cookie};
+pub use sweep::{SweepPass, Sweeper, TablePass};
 pub use timeouts::{FlowTimeouts, TICK_NS, now_tick, ticks, ticks_to_duration};
 
 /// The compiled XDP object, built by build.rs into OUT_DIR.
