@@ -34,6 +34,38 @@ pub struct Status {
     /// Socket-level balancing of this node's own connects, when on.
     #[serde(default)]
     pub sockets: Option<SocketLbStatus>,
+    /// The flow table and NAT bindings as the last sweep found them, and the NAT
+    /// capacity of the config (daemon only).
+    #[serde(default)]
+    pub flow_table: Option<FlowTableStatus>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FlowTableStatus {
+    /// Entries of each table (`flow_table_size`).
+    pub capacity: u32,
+    pub flows: u64,
+    pub bindings: u64,
+    /// Live entries by state (`syn`, `established`, ...).
+    pub flows_by_state: std::collections::BTreeMap<String, u64>,
+    pub bindings_by_state: std::collections::BTreeMap<String, u64>,
+    /// Expired entries the sweeps removed since the agent started, by state.
+    pub flows_removed: std::collections::BTreeMap<String, u64>,
+    pub bindings_removed: std::collections::BTreeMap<String, u64>,
+    /// Live NAT bindings per SNAT address and backend.
+    pub in_use: Vec<BindingsInUse>,
+    /// How long the last sweep took, and sweeps so far.
+    pub sweep_seconds: f64,
+    pub sweeps: u64,
+    /// Each NAT VIP's capacity.
+    pub nat: Vec<crate::config::capacity::NatCapacity>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct BindingsInUse {
+    pub snat: String,
+    pub backend: String,
+    pub bindings: u64,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -82,6 +82,8 @@ pub struct Agent {
     local_logged: BTreeSet<IpAddr>,
     /// VRRP-managed VIPs this node did not hold at the last apply.
     standby: BTreeSet<IpAddr>,
+    /// The sweep of expired flows and bindings, once started.
+    pub(super) sweep: Option<super::sweep::SweepThread>,
 }
 
 /// Key of a backend of `vip`.
@@ -129,6 +131,7 @@ impl Agent {
             applied: HashMap::new(),
             local_logged: BTreeSet::new(),
             standby: BTreeSet::new(),
+            sweep: None,
         }
     }
 

@@ -253,10 +253,70 @@ pub fn render(s: &Status) -> String {
         "Entries of the VIP's Maglev ring pointing at the backend.",
         |b| vec![(None, f64::from(b.ring_slots))],
     );
+    if s.flow_table.is_some() {
+        flow_table(&mut o);
+    }
     if !s.vrrp.is_empty() {
         vrrp(&mut o);
     }
     o.text
+}
+
+fn flow_table(o: &mut Out<'_>) {
+    let Some(f) = &o.s.flow_table else {
+        return;
+    };
+    o.family(
+        "lb_flow_table_capacity",
+        "gauge",
+        "Entries of the flow table and of the NAT binding table each (flow_table_size).",
+        [(vec![], f64::from(f.capacity))],
+    );
+    o.family(
+        "lb_flow_table_entries",
+        "gauge",
+        "Live entries by table (flows, nat) and state, at the last sweep.",
+        f.flows_by_state
+            .iter()
+            .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n as f64))
+            .chain(
+                f.bindings_by_state
+                    .iter()
+                    .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n as f64)),
+            ),
+    );
+    o.family(
+        "lb_flows_expired_total",
+        "counter",
+        "Expired entries removed by the agent's sweeps, by table and the state they expired in.",
+        f.flows_removed
+            .iter()
+            .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n as f64))
+            .chain(
+                f.bindings_removed
+                    .iter()
+                    .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n as f64)),
+            ),
+    );
+    o.family(
+        "lb_nat_bindings",
+        "gauge",
+        "Live NAT bindings (ports in use) per SNAT address and backend, at the last sweep.",
+        f.in_use.iter().map(|u| {
+            (
+                vec![("snat", u.snat.as_str()), ("backend", u.backend.as_str())],
+                u.bindings as f64,
+            )
+        }),
+    );
+    o.family(
+        "lb_nat_ports_per_backend",
+        "gauge",
+        "NAT ports a backend of the VIP can hold at once (SNAT addresses x snat_port_range).",
+        f.nat
+            .iter()
+            .map(|c| (vec![("vip", c.vip.as_str())], c.per_backend as f64)),
+    );
 }
 
 fn vrrp(o: &mut Out<'_>) {

@@ -19,6 +19,7 @@ mod page;
 pub mod protocol;
 mod reload;
 pub mod snapshot;
+mod sweep;
 
 use std::{
     collections::HashMap,
@@ -77,6 +78,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         snat_ports: config.agent.snat_ports.clone(),
         ..Capacities::default()
     };
+    // NAT source ports beside the node's own: they must not meet.
+    if let Some(ephemeral) = config::capacity::ephemeral_ports()
+        && let Some(why) = config::capacity::overlap(&config.agent.snat_ports, &ephemeral)
+    {
+        return Err(AgentError::Refused(why));
+    }
     // A stock host does not forward: turn it on where the data plane needs it.
     for change in forwarding::prepare(
         &config.agent.interfaces,
@@ -123,6 +130,10 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         status: status_tx,
         pins: pins.clone(),
     });
+    agent.sweep = Some(sweep::SweepThread::start(&pins)?);
+    for c in config::capacity::nat(&config) {
+        log::info!("capacity of VIP {}", c.describe());
+    }
     agent.reconcile_checks()?;
     // Services before the program sees traffic (on a restart: the same content, so
     // nothing is rewritten).
@@ -219,6 +230,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         log::info!("leaving VRRP: masters hand over (priority 0) and remove their addresses");
     }
     vrrp.stop().await;
+    agent.sweep = None;
     control.abort();
     api.abort();
     let _ = std::fs::remove_file(&config.agent.control_socket);

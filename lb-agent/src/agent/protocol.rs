@@ -51,4 +51,13 @@ pub struct FlowRow {
     pub backend: String,
     /// NAT source address:port used towards the backend ("" in DSR mode).
     pub snat: String,
+    /// `syn`, `established`, `closing`, `time_wait`, `reset`, `udp`, `udp_replied`.
+    #[serde(default)]
+    pub state: String,
+    /// Seconds since the flow's last refresh (at most about a second behind its
+    /// last packet), and until it expires without another.
+    #[serde(default)]
+    pub idle_s: u64,
+    #[serde(default)]
+    pub expires_in_s: i64,
 }

@@ -1,7 +1,11 @@
 //! Building `Status` and flow listings: live from the agent, or from pinned maps
 //! (with the config, when given, for names) when the daemon is down.
 
-use std::{collections::HashMap, net::IpAddr, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    time::Instant,
+};
 
 use lb_common::{Counter, FlowKey, NO_BACKEND, PROTO_TCP, maps::addr::from_words};
 
@@ -15,7 +19,10 @@ use crate::{
     dataplane::{
         BackendState, DataplaneError, Forwarding, MapSet, Protocol, ServiceView, Traffic, read,
     },
-    status::{BackendStatus, CheckStatus, CounterStatus, Rates, Status, VipStatus, host_port},
+    status::{
+        BackendStatus, BindingsInUse, CheckStatus, CounterStatus, FlowTableStatus, Rates, Status,
+        VipStatus, host_port,
+    },
 };
 
 pub fn protocol_name(p: Protocol) -> &'static str {
@@ -191,9 +198,11 @@ impl Agent {
             forwarding::Families::of(&self.config),
         );
         dataplane_problems.extend(routing_problem(&counters));
+        let flow_table = self.flow_table_status();
         let status = Status {
             dataplane_problems,
             sockets: self.sockets.clone(),
+            flow_table,
             source: "daemon".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             config_file: self.config_path.display().to_string(),
@@ -209,6 +218,41 @@ impl Agent {
             self.previous = Some((now, readings, globals));
         }
         Ok(status)
+    }
+
+    /// What the last sweep found, and the config's NAT capacity.
+    fn flow_table_status(&self) -> Option<FlowTableStatus> {
+        let swept = self.sweep.as_ref()?.read();
+        let by_state = |counts: &[u64]| -> BTreeMap<String, u64> {
+            counts
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, n)| (crate::dataplane::state_name(s as u8).to_string(), *n))
+                .collect()
+        };
+        let last = swept.last.clone().unwrap_or_default();
+        Some(FlowTableStatus {
+            capacity: self.dp.capacities().flow_table_size,
+            flows: last.flows.entries(),
+            bindings: last.bindings.entries(),
+            flows_by_state: by_state(&last.flows.by_state),
+            bindings_by_state: by_state(&last.bindings.by_state),
+            flows_removed: by_state(&swept.flows_removed),
+            bindings_removed: by_state(&swept.bindings_removed),
+            in_use: last
+                .in_use
+                .iter()
+                .map(|((snat, backend), n)| BindingsInUse {
+                    snat: snat.to_string(),
+                    backend: backend.to_string(),
+                    bindings: *n,
+                })
+                .collect(),
+            sweep_seconds: last.took.as_secs_f64(),
+            sweeps: swept.passes,
+            nat: crate::config::capacity::nat(&self.config),
+        })
     }
 
     /// Flows matching the filters (see `flow_list`), named by the config.
@@ -296,8 +340,13 @@ pub fn flow_list(
         }
         out.matched += 1;
         if out.flows.len() < limit {
-            out.flows
-                .push(row(&k, &name, baddr, bport, e.snat_addr, e.snat_port));
+            let mut r = row(&k, &name, baddr, bport, e.snat_addr, e.snat_port);
+            let now = crate::dataplane::now_tick();
+            r.state = crate::dataplane::state_name(e.state).into();
+            r.idle_s = crate::dataplane::ticks_to_duration(now.wrapping_sub(e.seen)).as_secs();
+            let left = e.expires.wrapping_sub(now) as i32;
+            r.expires_in_s = (i64::from(left) * crate::dataplane::TICK_NS as i64) / 1_000_000_000;
+            out.flows.push(r);
         }
     }
     Ok(out)
@@ -320,6 +369,7 @@ fn row(k: &FlowKey, name: &str, baddr: IpAddr, bport: u16, snat: [u32; 4], sport
         } else {
             host_port(&from_words(snat, k.family).to_string(), u16::from_be(sport))
         },
+        ..FlowRow::default()
     }
 }
 
@@ -394,5 +444,6 @@ pub fn offline_status(
         vrrp: Vec::new(),
         dataplane_problems: Vec::new(),
         sockets: None,
+        flow_table: None,
     })
 }

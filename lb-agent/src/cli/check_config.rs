@@ -31,6 +31,7 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
                 .map(|v| v.name.as_str())
                 .collect();
             let local = local_backends(&c);
+            let capacity = config::capacity::nat(&c);
             if args.json {
                 println!(
                     "{}",
@@ -40,6 +41,7 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
                         "backends": backends,
                         "node_local_vips": node_local,
                         "local_backends": local,
+                        "nat_capacity": capacity,
                     })
                 );
             } else {
@@ -64,6 +66,19 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
                         "  backend {b} is an address of this machine: its packets go through \
                          the local stack"
                     );
+                }
+                for n in &capacity {
+                    println!("  capacity of VIP {}", n.describe());
+                }
+                for v in &c.vips {
+                    if v.timeouts.tcp_time_wait < std::time::Duration::from_secs(60) {
+                        println!(
+                            "  note: VIP {}: timeouts.tcp_time_wait {:?} is shorter than Linux's \
+                             TIME_WAIT (60 s): a port may be reused while a backend that closed \
+                             first still holds the old connection",
+                            v.name, v.timeouts.tcp_time_wait
+                        );
+                    }
                 }
             }
             Ok(())

@@ -77,11 +77,28 @@ pub fn run(a: &FlowsArgs) -> Result<()> {
                 } else {
                     f.snat.clone()
                 },
+                f.state.clone(),
+                format!("{}s", f.idle_s),
+                if f.expires_in_s < 0 {
+                    "expired".into()
+                } else {
+                    format!("{}s", f.expires_in_s)
+                },
             ]
         })
         .collect();
     print(
-        &["PROTO", "CLIENT", "VIP", "VIP ADDRESS", "BACKEND", "SNAT"],
+        &[
+            "PROTO",
+            "CLIENT",
+            "VIP",
+            "VIP ADDRESS",
+            "BACKEND",
+            "SNAT",
+            "STATE",
+            "IDLE",
+            "EXPIRES IN",
+        ],
         &rows,
     );
     println!("{} flows matched, {} shown", list.matched, list.flows.len());

@@ -82,6 +82,17 @@ pub fn show_status(t: &Target) -> Result<()> {
             sock.cgroup, sock.namespaces
         );
     }
+    if let Some(f) = &s.flow_table {
+        println!(
+            "flows       {} flows, {} NAT bindings (of {} each); expired and swept: {} flows, {} \
+             bindings",
+            f.flows,
+            f.bindings,
+            f.capacity,
+            f.flows_removed.values().sum::<u64>(),
+            f.bindings_removed.values().sum::<u64>()
+        );
+    }
     println!(
         "ready       {}",
         match s.readiness() {

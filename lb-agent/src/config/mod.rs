@@ -4,6 +4,7 @@
 //! found, each naming the file, the line, the key and what was expected. Unknown keys
 //! are errors. Nothing is applied from a config with errors.
 
+pub mod capacity;
 pub mod defaults;
 pub mod duration;
 mod error;

@@ -81,7 +81,7 @@ pub enum DataplaneError {
         source: std::io::Error,
     },
     #[error("{what}")]
-    SockDiag {
+    Io {
         what: &'static str,
         #[source]
         source: std::io::Error,

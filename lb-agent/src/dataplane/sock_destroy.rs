@@ -32,7 +32,7 @@ pub struct DownBackend {
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> DataplaneError {
-    move |source| DataplaneError::SockDiag { what, source }
+    move |source| DataplaneError::Io { what, source }
 }
 
 /// Closes every socket of this namespace the socket programs sent to one of
@@ -141,7 +141,7 @@ fn dump(family: u8, proto: u8) -> Result<Vec<SocketId>, DataplaneError> {
         while offset < buf.len() {
             let msg =
                 NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..]).map_err(|e| {
-                    DataplaneError::SockDiag {
+                    DataplaneError::Io {
                         what: "parsing a sock_diag dump",
                         source: std::io::Error::other(e.to_string()),
                     }
@@ -153,7 +153,7 @@ fn dump(family: u8, proto: u8) -> Result<Vec<SocketId>, DataplaneError> {
                 }
                 NetlinkPayload::Done(_) => return Ok(out),
                 NetlinkPayload::Error(e) => {
-                    return Err(DataplaneError::SockDiag {
+                    return Err(DataplaneError::Io {
                         what: "a sock_diag dump",
                         source: e.to_io(),
                     });
@@ -179,12 +179,11 @@ fn destroy(family: u8, proto: u8, id: SocketId) -> Result<bool, DataplaneError> 
     let (buf, _) = s
         .recv_from_full()
         .map_err(io("reading the SOCK_DESTROY answer"))?;
-    let msg = NetlinkMessage::<SockDiagDestroy>::deserialize(&buf).map_err(|e| {
-        DataplaneError::SockDiag {
+    let msg =
+        NetlinkMessage::<SockDiagDestroy>::deserialize(&buf).map_err(|e| DataplaneError::Io {
             what: "parsing the SOCK_DESTROY answer",
             source: std::io::Error::other(e.to_string()),
-        }
-    })?;
+        })?;
     match msg.payload {
         NetlinkPayload::Error(e) if e.code.is_some() => {
             let err = e.to_io();
@@ -192,7 +191,7 @@ fn destroy(family: u8, proto: u8, id: SocketId) -> Result<bool, DataplaneError> 
             if err.raw_os_error() == Some(libc::ENOENT) {
                 return Ok(false);
             }
-            Err(DataplaneError::SockDiag {
+            Err(DataplaneError::Io {
                 what: "SOCK_DESTROY (the kernel needs CONFIG_INET_DIAG_DESTROY)",
                 source: err,
             })

@@ -69,7 +69,7 @@ fn open(pins: &PinLayout, name: &'static str) -> Result<MapData, DataplaneError>
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> DataplaneError {
-    move |source| DataplaneError::SockDiag { what, source }
+    move |source| DataplaneError::Io { what, source }
 }
 
 impl Sweeper {
