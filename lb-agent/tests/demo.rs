@@ -10,6 +10,16 @@ use std::{
 
 const AGENT: &str = env!("CARGO_BIN_EXE_lb-agent");
 
+/// One demo at a time: each runs several agents, servers and clients that measure
+/// timing, and two at once on two cores starve each other's status polling.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Namespaces and pin directories whose names carry `pid` (the lab's names do).
 fn leftovers(pid: u32) -> Vec<String> {
     let tag = format!("{pid}x");
@@ -45,6 +55,7 @@ fn number_after(line: &str, key: &str) -> u64 {
 
 #[test]
 fn the_demo_runs_its_script_and_cleans_up() {
+    let _one = serial();
     let child = Command::new(AGENT)
         .args(["demo", "--plain", "--step-seconds", "2"])
         .stdout(Stdio::piped())
@@ -100,6 +111,7 @@ fn the_demo_runs_its_script_and_cleans_up() {
 
 #[test]
 fn the_stacked_demo_runs_its_script_and_cleans_up() {
+    let _one = serial();
     let child = Command::new(AGENT)
         .args(["demo", "--stacked", "--plain", "--step-seconds", "2"])
         .stdout(Stdio::piped())
@@ -161,6 +173,7 @@ fn the_stacked_demo_runs_its_script_and_cleans_up() {
 
 #[test]
 fn ctrl_c_stops_the_demo_and_removes_the_lab() {
+    let _one = serial();
     let child = Command::new(AGENT)
         .args(["demo", "--plain"])
         .stdout(Stdio::piped())
