@@ -46,6 +46,10 @@ pub struct FlowTableStatus {
     pub capacity: u32,
     pub flows: u64,
     pub bindings: u64,
+    /// Expired NAT bindings still in the table: their ports are free (taken over
+    /// by the next claim), the sweep deletes them an hour after they expired.
+    #[serde(default)]
+    pub bindings_expired: u64,
     /// Live entries by state (`syn`, `established`, ...).
     pub flows_by_state: std::collections::BTreeMap<String, u64>,
     pub bindings_by_state: std::collections::BTreeMap<String, u64>,

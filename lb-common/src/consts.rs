@@ -48,6 +48,9 @@ pub const MAP_BACKEND_STATS: &str = "BACKEND_STATS";
 pub const MAP_SNAT_ADDRS: &str = "SNAT_ADDRS";
 /// NAT source addresses per service at most (a power of two).
 pub const MAX_SNAT_ADDRS: u32 = 8;
+/// `Array<u32>` indexed by VIP slot: the (address, port) slot where the service's
+/// next port claim goes on probing after the flow's own position (`nat.rs`).
+pub const MAP_SNAT_CURSORS: &str = "SNAT_CURSORS";
 /// `Array<Timeouts>` indexed by VIP slot: the service's flow lifetimes by state.
 pub const MAP_TIMEOUTS: &str = "TIMEOUTS";
 /// `LruHashMap<SockKey, SockOrigin>`: sockets of this node the socket programs sent
@@ -238,6 +241,15 @@ pub const FLOW_STATES: usize = 8;
 /// (`bpf_ktime_get_coarse_ns() >> CLOCK_TICK_SHIFT`): a shift, not a division, on
 /// the packet path.
 pub const CLOCK_TICK_SHIFT: u32 = 30;
+
+/// Ticks after its expiry during which the program may still take a NAT binding
+/// over or give it back to its own flow (about an hour). Older bindings are never
+/// written by the program again; only the agent's sweep deletes them, and only
+/// those: so the sweep, which reads an entry before it deletes it, can never delete
+/// a binding the program has just made a flow's (the program cannot compare and
+/// delete in one step, nor can the sweep). The wide window keeps ports reusable for
+/// an hour of churn with no agent running.
+pub const NAT_RECLAIM_TICKS: u32 = 3_353;
 
 /// Ring entry meaning "no backend".
 pub const NO_BACKEND: u32 = u32::MAX;

@@ -47,6 +47,10 @@ fn bound(key: &FlowKey, out: &mut Choice) -> Option<bool> {
 /// parts of `s.vip` that forwarding reads (slot, flags, SNAT address) from the
 /// flow's snapshot, and moves the flow's state and age on.
 #[inline(always)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by value would copy the 40-byte key onto the 512-byte BPF stack"
+)]
 pub fn established(s: &mut Scratch, proto: u8) -> bool {
     let Some(p) = FLOWS.get_ptr_mut(&s.key) else {
         return false;

@@ -69,6 +69,10 @@ pub static BACKEND_STATS: PerCpuArray<TrafficCounters> = PerCpuArray::with_max_e
 #[map]
 pub static SNAT_ADDRS: Array<[u32; 4]> = Array::with_max_entries(1, 0);
 
+/// Per VIP slot: where the service's next port claim probes after its hash.
+#[map]
+pub static SNAT_CURSORS: Array<u32> = Array::with_max_entries(1, 0);
+
 /// Per VIP slot: flow lifetimes by state.
 #[map]
 pub static TIMEOUTS: Array<Timeouts> = Array::with_max_entries(1, 0);

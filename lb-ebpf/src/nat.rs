@@ -5,7 +5,9 @@
 //! the same free (SNAT address, port, backend, backend port, protocol). A binding
 //! whose connection is over (expired: see `state.rs`) is taken over at once by the
 //! claim that meets it, with a compare-and-swap on its `expires` word, so only one
-//! claim wins it: ports run out only with genuinely concurrent flows. A flow checks
+//! claim wins it: ports run out only with genuinely concurrent flows. A binding
+//! expired for longer than `NAT_RECLAIM_TICKS` is left alone: it is the agent's
+//! sweep's to delete. A flow checks
 //! its binding still exists and is its own once a tick, when it refreshes it (the
 //! LRU may evict it, the agent may sweep it), and claims a port again if not.
 
@@ -14,7 +16,7 @@ use core::intrinsics::{AtomicOrdering, atomic_cxchg};
 use lb_common::{Counter, FlowKey, MAX_SNAT_ADDRS, NatEntry, SNAT_PORT_PROBES, hash::flow_hash};
 
 use crate::{
-    maps::{self, NAT, SNAT_ADDRS, Scratch, count},
+    maps::{self, NAT, SNAT_ADDRS, SNAT_CURSORS, Scratch, count},
     packet::htons,
     state,
 };
@@ -61,11 +63,19 @@ pub fn new_binding(s: &mut Scratch) {
 }
 
 /// Claims a source port (network order) for the flow `s.key` towards `s.choice`,
-/// probing linearly from a hash of the flow, over the service's SNAT addresses;
-/// `s.reply` ends as the binding's key, `s.vip.snat_addr` and the flow entry's as the
-/// address chosen.
-/// 0 when every probe is taken. (Few arguments and a scalar result: BPF calls pass at
-/// most five registers and no stack.)
+/// over the service's SNAT addresses; `s.reply` ends as the binding's key,
+/// `s.vip.snat_addr` and the flow entry's as the address chosen. 0 when every probe
+/// is taken.
+///
+/// The first probe is the flow's own position (a hash of the flow): a flow chosen
+/// again (its entry lost or expired) finds its own binding there. The others follow
+/// the service's cursor (`SNAT_CURSORS`) through every (address, port) in turn, so
+/// claims walk the range in order and meet the ports claimed longest ago, the ones
+/// most likely expired: the range fills to the last port, where probing from
+/// hashes alone starts refusing flows at about half full (a long range, 32 probes).
+///
+/// (Few arguments and a scalar result: BPF calls pass at most five registers and no
+/// stack.)
 #[inline(never)]
 #[expect(
     clippy::needless_borrows_for_generic_args,
@@ -85,23 +95,31 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
     new_binding(s);
     // Start away from the Maglev position bits so neighbouring flows spread.
     let start = flow_hash(&s.key).rotate_right(13);
-    // Several SNAT addresses: the probes go round them, so one address running out
-    // of ports does not refuse the flow while another has some.
+    // Several SNAT addresses: the cursor goes round them port by port, so one
+    // address running out of ports does not refuse the flow while another has some.
     let addrs = match s.vip.snat_count {
         0 => 1,
         n if n > MAX_SNAT_ADDRS => MAX_SNAT_ADDRS,
         n => n,
     };
-    let first_addr = start >> 24;
+    // At most 0x10000 * MAX_SNAT_ADDRS: no overflow.
+    let slots = span * addrs;
+    let cursor = SNAT_CURSORS.get_ptr_mut(s.vip.id);
+    let from = cursor.map_or(start, |c| *maps::value_ref(c));
     for i in 0..SNAT_PORT_PROBES {
+        let (addr, offset) = if i == 0 {
+            ((start >> 24) % addrs, start % span)
+        } else {
+            let slot = from.wrapping_add(i - 1) % slots;
+            (slot % addrs, slot / addrs)
+        };
         if addrs > 1 {
-            let slot = s.vip.id * MAX_SNAT_ADDRS + (first_addr.wrapping_add(i) % addrs);
-            let Some(a) = SNAT_ADDRS.get_ptr(slot) else {
+            let Some(a) = SNAT_ADDRS.get_ptr(s.vip.id * MAX_SNAT_ADDRS + addr) else {
                 return 0;
             };
             maps::copy_into(a, &mut s.vip.snat_addr);
         }
-        let port = htons((min + (start.wrapping_add(i)) % span) as u16);
+        let port = htons((min + offset) as u16);
         reply_key(
             &s.key,
             &s.choice.backend.addr,
@@ -111,34 +129,59 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
             &mut s.reply,
         );
         if NAT.insert(&s.reply, &s.nat, BPF_NOEXIST as u64).is_ok() {
-            s.choice.entry.snat_addr = s.vip.snat_addr;
-            return port;
+            return claimed(s, cursor, from, i, port);
         }
         let Some(p) = NAT.get_ptr_mut(&s.reply) else {
             continue;
         };
-        if maps::owned_by(maps::value_mut(p), &s.key) {
+        let b = maps::value_mut(p);
+        let (seen, old) = (b.seen, b.expires);
+        let stale = state::expired(s.now, old);
+        if stale && !state::reclaimable(s.now, old) {
+            // Expired too long ago: the agent's sweep may be deleting it; it is
+            // nobody's to write.
+            continue;
+        }
+        if maps::owned_by(b, &s.key) {
             // This client's own binding (a re-hashed flow, or its port reused): a
-            // new connection on it.
+            // new connection on it. Expired, it is won like any other (another
+            // claim may be taking it over).
+            if stale && !take_over(p, seen, old, s.nat.expires) {
+                continue;
+            }
             let b = maps::value_mut(p);
             b.state = s.nat.state;
             b.seen = s.nat.seen;
             b.expires = s.nat.expires;
             b.backend = s.nat.backend;
             b.vip_id = s.nat.vip_id;
-            s.choice.entry.snat_addr = s.vip.snat_addr;
-            return port;
+            return claimed(s, cursor, from, i, port);
         }
-        let b = maps::value_mut(p);
-        let (seen, old) = (b.seen, b.expires);
-        if state::expired(s.now, old) && take_over(p, seen, old, s.nat.expires) {
+        if stale && take_over(p, seen, old, s.nat.expires) {
             maps::copy_into(&raw const s.nat, maps::value_mut(p));
             count(Counter::NatPortReused);
-            s.choice.entry.snat_addr = s.vip.snat_addr;
-            return port;
+            return claimed(s, cursor, from, i, port);
         }
     }
+    // Past this stretch of taken ports for the next claim.
+    if let Some(c) = cursor {
+        *maps::value_mut(c) = from.wrapping_add(SNAT_PORT_PROBES - 1);
+    }
     0
+}
+
+/// A claim that got `port` at probe `i`: the flow entry takes the address, the
+/// cursor moves past a port it took (a plain store: a lost race between CPUs costs
+/// a later claim a probe, nothing more).
+#[inline(always)]
+fn claimed(s: &mut Scratch, cursor: Option<*mut u32>, from: u32, i: u32, port: u16) -> u16 {
+    s.choice.entry.snat_addr = s.vip.snat_addr;
+    if i > 0
+        && let Some(c) = cursor
+    {
+        *maps::value_mut(c) = from.wrapping_add(i);
+    }
+    port
 }
 
 /// Makes the binding at `p` ours if its (`seen`, `expires`) are still the ones we
@@ -164,6 +207,10 @@ fn take_over(p: *mut NatEntry, seen: u32, old: u32, expires: u32) -> bool {
 /// The flow `s.key`'s binding under `s.reply` at its once-a-tick refresh: whether it
 /// is still this flow's; if so it takes the client's packet into its state and age.
 #[inline(always)]
+#[expect(
+    clippy::needless_borrows_for_generic_args,
+    reason = "by value would copy the 40-byte key onto the 512-byte BPF stack"
+)]
 pub fn refresh(s: &Scratch) -> bool {
     let Some(p) = NAT.get_ptr_mut(&s.reply) else {
         return false;

@@ -10,7 +10,8 @@
 
 use lb_common::{
     CLOCK_TICK_SHIFT, FLOW_STATES, FLOW_TCP_CLOSING, FLOW_TCP_ESTABLISHED, FLOW_TCP_RESET,
-    FLOW_TCP_SYN, FLOW_TCP_TIME_WAIT, FLOW_UDP, FLOW_UDP_REPLIED, PROTO_TCP, Timeouts,
+    FLOW_TCP_SYN, FLOW_TCP_TIME_WAIT, FLOW_UDP, FLOW_UDP_REPLIED, NAT_RECLAIM_TICKS, PROTO_TCP,
+    Timeouts,
 };
 
 use crate::{
@@ -34,6 +35,15 @@ pub fn tick(now_ns: u64) -> u32 {
 #[inline(always)]
 pub fn expired(now: u32, expires: u32) -> bool {
     (now.wrapping_sub(expires) as i32) > 0
+}
+
+/// Whether a NAT binding that expired at `expires` may still be taken over or
+/// given back to its flow at `now` (`NAT_RECLAIM_TICKS`): expired, and not so long
+/// ago that the agent's sweep may be deleting it.
+#[inline(always)]
+pub fn reclaimable(now: u32, expires: u32) -> bool {
+    let past = now.wrapping_sub(expires) as i32;
+    past > 0 && past <= NAT_RECLAIM_TICKS as i32
 }
 
 /// The TCP flags byte of the packet (0 for UDP or a short header).

@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use lb_agent::dataplane::{
-    Capacities, FlowTimeouts, Forwarding, Protocol, ServiceSpec, state_name, ticks,
+    Capacities, FlowTimeouts, Forwarding, Protocol, ServiceSpec, Sweeper, state_name, ticks,
 };
-use lb_common::{Counter, FlowEntry, FlowKey, NatEntry, maps::addr::to_words};
+use lb_common::{Counter, FlowEntry, FlowKey, NAT_RECLAIM_TICKS, NatEntry, maps::addr::to_words};
 use tests::{
     harness::{LB_MAC, PacketLab, Plan, XDP_DROP, XDP_PASS, XDP_TX, backend_mac, service, v4, v6},
     packet::{ACK, Frame, SYN, decode},
@@ -279,6 +279,148 @@ fn an_expired_binding_is_taken_over_at_once_and_never_used_stale() {
         .next()
         .expect("one");
     assert_eq!(u16::from_be(owner.client_port), 5001);
+}
+
+#[test]
+fn the_sweep_removes_expired_flows_at_once_and_bindings_only_past_their_reclaim_window() {
+    // One NAT port: whether a claim gets it says who holds the binding.
+    let plan = v4();
+    let mut lab = lab(2000..=2000);
+    lab.apply(&[nat_service(&plan, Protocol::Udp, 53)]);
+    let send = |lab: &PacketLab, cport: u16| {
+        lab.run(
+            &Frame::udp(plan.client, cport, plan.vip, 53)
+                .payload(b"q")
+                .build(),
+        )
+        .verdict
+    };
+    let mut sweeper = Sweeper::of(&lab.dp, u64::MAX).expect("sweeper");
+    assert_eq!(send(&lab, 5000), XDP_TX);
+    let live = sweeper.pass().expect("sweep");
+    assert_eq!((live.flows.entries(), live.bindings.entries()), (1, 1));
+    assert_eq!(live.in_use.values().sum::<u64>(), 1);
+    // Expired: the flow entry goes at once; the binding stays (its port free).
+    lab.dp.age_flows(t(Duration::from_secs(6))).expect("age");
+    let pass = sweeper.pass().expect("sweep");
+    assert_eq!(pass.flows.removed.iter().sum::<u64>(), 1);
+    assert_eq!(pass.bindings.removed.iter().sum::<u64>(), 0);
+    assert_eq!((pass.bindings.entries(), pass.bindings.expired), (0, 1));
+    assert!(lab.dp.flows().expect("flows").is_empty());
+    // Within the window the program takes it over.
+    assert_eq!(send(&lab, 5001), XDP_TX);
+    assert_eq!(lab.counter(Counter::NatPortReused), 1);
+    // Past the window the program leaves it alone (refused: the only port is the
+    // sweep's to delete) ...
+    lab.dp
+        .age_flows(NAT_RECLAIM_TICKS + 2 + t(Duration::from_secs(5)))
+        .expect("age");
+    assert_eq!(send(&lab, 5002), XDP_DROP);
+    assert_eq!(lab.counter(Counter::DropSnatExhausted), 1);
+    // ... and the sweep deletes it, after which a claim gets the port afresh.
+    let pass = sweeper.pass().expect("sweep");
+    assert_eq!(pass.bindings.removed.iter().sum::<u64>(), 1);
+    assert!(lab.dp.nat_bindings().expect("bindings").is_empty());
+    assert_eq!(send(&lab, 5003), XDP_TX);
+    lab.assert_counters(&[
+        (Counter::NatPortReused, 1),
+        (Counter::FwdToBackend, 3),
+        (Counter::DropSnatExhausted, 1),
+    ]);
+}
+
+#[test]
+fn the_port_range_fills_to_its_last_port_and_is_reused_whole() {
+    // As many concurrent flows as ports: every one gets a port, the next is
+    // refused; once they expired, as many new flows take all of them over.
+    const PORTS: u16 = 256;
+    let plan = v4();
+    let mut lab = lab(3000..=3000 + PORTS - 1);
+    lab.apply(&[nat_service(&plan, Protocol::Udp, 53)]);
+    let wave = |lab: &PacketLab, first: u16| -> (std::collections::BTreeSet<u16>, u32) {
+        let (mut ports, mut refused) = (std::collections::BTreeSet::new(), 0);
+        for cport in first..first + PORTS {
+            let out = lab.run(
+                &Frame::udp(plan.client, cport, plan.vip, 53)
+                    .payload(b"q")
+                    .build(),
+            );
+            match out.verdict {
+                XDP_TX => {
+                    ports.insert(decode(&out.frame).expect("decodes").sport.expect("port"));
+                }
+                _ => refused += 1,
+            }
+        }
+        (ports, refused)
+    };
+    let (ports, refused) = wave(&lab, 10000);
+    assert_eq!((ports.len(), refused), (usize::from(PORTS), 0));
+    assert_eq!(
+        lab.run(
+            &Frame::udp(plan.client, 9999, plan.vip, 53)
+                .payload(b"q")
+                .build()
+        )
+        .verdict,
+        XDP_DROP,
+        "one flow more than ports"
+    );
+    lab.dp.age_flows(t(Duration::from_secs(6))).expect("age");
+    let (again, refused) = wave(&lab, 20000);
+    assert_eq!((again.len(), refused), (usize::from(PORTS), 0));
+    lab.assert_counters(&[
+        (Counter::FwdToBackend, 2 * u64::from(PORTS)),
+        (Counter::DropSnatExhausted, 1),
+        (Counter::NatPortReused, u64::from(PORTS)),
+    ]);
+}
+
+#[test]
+fn several_snat_addresses_each_add_a_port_range() {
+    // Two addresses of 4 ports each: 8 concurrent flows, every (address, port)
+    // used once; the 9th refused; a reply to either address is translated back.
+    for plan in [v4(), v6()] {
+        let second: std::net::IpAddr = match plan.lb {
+            std::net::IpAddr::V4(_) => "198.18.0.2".parse().expect("address"),
+            std::net::IpAddr::V6(_) => "fd00:1b::2".parse().expect("address"),
+        };
+        let mut lab = lab(4000..=4003);
+        let mut svc = nat_service(&plan, Protocol::Udp, 53);
+        svc.snat = vec![plan.lb, second];
+        lab.apply(&[svc]);
+        let send = |lab: &PacketLab, cport: u16| {
+            lab.run(
+                &Frame::udp(plan.client, cport, plan.vip, 53)
+                    .payload(b"q")
+                    .build(),
+            )
+        };
+        let mut used = std::collections::BTreeSet::new();
+        for cport in 5000..5008 {
+            let out = send(&lab, cport);
+            assert_eq!(out.verdict, XDP_TX, "flow {cport}");
+            let d = decode(&out.frame).expect("decodes");
+            used.insert((d.src, d.sport.expect("port")));
+        }
+        assert_eq!(used.len(), 8, "{used:?}");
+        assert_eq!(
+            used.iter().filter(|(a, _)| *a == second).count(),
+            4,
+            "{used:?}"
+        );
+        assert_eq!(send(&lab, 5008).verdict, XDP_DROP, "9 flows, 8 ports");
+        for (addr, port) in [used.first(), used.last()].into_iter().flatten() {
+            let answer = Frame::udp(plan.backends[0], 8080, *addr, *port)
+                .payload(b"a")
+                .macs(backend_mac(0), LB_MAC)
+                .build();
+            let out = lab.run(&answer);
+            assert_eq!(out.verdict, XDP_TX, "reply to {addr}:{port}");
+            let d = decode(&out.frame).expect("decodes");
+            assert_eq!((d.src, d.dst), (plan.vip, plan.client));
+        }
+    }
 }
 
 #[test]

@@ -275,7 +275,8 @@ fn flow_table(o: &mut Out<'_>) {
     o.family(
         "lb_flow_table_entries",
         "gauge",
-        "Live entries by table (flows, nat) and state, at the last sweep.",
+        "Entries by table (flows, nat) and state at the last sweep: live ones by their \
+         state, expired NAT bindings not yet deleted (free ports) as \"expired\".",
         f.flows_by_state
             .iter()
             .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n as f64))
@@ -283,7 +284,11 @@ fn flow_table(o: &mut Out<'_>) {
                 f.bindings_by_state
                     .iter()
                     .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n as f64)),
-            ),
+            )
+            .chain(std::iter::once((
+                vec![("table", "nat"), ("state", "expired")],
+                f.bindings_expired as f64,
+            ))),
     );
     o.family(
         "lb_flows_expired_total",

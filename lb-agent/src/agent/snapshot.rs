@@ -236,6 +236,7 @@ impl Agent {
             capacity: self.dp.capacities().flow_table_size,
             flows: last.flows.entries(),
             bindings: last.bindings.entries(),
+            bindings_expired: last.bindings.expired,
             flows_by_state: by_state(&last.flows.by_state),
             bindings_by_state: by_state(&last.bindings.by_state),
             flows_removed: by_state(&swept.flows_removed),

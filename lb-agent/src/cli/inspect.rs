@@ -84,10 +84,11 @@ pub fn show_status(t: &Target) -> Result<()> {
     }
     if let Some(f) = &s.flow_table {
         println!(
-            "flows       {} flows, {} NAT bindings (of {} each); expired and swept: {} flows, {} \
-             bindings",
+            "flows       {} flows, {} NAT bindings in use, {} expired (of {} each); swept: {} \
+             flows, {} bindings",
             f.flows,
             f.bindings,
+            f.bindings_expired,
             f.capacity,
             f.flows_removed.values().sum::<u64>(),
             f.bindings_removed.values().sum::<u64>()

@@ -636,6 +636,28 @@ impl Dataplane {
         shares
     }
 
+    /// A map of its own for another thread (a second descriptor of the same map).
+    pub(super) fn map_data(&self, name: &'static str) -> Result<MapData, DataplaneError> {
+        use std::os::fd::AsFd;
+        let data = match self
+            .ebpf
+            .map(name)
+            .ok_or(DataplaneError::MissingMap { name })?
+        {
+            Map::HashMap(d) | Map::LruHashMap(d) => d,
+            _ => return Err(DataplaneError::MissingMap { name }),
+        };
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| DataplaneError::Io {
+                what: "duplicating a map descriptor",
+                source,
+            })?;
+        MapData::from_fd(fd).map_err(map_err(name, "open"))
+    }
+
     pub(super) fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, DataplaneError>
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,

@@ -7,9 +7,15 @@
 //!
 //! The data plane does not need the sweep to stay correct (expired entries are
 //! chosen again, expired bindings taken over at once): it keeps the tables' memory
-//! to live flows and gives the counts. A binding the program takes over between
-//! the sweep's read and its delete (microseconds) is deleted with it: that flow
-//! claims its port again at its next refresh (`nat_binding_lost`).
+//! to live flows and gives the counts.
+//!
+//! Neither side can compare and delete in one step, so the two never act on the
+//! same binding: the program takes over (or gives back to its flow) only bindings
+//! expired less than `NAT_RECLAIM_TICKS` ago, the sweep deletes only bindings
+//! expired longer than that and a tick (what it read expired that long stays
+//! untouched until it is deleted). A flow entry the program renews between the
+//! sweep's read and its delete (microseconds) is deleted with it: the flow's next
+//! packet chooses again (`flow_expired`) and gets its own binding back.
 
 use std::{
     collections::BTreeMap,
@@ -22,7 +28,7 @@ use lb_common::{
     FLOW_STATES, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NatEntry, maps::addr::from_words,
 };
 
-use super::{DataplaneError, PinLayout, batch, now_tick};
+use super::{Dataplane, DataplaneError, PinLayout, batch, lifecycle, now_tick};
 
 /// Entries read per batch.
 const CHUNK: usize = 512;
@@ -34,6 +40,8 @@ pub struct TablePass {
     pub by_state: [u64; FLOW_STATES],
     /// Expired entries removed, by state.
     pub removed: [u64; FLOW_STATES],
+    /// Expired entries kept (NAT bindings in their reclaim window).
+    pub expired: u64,
 }
 
 impl TablePass {
@@ -83,6 +91,15 @@ impl Sweeper {
         })
     }
 
+    /// The maps of a loaded (not necessarily pinned) data plane, for sweeping.
+    pub fn of(dp: &Dataplane, pace: u64) -> Result<Self, DataplaneError> {
+        Ok(Self {
+            flows: dp.map_data(MAP_FLOWS)?,
+            nat: dp.map_data(MAP_NAT)?,
+            pace: pace.max(1),
+        })
+    }
+
     /// One pass over both tables (see the module doc).
     pub fn pass(&mut self) -> Result<SweepPass, DataplaneError> {
         let start = Instant::now();
@@ -103,7 +120,7 @@ impl Sweeper {
             let mut gone = Vec::new();
             for (k, v) in keys.iter().zip(values) {
                 let state = usize::from(v.state) & (FLOW_STATES - 1);
-                if crate::dataplane::lifecycle::expired(now, v.expires) {
+                if lifecycle::expired(now, v.expires) {
                     gone.push(*k);
                     out.flows.removed[state] += 1;
                 } else {
@@ -121,9 +138,11 @@ impl Sweeper {
             let mut gone = Vec::new();
             for (k, v) in keys.iter().zip(values) {
                 let state = usize::from(v.state) & (FLOW_STATES - 1);
-                if crate::dataplane::lifecycle::expired(now, v.expires) {
+                if lifecycle::binding_sweepable(now, v.expires) {
                     gone.push(*k);
                     out.bindings.removed[state] += 1;
+                } else if lifecycle::expired(now, v.expires) {
+                    out.bindings.expired += 1;
                 } else {
                     out.bindings.by_state[state] += 1;
                     // Reply key: backend -> SNAT address (a local backend's binding:
