@@ -76,6 +76,64 @@ fn a_broken_file_is_refused_with_all_its_errors() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[test]
+fn check_config_states_each_nat_vips_capacity() {
+    let dir = std::env::temp_dir().join(format!("lb-capacity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("lb.toml");
+    let vip = |name: &str, port: u16| {
+        format!(
+            "[[vip]]\nname = \"{name}\"\naddress = \"198.18.1.10\"\nport = {port}\n\
+             snat_addresses = [\"198.18.1.2\", \"198.18.1.3\"]\n[vip.timeouts]\n\
+             tcp_time_wait = \"30s\"\n[[vip.backend]]\naddress = \"198.18.1.11\"\n\
+             [[vip.backend]]\naddress = \"198.18.1.12\"\n"
+        )
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "[agent]\ninterfaces = [\"eth0\"]\nflow_table_size = 65536\n\
+             snat_port_range = \"10000-19999\"\n\n{}{}",
+            vip("api", 6443),
+            vip("web", 443)
+        ),
+    )
+    .expect("write config");
+    let out = check_config(&file, false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(
+            "capacity of VIP api: 2 SNAT addresses x 10000 ports = 20000 concurrent flows per \
+             backend (40000 for its 2 backends)"
+        ),
+        "{text}"
+    );
+    // 20,000 ports a backend, a closed flow keeping its port 30 s: 667 per second.
+    assert!(text.contains("667/s when backends do"), "{text}");
+    assert!(
+        text.contains(
+            "together take up to 80000 concurrent flows, more than flow_table_size 65536"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("tcp_time_wait 30s is shorter"), "{text}");
+    let out = check_config(&file, true);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    assert_eq!(v["nat_capacity"][1]["per_backend"], 20000);
+    // A table smaller than one backend's ports is refused, naming the fix.
+    let text = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, text.replace("65536", "16384")).expect("write");
+    let out = check_config(&file, false);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agent.flow_table_size: 16384 is smaller than VIP api's concurrent flows"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 // ---- The deployment examples: systemd unit, static pod, Dockerfile ----
 //
 // They are checked against each other, against the agent (its default config path,

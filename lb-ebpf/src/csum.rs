@@ -9,9 +9,19 @@ pub fn fold(mut s: u32) -> u16 {
     s as u16
 }
 
-/// The accumulated change of a set of 16-bit words: sum of (~old + new).
+/// Folds a 64-bit one's complement accumulator to 16 bits.
+#[inline(always)]
+pub fn fold64(mut s: u64) -> u16 {
+    s = (s & 0xffff_ffff) + (s >> 32);
+    s = (s & 0xffff_ffff) + (s >> 32);
+    fold(s as u32)
+}
+
+/// The accumulated change of a set of words: sum of (~old + new). Summed in 64
+/// bits and folded once, when applied: a one's complement sum may add 32-bit words
+/// (2^16 and 2^32 are both 1 modulo 0xffff), and 64 bits hold millions of them.
 #[derive(Clone, Copy, Default)]
-pub struct Delta(u32);
+pub struct Delta(u64);
 
 impl Delta {
     pub const fn new() -> Self {
@@ -20,19 +30,22 @@ impl Delta {
 
     #[inline(always)]
     pub fn word(self, old: u16, new: u16) -> Self {
-        Self(fold(self.0 + (!old) as u32 + new as u32) as u32)
+        Self(self.0 + u64::from(!old) + u64::from(new))
     }
 
     #[inline(always)]
     pub fn word32(self, old: u32, new: u32) -> Self {
-        self.word(old as u16, new as u16)
-            .word((old >> 16) as u16, (new >> 16) as u16)
+        Self(self.0 + u64::from(!old) + u64::from(new))
     }
 
+    /// An address change: the first word only for IPv4 (the others are zero).
     #[inline(always)]
-    pub fn addr(self, old: &[u32; 4], new: &[u32; 4]) -> Self {
-        self.word32(old[0], new[0])
-            .word32(old[1], new[1])
+    pub fn addr(self, v4: bool, old: &[u32; 4], new: &[u32; 4]) -> Self {
+        let d = self.word32(old[0], new[0]);
+        if v4 {
+            return d;
+        }
+        d.word32(old[1], new[1])
             .word32(old[2], new[2])
             .word32(old[3], new[3])
     }
@@ -40,13 +53,13 @@ impl Delta {
     /// Both changes together.
     #[inline(always)]
     pub fn plus(self, other: Delta) -> Self {
-        Self(fold(self.0 + other.0) as u32)
+        Self(self.0 + other.0)
     }
 
     /// RFC 1624 eqn. 3: HC' = ~(~HC + sum(~m + m')).
     #[inline(always)]
     pub fn apply(self, csum: u16) -> u16 {
-        !fold((!csum) as u32 + self.0)
+        !fold64(u64::from(!csum) + self.0)
     }
 
     /// As `apply`, for a UDP checksum: 0 stays 0 (IPv4 "no checksum"), and a computed

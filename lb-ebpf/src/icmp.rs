@@ -142,7 +142,10 @@ fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
     let snat = s.choice.entry.snat_addr;
     let sport = s.choice.entry.snat_port;
     // Every 16-bit word changed inside the ICMP message also changes its checksum.
-    let addrs = Delta::new().addr(&q.src, &b.addr).addr(&q.dst, &snat);
+    let v4 = ip.family == FAMILY_V4;
+    let addrs = Delta::new()
+        .addr(v4, &q.src, &b.addr)
+        .addr(v4, &q.dst, &snat);
     let mut icmp = addrs.word(q.sport, bport).word(q.dport, sport);
     if ip.family == FAMILY_V4 {
         let h = pkt.words::<10>(q.l3)?;
@@ -177,8 +180,8 @@ fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
         icmp = icmp.word(old, new);
     }
     let outer = Delta::new()
-        .addr(&outer.src, &snat)
-        .addr(&outer.dst, &b.addr);
+        .addr(v4, &outer.src, &snat)
+        .addr(v4, &outer.dst, &b.addr);
     // ICMPv6 sums the outer pseudo-header too.
     let icmp = if ip.family == FAMILY_V4 {
         icmp

@@ -17,10 +17,11 @@ pub fn endpoints(pkt: &Packet, ip: &Ip, from: &FlowKey, to: &Out) -> bool {
 #[inline(always)]
 pub fn rewrite(pkt: &Packet, ip: &Ip, from: &FlowKey, to: &Out) -> Option<()> {
     let (sport, dport) = (from.sport, from.dport);
+    let v4 = ip.family == FAMILY_V4;
     let addrs = Delta::new()
-        .addr(&from.src, &to.src)
-        .addr(&from.dst, &to.dst);
-    if ip.family == FAMILY_V4 {
+        .addr(v4, &from.src, &to.src)
+        .addr(v4, &from.dst, &to.dst);
+    if v4 {
         let h = pkt.words::<10>(ip.l3)?;
         h.set(5, addrs.apply(h.get(5)));
         h.set32(6, to.src[0]);

@@ -143,9 +143,21 @@ fn run(command: Command) -> Result<()> {
             bootstrap::bpffs()?;
             bootstrap::bench_tools()?;
             let quick = args.iter().any(|a| a == "--quick");
-            cmd::step("1/2: the XDP program's own cost per packet (bpf_stats, release build)");
+            cmd::step(
+                "1/3: the XDP program's cost per packet, steady (BPF_PROG_TEST_RUN in turns \
+                 with the floor, medians)",
+            );
+            bench_bin(
+                "bench-dp",
+                if quick {
+                    &["--steady", "--quick"]
+                } else {
+                    &["--steady"]
+                },
+            )?;
+            cmd::step("2/3: the XDP program's cost per packet under traffic (bpf_stats)");
             bench_bin("bench-dp", if quick { &["--quick"] } else { &[] })?;
-            cmd::step("2/2: side by side: no LB, XDP nat/dsr, HAProxy, nftables (fresh lab each)");
+            cmd::step("3/3: side by side: no LB, XDP nat/dsr, HAProxy, nftables (fresh lab each)");
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             bench_bin("bench", &args)
         }

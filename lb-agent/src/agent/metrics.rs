@@ -322,6 +322,12 @@ fn flow_table(o: &mut Out<'_>) {
             .iter()
             .map(|c| (vec![("vip", c.vip.as_str())], c.per_backend as f64)),
     );
+    o.family(
+        "lb_nat_ports_per_address",
+        "gauge",
+        "NAT ports of one SNAT address towards one backend (the snat_port_range).",
+        f.nat.first().map(|c| (vec![], f64::from(c.ports))),
+    );
 }
 
 fn vrrp(o: &mut Out<'_>) {

@@ -37,6 +37,18 @@ fn restart_only(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
     if old.stats_auth != new.stats_auth {
         keys.push("stats_auth");
     }
+    if old.socket_lb != new.socket_lb {
+        keys.push("socket_lb");
+    }
+    if old.manage_forwarding != new.manage_forwarding {
+        keys.push("manage_forwarding");
+    }
+    // The program's port range is fixed when it is loaded.
+    if old.snat_ports != new.snat_ports {
+        keys.push("snat_port_range");
+    }
+    // [agent.timeouts] is not kept: each VIP's lifetimes (resolved over it) are
+    // applied with the services.
     keys
 }
 
@@ -97,5 +109,35 @@ impl Agent {
             ));
         }
         Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_time_keys_wait_for_the_next_start() {
+        let text = |extra: &str| {
+            format!(
+                "[agent]\ninterfaces = [\"eth0\"]\n{extra}\n[[vip]]\nname = \"a\"\n\
+                 address = \"198.18.1.10\"\nport = 80\nsnat_address = \"198.18.1.2\"\n\
+                 [[vip.backend]]\naddress = \"198.18.1.11\"\n"
+            )
+        };
+        let parse = |t: &str| {
+            config::parse(t, std::path::Path::new("lb.toml"))
+                .expect("config")
+                .agent
+        };
+        let old = parse(&text(""));
+        let new = parse(&text(
+            "snat_port_range = \"2000-2999\"\nmanage_forwarding = false\nsocket_lb = false\n\
+             [agent.timeouts]\nudp = \"5s\"",
+        ));
+        assert_eq!(
+            restart_only(&old, &new),
+            ["socket_lb", "manage_forwarding", "snat_port_range"]
+        );
     }
 }

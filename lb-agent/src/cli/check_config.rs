@@ -70,6 +70,20 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
                 for n in &capacity {
                     println!("  capacity of VIP {}", n.describe());
                 }
+                let together: u64 = capacity.iter().map(|n| n.total).sum();
+                if together > u64::from(c.agent.flow_table_size) {
+                    println!(
+                        "  note: the NAT VIPs together take up to {together} concurrent flows, \
+                         more than flow_table_size {}: the table is then the bound, its least \
+                         recently used flows evicted first",
+                        c.agent.flow_table_size
+                    );
+                }
+                if let Some(ephemeral) = config::capacity::ephemeral_ports()
+                    && let Some(why) = config::capacity::overlap(&c.agent.snat_ports, &ephemeral)
+                {
+                    println!("  note: on this machine the agent would not start: {why}");
+                }
                 for v in &c.vips {
                     if v.timeouts.tcp_time_wait < std::time::Duration::from_secs(60) {
                         println!(

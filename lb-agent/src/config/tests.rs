@@ -367,3 +367,97 @@ fn a_loopback_backend_of_a_network_vip_is_refused() {
     let text = format!("{GOOD}{}", NODE_LOCAL.replace("198.18.1.11", "127.0.0.2"));
     assert!(parse(&text, Path::new("lb.toml")).is_ok());
 }
+
+#[test]
+fn timeouts_come_from_the_agent_and_a_vip_overrides_them() {
+    let text = good_with(
+        "interfaces = [\"eth0\"]",
+        "interfaces = [\"eth0\"]\n[agent.timeouts]\ntcp_established = \"150m\"\nudp = \"10s\"",
+    );
+    let text = text.replacen(
+        "[vip.check]",
+        "[vip.timeouts]\nudp = \"5s\"\ntcp_time_wait = \"90s\"\n\n[vip.check]",
+        1,
+    );
+    let c = parse(&text, Path::new("lb.toml")).expect("good config");
+    let t = c.vips[0].timeouts;
+    assert_eq!(t.tcp_established, Duration::from_secs(9000), "from [agent]");
+    assert_eq!(t.udp, Duration::from_secs(5), "the VIP's own");
+    assert_eq!(t.tcp_time_wait, Duration::from_secs(90));
+    assert_eq!(t.tcp_syn, Duration::from_secs(10), "the default");
+    assert_eq!(c.agent.timeouts.udp, Duration::from_secs(10));
+    one_error(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\n[agent.timeouts]\nudp = \"soon\"",
+        ),
+        5,
+        "agent.timeouts.udp",
+        "soon",
+    );
+    one_error(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\n[agent.timeouts]\nudp_forever = \"1s\"",
+        ),
+        5,
+        "agent.timeouts.udp_forever",
+        "unknown field",
+    );
+}
+
+#[test]
+fn snat_port_ranges_and_addresses_are_checked() {
+    let c = parse(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nsnat_port_range = \"2000-2999\"",
+        ),
+        Path::new("lb.toml"),
+    )
+    .expect("good config");
+    assert_eq!(c.agent.snat_ports, 2000..=2999);
+    for bad in ["\"2000\"", "\"3000-2000\"", "\"0-100\"", "\"1-70000\""] {
+        one_error(
+            &good_with(
+                "interfaces = [\"eth0\"]",
+                &format!("interfaces = [\"eth0\"]\nsnat_port_range = {bad}"),
+            ),
+            4,
+            "agent.snat_port_range",
+            "MIN-MAX",
+        );
+    }
+    let c = parse(
+        &good_with(
+            "snat_address = \"198.18.1.2\"",
+            "snat_addresses = [\"198.18.1.2\", \"198.18.1.3\"]",
+        ),
+        Path::new("lb.toml"),
+    )
+    .expect("good config");
+    assert_eq!(c.vips[0].snat_addresses.len(), 2);
+}
+
+#[test]
+fn a_flow_table_smaller_than_one_backends_ports_is_refused() {
+    // 16,384 entries, but one backend may take 31,744 ports (the default range).
+    one_error(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nflow_table_size = 16384",
+        ),
+        4,
+        "agent.flow_table_size",
+        "raise flow_table_size to at least 31744",
+    );
+    // Narrowing the range fits it.
+    parse(
+        &good_with(
+            "interfaces = [\"eth0\"]",
+            "interfaces = [\"eth0\"]\nflow_table_size = 16384\nsnat_port_range = \"1024-16383\"",
+        ),
+        Path::new("lb.toml"),
+    )
+    .expect("fits");
+}

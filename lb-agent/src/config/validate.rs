@@ -218,12 +218,42 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
             }
         }
     }
+    if let Some(a) = &agent {
+        table_holds_ports(p, &root, a, &vips);
+    }
     let vrrp = super::vrrp::instances(p, &root, &f.vrrp, &vips);
     Some(Config {
         agent: agent?,
         vips,
         vrrp,
     })
+}
+
+/// The NAT table (`flow_table_size` entries) must hold every port of one backend of
+/// each NAT VIP: a smaller table evicts live bindings (breaking their connections)
+/// before the ports run out, so the capacity the config states could never be had.
+fn table_holds_ports(p: &mut Problems, root: &KeyPath, a: &AgentConfig, vips: &[VipConfig]) {
+    let ports = u64::from(*a.snat_ports.end() - *a.snat_ports.start()) + 1;
+    for v in vips
+        .iter()
+        .filter(|v| v.forwarding == Forwarding::Nat && !v.node_local())
+    {
+        let per_backend = v.snat_addresses.len() as u64 * ports;
+        if per_backend > u64::from(a.flow_table_size) {
+            p.add(
+                &root.key("agent").key("flow_table_size"),
+                format!(
+                    "{} is smaller than VIP {}'s concurrent flows per backend, {per_backend} \
+                     ({} SNAT address(es) x {ports} ports of snat_port_range): live NAT \
+                     bindings would be evicted before its ports run out; raise \
+                     flow_table_size to at least {per_backend}, or narrow snat_port_range",
+                    a.flow_table_size,
+                    v.name,
+                    v.snat_addresses.len()
+                ),
+            );
+        }
+    }
 }
 
 fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> {

@@ -287,7 +287,7 @@ fn directive(role: &mut Role<'_>, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
             } else {
                 d.warn(
                     at,
-                    format!("`{text}` not converted: the data plane keeps no per-connection timers (flows stay in the LRU flow table until evicted)"),
+                    format!("`{text}` not converted: lb-agent never closes a connection; its flows' idle lifetimes go by TCP state ([agent.timeouts]: established 3 h, closed 30-120 s)"),
                 );
             }
         }
