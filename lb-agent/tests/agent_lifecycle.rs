@@ -243,7 +243,12 @@ fn an_idle_flow_past_its_lifetime_is_chosen_again_never_sent_stale() {
     // own binding (expired, still its own) comes back, and the connection goes on.
     std::thread::sleep(Duration::from_millis(5500));
     assert_eq!(a.ping(), vec![Ok(name(BACKENDS[0]))]);
-    assert_eq!(counter(&lab, "flow_expired"), 1);
+    // Counted as expired, or, when the sweep removed the entry first, as a flow the
+    // table did not hold.
+    assert_eq!(
+        counter(&lab, "flow_expired") + counter(&lab, "flow_midstream"),
+        1
+    );
     // Idle past it again, and meanwhile another connection takes the only port:
     // the first is refused (its packets dropped), not sent with the second's port.
     std::thread::sleep(Duration::from_millis(5500));

@@ -85,9 +85,12 @@ counters! {
     NatBindingLost = 26, "nat_binding_lost";
     /// PASS: to a SNAT address, for an expired NAT binding (the connection is over).
     PassNatExpired = 27, "pass_nat_expired";
+    /// Not a verdict: a TCP packet without SYN for a flow the table does not hold
+    /// (evicted or swept, or begun through another LB node): chosen as a new one.
+    FlowMidstream = 28, "flow_midstream";
 }
 
 /// Number of global counters ([`crate::MAP_STATS`] max_entries).
-pub const COUNTER_COUNT: u32 = 28;
+pub const COUNTER_COUNT: u32 = 29;
 
-const _: () = assert!(Counter::PassNatExpired as u32 + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::FlowMidstream as u32 + 1 == COUNTER_COUNT);

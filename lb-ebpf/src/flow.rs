@@ -25,6 +25,8 @@ pub struct Choice {
     /// The entry was refreshed by this packet (a new state, or its once-a-tick
     /// refresh): a NAT flow checks and refreshes its binding too.
     pub refresh: bool,
+    /// The flow table held an entry for the packet (live or not).
+    pub found: bool,
 }
 
 /// The flow's binding, copied into `out`: `None` without one, else whether its
@@ -53,8 +55,10 @@ fn bound(key: &FlowKey, out: &mut Choice) -> Option<bool> {
 )]
 pub fn established(s: &mut Scratch, proto: u8) -> bool {
     let Some(p) = FLOWS.get_ptr_mut(&s.key) else {
+        s.choice.found = false;
         return false;
     };
+    s.choice.found = true;
     maps::copy_into(p, &mut s.choice.entry);
     let e = &s.choice.entry;
     if state::expired(s.now, e.expires) || state::reopens(e.state, s.flags) {

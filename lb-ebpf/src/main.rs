@@ -105,6 +105,9 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
                 if s.vip.flags & VIP_F_STANDBY != 0 {
                     return pass(Counter::PassStandby);
                 }
+                if !s.choice.found && state::midstream(ip.proto, s.flags) {
+                    count(Counter::FlowMidstream);
+                }
                 return new_flow(ctx, pkt, ip, s);
             }
         }

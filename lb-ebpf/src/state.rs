@@ -72,6 +72,13 @@ pub fn first(proto: u8, flags: u8) -> u8 {
     }
 }
 
+/// A TCP packet that cannot open a connection (no SYN, no RST): met without a flow
+/// entry, its connection began before the entry was lost, or elsewhere.
+#[inline(always)]
+pub fn midstream(proto: u8, flags: u8) -> bool {
+    proto == PROTO_TCP && flags & (TCP_SYN | TCP_RST) == 0
+}
+
 /// A client's SYN on a flow whose connection is over: a new connection reusing the
 /// 5-tuple, to be chosen (and bound) afresh.
 #[inline(always)]

@@ -424,6 +424,22 @@ fn several_snat_addresses_each_add_a_port_range() {
 }
 
 #[test]
+fn a_tcp_packet_of_a_flow_the_table_lost_is_counted_and_forwarded() {
+    let plan = v4();
+    let mut lab = lab(1024..=32767);
+    lab.apply(&[nat_service(&plan, Protocol::Tcp, 80)]);
+    // No SYN seen: the flow's entry was lost (or it began through another node).
+    let port = client(&lab, &plan, 40000, 80, ACK);
+    assert_eq!(lab.counter(Counter::FlowMidstream), 1);
+    let e = flow(&mut lab, &client_key(&plan, 40000, 80, Protocol::Tcp)).expect("flow");
+    assert_eq!(state_name(e.state), "established");
+    // Its next packets find the flow; a new connection's SYN is not counted.
+    assert_eq!(client(&lab, &plan, 40000, 80, ACK), port);
+    client(&lab, &plan, 40001, 80, SYN);
+    assert_eq!(lab.counter(Counter::FlowMidstream), 1);
+}
+
+#[test]
 fn a_syn_reusing_a_closed_flow_starts_a_new_one() {
     let plan = v4();
     let mut lab = lab(1024..=32767);
