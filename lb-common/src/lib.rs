@@ -12,6 +12,7 @@ pub mod consts;
 pub mod hash;
 pub mod maps;
 pub mod stats;
+pub mod ticks;
 
 #[cfg(feature = "user")]
 pub mod maglev;

@@ -13,7 +13,9 @@
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_cxchg};
-use lb_common::{Counter, FlowKey, MAX_SNAT_ADDRS, NatEntry, SNAT_PORT_PROBES, hash::flow_hash};
+use lb_common::{
+    Counter, FlowKey, MAX_SNAT_ADDRS, NatEntry, SNAT_PORT_PROBES, hash::flow_hash, ticks,
+};
 
 use crate::{
     maps::{self, NAT, SNAT_ADDRS, SNAT_CURSORS, Scratch, count},
@@ -137,7 +139,7 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
         let b = maps::value_mut(p);
         let (seen, old) = (b.seen, b.expires);
         let stale = state::expired(s.now, old);
-        if stale && !state::reclaimable(s.now, old) {
+        if stale && !ticks::nat_reclaimable(s.now, old) {
             // Expired too long ago: the agent's sweep may be deleting it; it is
             // nobody's to write.
             continue;

@@ -9,9 +9,8 @@
 //! (re)written.
 
 use lb_common::{
-    CLOCK_TICK_SHIFT, FLOW_STATES, FLOW_TCP_CLOSING, FLOW_TCP_ESTABLISHED, FLOW_TCP_RESET,
-    FLOW_TCP_SYN, FLOW_TCP_TIME_WAIT, FLOW_UDP, FLOW_UDP_REPLIED, NAT_RECLAIM_TICKS, PROTO_TCP,
-    Timeouts,
+    FLOW_STATES, FLOW_TCP_CLOSING, FLOW_TCP_ESTABLISHED, FLOW_TCP_RESET, FLOW_TCP_SYN,
+    FLOW_TCP_TIME_WAIT, FLOW_UDP, FLOW_UDP_REPLIED, PROTO_TCP, Timeouts,
 };
 
 use crate::{
@@ -25,26 +24,7 @@ const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
 const TCP_ACK: u8 = 0x10;
 
-/// The clock tick of `now_ns` (`bpf_ktime_get_coarse_ns`).
-#[inline(always)]
-pub fn tick(now_ns: u64) -> u32 {
-    (now_ns >> CLOCK_TICK_SHIFT) as u32
-}
-
-/// Whether `expires` lies before `now` (wrapping ticks: about 146 years).
-#[inline(always)]
-pub fn expired(now: u32, expires: u32) -> bool {
-    (now.wrapping_sub(expires) as i32) > 0
-}
-
-/// Whether a NAT binding that expired at `expires` may still be taken over or
-/// given back to its flow at `now` (`NAT_RECLAIM_TICKS`): expired, and not so long
-/// ago that the agent's sweep may be deleting it.
-#[inline(always)]
-pub fn reclaimable(now: u32, expires: u32) -> bool {
-    let past = now.wrapping_sub(expires) as i32;
-    past > 0 && past <= NAT_RECLAIM_TICKS as i32
-}
+pub use lb_common::ticks::{expired, tick};
 
 /// The TCP flags byte of the packet (0 for UDP or a short header).
 #[inline(always)]

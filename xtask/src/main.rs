@@ -5,8 +5,9 @@
 //! - `test`: the above, bpffs, clippy, then every test of the workspace (default
 //!   members: all but lb-ebpf, which only builds for BPF) as root.
 //! - `demo`: the above, then the demo lab (`lb-agent demo`).
-//! - `bench`: the side-by-side benchmark (and `bench-dp` first).
-//! - `bench-dp`: per-packet cost of the XDP program under real traffic.
+//! - `bench`: the side-by-side benchmark (and `bench-dp`, steady then under traffic, first).
+//! - `bench-dp`: per-packet cost of the XDP program under real traffic (`--steady`:
+//!   through `BPF_PROG_TEST_RUN`, without traffic).
 //! - `fuzz`: the VRRP advert parser under cargo-fuzz (installed into `.cache/`).
 
 mod bootstrap;

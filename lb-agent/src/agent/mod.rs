@@ -212,7 +212,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 }
                 let _ = reply.send(answer);
             }
-            Some(()) = roles.recv() => agent.follow_vrrp_roles(),
+            // A VRRP state change too: DSR services follow it, and /metrics, /stats
+            // and the trackers see it without waiting for the tick.
+            Some(()) = roles.recv() => {
+                agent.follow_vrrp_roles();
+                agent.publish();
+            }
             _ = hup.recv() => {
                 log::info!("SIGHUP: reloading {}", config_path.display());
                 let _ = agent.reload();

@@ -345,7 +345,7 @@ pub fn flow_list(
             let now = crate::dataplane::now_tick();
             r.state = crate::dataplane::state_name(e.state).into();
             r.idle_s = crate::dataplane::ticks_to_duration(now.wrapping_sub(e.seen)).as_secs();
-            let left = e.expires.wrapping_sub(now) as i32;
+            let left = -lb_common::ticks::past(now, e.expires);
             r.expires_in_s = (i64::from(left) * crate::dataplane::TICK_NS as i64) / 1_000_000_000;
             out.flows.push(r);
         }

@@ -5,23 +5,10 @@
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use lb_common::{
     FLOW_TCP_CLOSING, FLOW_TCP_ESTABLISHED, FLOW_TCP_RESET, FLOW_TCP_SYN, FLOW_TCP_TIME_WAIT,
-    FLOW_UDP, FLOW_UDP_REPLIED, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NAT_RECLAIM_TICKS,
-    NatEntry,
+    FLOW_UDP, FLOW_UDP_REPLIED, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NatEntry,
 };
 
 use super::{Dataplane, DataplaneError, services::map_err};
-
-/// Whether `expires` lies before `now` (ticks, wrapping), as the program decides.
-pub fn expired(now: u32, expires: u32) -> bool {
-    (now.wrapping_sub(expires) as i32) > 0
-}
-
-/// Whether the sweep may delete a NAT binding that expired at `expires`: expired
-/// longer than `NAT_RECLAIM_TICKS` and a tick (the program no longer writes it).
-pub fn binding_sweepable(now: u32, expires: u32) -> bool {
-    let past = now.wrapping_sub(expires) as i32;
-    i64::from(past) > i64::from(NAT_RECLAIM_TICKS) + 1
-}
 
 /// The name of a `FLOW_*` state.
 pub fn state_name(state: u8) -> &'static str {

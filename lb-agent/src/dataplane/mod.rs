@@ -24,7 +24,7 @@ mod timeouts;
 pub use adopt::AdoptedBackend;
 pub use capacity::Capacities;
 pub use error::DataplaneError;
-pub use lifecycle::{expired, state_name};
+pub use lifecycle::state_name;
 pub use loader::{AttachMode, Dataplane, SocketScope};
 pub use local::node_addresses;
 pub use mapset::{MapSet, PinnedMaps};

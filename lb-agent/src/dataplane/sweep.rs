@@ -25,10 +25,10 @@ use std::{
 
 use aya::maps::MapData;
 use lb_common::{
-    FLOW_STATES, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NatEntry, maps::addr::from_words,
+    FLOW_STATES, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NatEntry, maps::addr::from_words, ticks,
 };
 
-use super::{Dataplane, DataplaneError, PinLayout, batch, lifecycle, now_tick};
+use super::{Dataplane, DataplaneError, PinLayout, batch, now_tick};
 
 /// Entries read per batch.
 const CHUNK: usize = 512;
@@ -120,7 +120,7 @@ impl Sweeper {
             let mut gone = Vec::new();
             for (k, v) in keys.iter().zip(values) {
                 let state = usize::from(v.state) & (FLOW_STATES - 1);
-                if lifecycle::expired(now, v.expires) {
+                if ticks::expired(now, v.expires) {
                     gone.push(*k);
                     out.flows.removed[state] += 1;
                 } else {
@@ -138,10 +138,10 @@ impl Sweeper {
             let mut gone = Vec::new();
             for (k, v) in keys.iter().zip(values) {
                 let state = usize::from(v.state) & (FLOW_STATES - 1);
-                if lifecycle::binding_sweepable(now, v.expires) {
+                if ticks::nat_sweepable(now, v.expires) {
                     gone.push(*k);
                     out.bindings.removed[state] += 1;
-                } else if lifecycle::expired(now, v.expires) {
+                } else if ticks::expired(now, v.expires) {
                     out.bindings.expired += 1;
                 } else {
                     out.bindings.by_state[state] += 1;

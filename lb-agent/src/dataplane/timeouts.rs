@@ -99,7 +99,7 @@ pub fn now_tick() -> u32 {
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     let ns = (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64;
-    (ns >> CLOCK_TICK_SHIFT) as u32
+    lb_common::ticks::tick(ns)
 }
 
 /// Ticks as a duration (for ages shown to people).
