@@ -147,27 +147,33 @@ fn the_stacked_demo_runs_its_script_and_cleans_up() {
         .find(|l| l.contains("- after that, requests failed:"))
         .expect("API server result");
     assert_eq!(number_after(after, "requests failed:"), 0, "{after}");
-    // Every client reached all three API servers in the steady phase.
-    let steady = text
-        .lines()
-        .find(|l| l.contains("VIP owner lb1, backends up 3/3, outside"))
-        .expect("a steady summary line");
-    for client in [
+    // Every client reached all three API servers while all three were up (a summary
+    // line of such a phase; on a slow machine the first one may come only after the
+    // steady step, once apiserver-1 is back).
+    let clients = [
         "outside -> VIP",
         "lb1 -> VIP",
         "lb2 -> 127.0.0.1",
         "lb3 -> VIP",
-    ] {
-        let part = &steady[steady
-            .find(client)
-            .unwrap_or_else(|| panic!("{client}: {steady}"))..];
-        for b in [".1=", ".2=", ".3="] {
-            assert!(
-                number_after(part, b) > 0,
-                "{client}: {b} got nothing: {steady}"
-            );
-        }
-    }
+    ];
+    let reaches_all = |line: &str| {
+        clients.iter().all(|client| {
+            line.find(client).is_some_and(|at| {
+                [".1=", ".2=", ".3="]
+                    .iter()
+                    .all(|b| number_after(&line[at..], b) > 0)
+            })
+        })
+    };
+    let summaries: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("VIP owner lb1, backends up 3/3, outside"))
+        .collect();
+    assert!(
+        summaries.iter().any(|l| reaches_all(l)),
+        "no summary with every client reaching all three API servers:\n{}",
+        summaries.join("\n")
+    );
     assert_eq!(leftovers(pid), Vec::<String>::new(), "left behind");
 }
 
