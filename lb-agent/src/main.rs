@@ -23,7 +23,8 @@ enum Command {
     /// it is written); everything not expressed is a warning with FILE:LINE.
     Import(cli::import::ImportArgs),
     /// Run the agent: load and pin the data plane, health-check, serve the control
-    /// socket and HTTP. SIGHUP reloads; SIGTERM stops (forwarding continues).
+    /// socket and HTTP. SIGHUP reloads; SIGTERM stops, handing the VIP over (a
+    /// restart by systemd keeps it); forwarding continues either way.
     Run(cli::run::RunArgs),
     /// The agent at a glance: interfaces, readiness, VIPs.
     Status(cli::target::Target),
@@ -45,6 +46,12 @@ enum Command {
     Reload(cli::target::Target),
     /// VRRP instances: state, effective priority, master, transitions, counters.
     Vrrp(cli::target::Target),
+    /// Planned maintenance: VRRP masters hand the VIP over now (priority 0) and this
+    /// node stays out of the election until `--undo` (or a restart).
+    Handover(cli::admin::HandoverArgs),
+    /// Leave for a restart: VRRP masters keep the VIP; the agent exits and its next
+    /// start (by the supervisor) resumes as master, no VRRP state change anywhere.
+    Restart(cli::target::Target),
 }
 
 fn main() -> std::process::ExitCode {
@@ -64,6 +71,8 @@ fn main() -> std::process::ExitCode {
         Command::Enable(a) => cli::admin::enable(&a),
         Command::Reload(t) => cli::admin::reload(&t),
         Command::Vrrp(t) => cli::inspect::vrrp(&t),
+        Command::Handover(a) => cli::admin::handover(&a),
+        Command::Restart(t) => cli::admin::restart(&t),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -152,7 +152,12 @@ pub struct BackendStatus {
     pub admin: String,
     /// Health: "up", "down", "unchecked" (type none) or "unknown" (daemon down).
     pub health: String,
-    /// What the data plane does: "up", "drain", "down".
+    /// A backup (HAProxy's `backup`): takes new flows only while no other backend of
+    /// its VIP can.
+    #[serde(default)]
+    pub backup: bool,
+    /// What the data plane does: "up", "drain", "down", or "standby" (a backup that
+    /// is up, held back while an active backend takes new flows).
     pub state: String,
     pub last_check: Option<CheckStatus>,
     /// When the health last changed (unix seconds; 0 = not since start).

@@ -3,98 +3,12 @@
 //! inputs; every unsupported directive is warned about at its FILE:LINE; inputs it
 //! cannot convert, and a result our check refuses, exit non-zero saying why.
 
-use std::{
-    path::{Path, PathBuf},
-    process::{Command, Output},
-    time::Duration,
-};
+mod import_support;
 
-use lb_agent::config::{self, CheckKind, Config, TrackKind};
+use std::{path::Path, process::Command, time::Duration};
 
-fn fixtures(dir: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/import")
-        .join(dir)
-}
-
-/// A fresh directory for this test's output files, removed when the test ends.
-struct Scratch(PathBuf);
-
-impl std::ops::Deref for Scratch {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(name: &str) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("lb-import-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    Scratch(dir)
-}
-
-/// A path as a command-line argument.
-fn arg(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
-
-/// `lb-agent import ARGS` run in the fixture directory (so messages say `haproxy.cfg:12`).
-fn import(dir: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lb-agent"))
-        .arg("import")
-        .args(args)
-        .current_dir(fixtures(dir))
-        .output()
-        .expect("run lb-agent import")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The written config passes the real `lb-agent check-config`; parsed for asserts.
-fn checked(file: &Path) -> Config {
-    let out = Command::new(env!("CARGO_BIN_EXE_lb-agent"))
-        .args(["check-config", "--config"])
-        .arg(file)
-        .output()
-        .expect("run lb-agent check-config");
-    assert!(
-        out.status.success(),
-        "check-config refused {}:\n{}\n{}",
-        file.display(),
-        stderr(&out),
-        std::fs::read_to_string(file).unwrap_or_default()
-    );
-    config::load(file).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Every `FILE:LINE: warning:` prefix printed, in order.
-fn warned_at(err: &str) -> Vec<String> {
-    err.lines()
-        .filter_map(|l| l.split_once(": warning: ").map(|(at, _)| at.to_string()))
-        .collect()
-}
-
-/// The warning printed for `at` containing `text`.
-fn assert_warned(err: &str, at: &str, text: &str) {
-    assert!(
-        err.lines()
-            .any(|l| l.starts_with(&format!("{at}: warning: ")) && l.contains(text)),
-        "no warning at {at} containing {text:?} in:\n{err}"
-    );
-}
+use import_support::*;
+use lb_agent::config::{self, CheckKind, TrackKind};
 
 #[test]
 fn kubernetes_control_plane_pair() {
@@ -339,9 +253,10 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
     );
     assert_eq!(
         format!("{:?}", https.backends[2].state),
-        "Disabled",
+        "Enabled",
         "the backup server"
     );
+    assert!(https.backends[2].backup && !https.backends[1].backup);
     let gitea = &c.vips[2];
     assert_eq!(gitea.backends[0].weight, 10);
     assert_eq!(format!("{:?}", gitea.backends[1].state), "Disabled");
@@ -375,7 +290,6 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
         ("haproxy.cfg:53", "send-proxy-v2"),
         ("haproxy.cfg:54", "send-proxy-v2"),
         ("haproxy.cfg:55", "send-proxy-v2"),
-        ("haproxy.cfg:55", "backup"),
         ("haproxy.cfg:57", "backend nextcloud is not used"),
         (
             "haproxy.cfg:60",

@@ -160,9 +160,8 @@ impl Agent {
         let mut states = HashMap::new();
         let mut down = Vec::new();
         for v in &self.config.vips {
-            for b in &v.backends {
+            for (b, now) in v.backends.iter().zip(self.serving(v)) {
                 let k = key(v, b);
-                let now = self.effective(v, b);
                 let before = self.applied.get(&k).copied();
                 if now == BackendState::Down && before.is_some_and(|s| s != BackendState::Down) {
                     down.push(DownBackend {
@@ -170,6 +169,9 @@ impl Agent {
                         port: b.port,
                         protocol: v.protocol,
                     });
+                }
+                if b.backup {
+                    log_backup_change(&v.name, &k, before, now);
                 }
                 states.insert(k, now);
             }
@@ -268,7 +270,7 @@ impl Agent {
             if self.checks.contains_key(&k) {
                 continue;
             }
-            let tls = if v.check.kind == CheckKind::Https {
+            let tls = if v.check.kind.uses_tls() {
                 if let Some(t) = tls_by_vip.get(&v.name) {
                     Some(t.clone())
                 } else {
@@ -368,21 +370,45 @@ impl Agent {
         let Some(v) = self.config.vips.iter().find(|v| v.name == name) else {
             return (0, 0);
         };
-        let up = v
-            .backends
-            .iter()
-            .filter(|b| self.effective(v, b) == BackendState::Up)
+        let up = self
+            .serving(v)
+            .into_iter()
+            .filter(|s| *s == BackendState::Up)
             .count();
         (up, v.backends.len())
     }
 
     /// The effective data plane state of a backend.
+    /// A backend's state by its admin state and health alone.
     pub(super) fn effective(&self, v: &VipConfig, b: &BackendConfig) -> BackendState {
         self.admin(v, b).effective(self.healthy(v, b))
     }
 
+    /// The states the data plane gets for the backends of `v`, in config order:
+    /// `effective` with backups held back while they are not needed.
+    pub(super) fn serving(&self, v: &VipConfig) -> Vec<BackendState> {
+        let own: Vec<BackendState> = v.backends.iter().map(|b| self.effective(v, b)).collect();
+        crate::config::backup::serving(v, &own)
+    }
+
     pub(super) fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+}
+
+/// A backup starting or ceasing to take new flows, logged once.
+fn log_backup_change(vip: &str, k: &BackendKey, before: Option<BackendState>, now: BackendState) {
+    match (before, now) {
+        (b, BackendState::Up) if b != Some(BackendState::Up) => log::warn!(
+            "backup backend {} takes new flows: no active backend of VIP {vip} can",
+            label(k)
+        ),
+        (Some(BackendState::Up), BackendState::Drain) => log::info!(
+            "backup backend {} stands by again (its flows stay until they end): an active \
+             backend of VIP {vip} takes new flows",
+            label(k)
+        ),
+        _ => {}
     }
 }
 

@@ -226,11 +226,17 @@ pub fn render(s: &Status) -> String {
         |b| vec![(None, flag(matches!(b.health.as_str(), "up" | "unchecked")))],
     );
     o.per_backend(
+        "lb_backend_backup",
+        "gauge",
+        "1 for a backup backend (new flows only while no other backend of its VIP takes them).",
+        |b| vec![(None, flag(b.backup))],
+    );
+    o.per_backend(
         "lb_backend_state",
         "gauge",
-        "What the data plane does with the backend: 1 for its state (up, drain, down).",
+        "What the data plane does with the backend: 1 for its state (up, drain, down, standby: a backup held back).",
         |b| {
-            ["up", "drain", "down"]
+            ["up", "drain", "down", "standby"]
                 .into_iter()
                 .map(|st| (Some(("state", st)), flag(b.state == st)))
                 .collect()

@@ -6,6 +6,8 @@
 //! an earlier agent left, and the health they recorded), apply the config, then
 //! attach through pinned links (an earlier link gets the new program atomically).
 //! Stop (SIGTERM, SIGINT, a crash, `kill -9`): the pins stay and forwarding goes on.
+//! A restart (`systemctl restart`, `lb-agent restart`) keeps the VIP: the next
+//! agent resumes as VRRP master before any backup notices (`leave.rs`).
 //! SIGHUP or `lb-agent reload`: the config is re-read, checked, and applied whole or
 //! not at all.
 
@@ -14,6 +16,7 @@ mod core;
 mod error;
 mod forwarding;
 mod http;
+mod leave;
 mod metrics;
 mod page;
 pub mod protocol;
@@ -46,8 +49,9 @@ use crate::{
         cgroup2_root, detach_others, detach_sockets,
     },
     status::{InterfaceStatus, SocketLbStatus, Status},
-    vrrp::Vrrp,
+    vrrp::{Record, Vrrp, resume},
 };
+use leave::Leave;
 
 /// A request from the control socket, with where to send the answer.
 pub(crate) type Ask = (Request, oneshot::Sender<Response>);
@@ -103,6 +107,31 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     };
     let pins = PinLayout::new(&config.agent.pin_path);
     let scope = config.agent.socket_lb.as_ref().map(|s| s.scope);
+    // A restart's record: an instance that was master a moment ago resumes now,
+    // before the data plane is loaded (the pinned one forwards meanwhile), so the
+    // backups hear its adverts within their Master_Down_Interval.
+    let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
+    let restart_record = resume::path(&config.agent.control_socket);
+    let record = Record::take(&restart_record);
+    let resuming = record.as_ref().is_some_and(|r| {
+        config
+            .vrrp
+            .iter()
+            .any(|c| r.resumable(c).is_some_and(resume::Left::was_master))
+    });
+    if let Some(r) = &record {
+        log::info!(
+            "restart record of {} ms ago: {}",
+            r.age().as_millis(),
+            if resuming {
+                "resuming as master without a VRRP state change"
+            } else {
+                "too old, or nothing was master: starting as after a stop"
+            }
+        );
+    }
+    let early_vrrp =
+        resuming.then(|| Vrrp::start(&config.vrrp, status_rx.clone(), record.as_ref()));
     let (dp, adopted) = Dataplane::load_pinned(caps, &pins, scope)?;
     let known = if let Some(backends) = &adopted {
         let known = known_health(backends, &config);
@@ -118,7 +147,6 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         HashMap::new()
     };
     let (report_tx, mut reports) = mpsc::unbounded_channel();
-    let (status_tx, status_rx) = watch::channel(Arc::new(Status::default()));
     let mut agent = Agent::new(Parts {
         config: config.clone(),
         config_path: config_path.to_path_buf(),
@@ -130,6 +158,9 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         status: status_tx,
         pins: pins.clone(),
     });
+    if let Some(v) = &early_vrrp {
+        agent.vrrp = v.watchers();
+    }
     agent.sweep = Some(sweep::SweepThread::start(&pins)?);
     for c in config::capacity::nat(&config) {
         log::info!("capacity of VIP {}", c.describe());
@@ -165,7 +196,10 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     agent.publish();
 
     // VRRP after the data plane: a node takes the VIP only once it can serve it.
-    let vrrp = Vrrp::start(&config.vrrp, status_rx.clone());
+    let vrrp = match early_vrrp {
+        Some(v) => v,
+        None => Vrrp::start(&config.vrrp, status_rx.clone(), None),
+    };
     agent.vrrp = vrrp.watchers();
     let mut roles = role_changes(&agent.vrrp);
 
@@ -190,6 +224,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         sig(SignalKind::hangup())?,
     );
     let mut tick = tokio::time::interval(REFRESH);
+    let leaving: Leave;
     log::info!(
         "running: {} services, control socket {}, http {}",
         config.vips.len(),
@@ -205,6 +240,29 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 }
             }
             Some((req, reply)) = asks.recv() => {
+                match req {
+                    Request::Restart => {
+                        let _ = reply.send(Response::Done {
+                            message: "leaving for a restart: VRRP masters keep the VIP for the next agent".into(),
+                        });
+                        log::info!("lb-agent restart: leaving for a restart");
+                        leaving = Leave::Restart;
+                        break;
+                    }
+                    Request::Handover { undo } => {
+                        vrrp.hold(!undo).await;
+                        let message = if config.vrrp.is_empty() {
+                            "no VRRP instance to hand over".to_string()
+                        } else if undo {
+                            "back in the VRRP election".to_string()
+                        } else {
+                            "handed over: masters sent priority 0; held out of the election until `lb-agent handover --undo` or a restart".to_string()
+                        };
+                        let _ = reply.send(Response::Done { message });
+                        continue;
+                    }
+                    _ => {}
+                }
                 let changes = !matches!(req, Request::Status | Request::Flows { .. });
                 let answer = agent.handle(req);
                 if changes {
@@ -227,14 +285,43 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 agent.follow_local_addresses();
                 agent.publish();
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => {
+                let (how, why) = leave::on_sigterm(&config.agent);
+                log::info!("{why}: {}", match how {
+                    Leave::Restart => "a restart",
+                    Leave::Handover => "a stop",
+                });
+                leaving = how;
+                break;
+            }
+            _ = int.recv() => {
+                leaving = Leave::Handover;
+                break;
+            }
         }
     }
-    if !config.vrrp.is_empty() {
-        log::info!("leaving VRRP: masters hand over (priority 0) and remove their addresses");
+    match leaving {
+        Leave::Handover => {
+            if !config.vrrp.is_empty() {
+                log::info!(
+                    "leaving VRRP: masters hand over (priority 0) and remove their addresses"
+                );
+            }
+            vrrp.stop().await;
+        }
+        Leave::Restart => {
+            let record = vrrp.leave().await;
+            if !config.vrrp.is_empty() {
+                match record.write(&restart_record) {
+                    Ok(()) => log::info!(
+                        "leaving VRRP for a restart: masters advertised once more (no priority 0) and removed their addresses; the next agent resumes within the backups' Master_Down_Interval ({})",
+                        restart_record.display()
+                    ),
+                    Err(e) => log::error!("{e}: the next agent starts as after a stop"),
+                }
+            }
+        }
     }
-    vrrp.stop().await;
     agent.sweep = None;
     control.abort();
     api.abort();
@@ -363,6 +450,10 @@ impl Agent {
             Request::Drain { vip, backend } => self.set_admin(&vip, &backend, AdminState::Drain),
             Request::Enable { vip, backend } => self.set_admin(&vip, &backend, AdminState::Enabled),
             Request::Reload => self.reload(),
+            // Answered by the serve loop, which owns the VRRP instances.
+            Request::Restart | Request::Handover { .. } => {
+                Err("restart and handover are handled by the serve loop".into())
+            }
         };
         match result {
             Ok(message) => Response::Done { message },

@@ -34,7 +34,7 @@ pub fn render(s: &Status) -> String {
          body{{font:13px sans-serif;margin:1em}}table{{border-collapse:collapse;margin:0 0 1.5em}}\
          th,td{{border:1px solid #bbb;padding:2px 8px;text-align:right}}th{{background:#dde}}\
          td.l{{text-align:left}}tr.up td{{background:#c8f0c8}}tr.down td{{background:#f4b8b8}}\
-         tr.drain td{{background:#c8d8f8}}caption{{text-align:left;font-weight:bold;padding:4px 0}}\
+         tr.drain td{{background:#c8d8f8}}tr.standby td{{background:#e8e8e8}}caption{{text-align:left;font-weight:bold;padding:4px 0}}\
          </style></head><body><h1>lb-agent {}</h1><p>config {} &middot; up {}s &middot; interfaces: {}",
         esc(&s.version),
         esc(&s.config_file),
@@ -106,7 +106,9 @@ pub fn render(s: &Status) -> String {
                  <td>{pps}</td><td>{fps}</td><td>{share:.1}%</td></tr>",
                 state = esc(&b.state),
                 STATE = esc(&b.state.to_uppercase()),
-                addr = esc(&host_port(&b.address, b.port)) + if b.local { " (local)" } else { "" },
+                addr = esc(&host_port(&b.address, b.port))
+                    + if b.local { " (local)" } else { "" }
+                    + if b.backup { " (backup)" } else { "" },
                 w = b.weight,
                 health = esc(&b.health),
                 admin = esc(&b.admin),

@@ -23,6 +23,15 @@ pub enum Request {
         backend: String,
     },
     Reload,
+    /// Leave for a restart: masters keep the VIP for the next agent (started by the
+    /// supervisor), which resumes as master.
+    Restart,
+    /// Step down now (masters send priority 0) and stay out of the election, or
+    /// (`undo`) rejoin it.
+    Handover {
+        #[serde(default)]
+        undo: bool,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -8,7 +8,7 @@ use std::mem;
 
 use super::core::Agent;
 use crate::{
-    config::{self, AgentConfig, CheckKind},
+    config::{self, AgentConfig},
     health,
     status::{ReloadStatus, unix_now},
 };
@@ -43,6 +43,9 @@ fn restart_only(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
     if old.manage_forwarding != new.manage_forwarding {
         keys.push("manage_forwarding");
     }
+    if old.on_sigterm != new.on_sigterm {
+        keys.push("on_sigterm");
+    }
     // The program's port range is fixed when it is loaded.
     if old.snat_ports != new.snat_ports {
         keys.push("snat_port_range");
@@ -72,7 +75,7 @@ impl Agent {
 
     fn try_reload(&mut self) -> Result<String, String> {
         let mut new = config::load(&self.config_path).map_err(|e| e.to_string())?;
-        for v in new.vips.iter().filter(|v| v.check.kind == CheckKind::Https) {
+        for v in new.vips.iter().filter(|v| v.check.kind.uses_tls()) {
             health::client_config(v.check.tls_verify, v.check.ca_file.as_deref())
                 .map_err(|e| format!("VIP {}: health checks: {e}", v.name))?;
         }

@@ -15,7 +15,7 @@ use super::{
     protocol::{FlowList, FlowRow},
 };
 use crate::{
-    config::{AdminState, CheckKind, Config, VipConfig},
+    config::{AdminState, CheckKind, Config, VipConfig, backup},
     dataplane::{
         BackendState, DataplaneError, Forwarding, MapSet, Protocol, ServiceView, Traffic, read,
     },
@@ -60,6 +60,7 @@ fn check_name(k: CheckKind) -> &'static str {
         CheckKind::Tcp => "tcp",
         CheckKind::Http => "http",
         CheckKind::Https => "https",
+        CheckKind::Tls => "tls",
         CheckKind::None => "none",
     }
 }
@@ -133,7 +134,7 @@ impl Agent {
             readings.insert(vid, traffic);
             let shares = self.dp.ring_shares(v.address, v.port, v.protocol);
             let mut backends = Vec::with_capacity(v.backends.len());
-            for b in &v.backends {
+            for (b, serving) in v.backends.iter().zip(self.serving(v)) {
                 let bslot = self
                     .dp
                     .backend_slot(v.address, v.port, v.protocol, b.address, b.port);
@@ -161,7 +162,13 @@ impl Agent {
                         None => "unchecked",
                     }
                     .into(),
-                    state: state_name(self.effective(v, b)).into(),
+                    backup: b.backup,
+                    state: if backup::standing_by(b.backup, self.effective(v, b), serving) {
+                        "standby"
+                    } else {
+                        state_name(serving)
+                    }
+                    .into(),
                     last_check: c.and_then(|c| c.last.as_ref()).map(|(o, at)| CheckStatus {
                         ok: o.ok,
                         reason: o.reason.clone(),
@@ -403,6 +410,7 @@ pub fn offline_status(
                 weight: bc.map_or(0, |c| c.weight),
                 admin: bc.map_or("?", |c| admin_name(c.state)).into(),
                 health: "unknown".into(),
+                backup: bc.is_some_and(|c| c.backup),
                 state: state_name(b.state).into(),
                 last_check: None,
                 since_unix: 0,

@@ -1,4 +1,5 @@
-//! `drain`, `enable`, `reload`: changes made by the running daemon.
+//! `drain`, `enable`, `reload`, `handover`, `restart`: changes made by the running
+//! daemon.
 
 use anyhow::Result;
 use clap::Args;
@@ -53,5 +54,30 @@ pub fn enable(a: &BackendArgs) -> Result<()> {
 pub fn reload(t: &Target) -> Result<()> {
     let config = t.load()?;
     let r = require(&config, &Request::Reload)?;
+    done(t, r)
+}
+
+#[derive(Args)]
+pub struct HandoverArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Rejoin the VRRP election instead.
+    #[arg(long)]
+    undo: bool,
+}
+
+/// Planned maintenance: masters hand the VIP over at once (priority 0) and every
+/// instance stays out of the election until `--undo` or a restart.
+pub fn handover(a: &HandoverArgs) -> Result<()> {
+    let config = a.target.load()?;
+    let r = require(&config, &Request::Handover { undo: a.undo })?;
+    done(&a.target, r)
+}
+
+/// Asks the daemon to leave for a restart (masters keep the VIP for the next
+/// agent, which its supervisor starts).
+pub fn restart(t: &Target) -> Result<()> {
+    let config = t.load()?;
+    let r = require(&config, &Request::Restart)?;
     done(t, r)
 }

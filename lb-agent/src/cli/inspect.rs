@@ -185,6 +185,9 @@ pub fn backends(a: &BackendsArgs) -> Result<()> {
             if b.local {
                 backend.push_str(" (local)");
             }
+            if b.backup {
+                backend.push_str(" (backup)");
+            }
             rows.push(vec![
                 v.name.clone(),
                 backend,
@@ -376,7 +379,11 @@ pub fn vrrp(t: &Target) -> Result<()> {
                 v.interface.clone(),
                 v.vrid.to_string(),
                 format!("v{}", v.version),
-                v.state.clone(),
+                if v.held {
+                    format!("{} (held)", v.state)
+                } else {
+                    v.state.clone()
+                },
                 format!("{}/{}", v.priority, v.base_priority),
                 if v.master.is_empty() {
                     "-".into()

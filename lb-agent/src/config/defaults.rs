@@ -18,6 +18,9 @@ pub const FLOW_TABLE_SIZE: u32 = DEFAULT_FLOW_TABLE_SIZE;
 pub const SOCKET_LB: bool = true;
 /// `[agent] socket_lb_namespaces`: only sockets of the agent's network namespace.
 pub const SOCKET_LB_NAMESPACES: &str = "own";
+/// `[agent] on_sigterm`: SIGTERM hands the VIP over unless systemd is restarting
+/// the unit (keepalived's behaviour, with restarts kept).
+pub const ON_SIGTERM: &str = "handover";
 /// `[agent] manage_forwarding`: the agent turns on forwarding on its interfaces.
 pub const MANAGE_FORWARDING: bool = true;
 /// `[agent] snat_port_range`: below the kernel's ephemeral range (32768-60999), so

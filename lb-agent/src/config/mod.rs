@@ -4,6 +4,7 @@
 //! found, each naming the file, the line, the key and what was expected. Unknown keys
 //! are errors. Nothing is applied from a config with errors.
 
+pub mod backup;
 pub mod capacity;
 pub mod defaults;
 pub mod duration;
@@ -22,8 +23,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, SocketLb, StatsAuth,
-    VipConfig,
+    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm, SocketLb,
+    StatsAuth, VipConfig,
 };
 pub use vrrp::{TrackConfig, TrackKind, VrrpConfig};
 

@@ -35,6 +35,19 @@ pub struct AgentConfig {
     pub snat_ports: std::ops::RangeInclusive<u16>,
     /// Flow lifetimes of every VIP that does not set its own.
     pub timeouts: FlowTimeouts,
+    /// What SIGTERM means.
+    pub on_sigterm: OnSigterm,
+}
+
+/// What SIGTERM means to the agent's VRRP instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnSigterm {
+    /// A stop: masters hand over (priority 0), unless systemd is restarting the
+    /// unit, which is a restart.
+    Handover,
+    /// Always a restart: masters keep the VIP for the next agent (a static pod, whose
+    /// container restarts are upgrades).
+    Restart,
 }
 
 /// Where and for whom the socket programs balance.
@@ -63,6 +76,9 @@ pub struct VipConfig {
     /// and for node-local VIPs.
     pub snat_addresses: Vec<IpAddr>,
     pub on_no_backend: NoBackend,
+    /// With backup backends in use: all of them take new flows (HAProxy's
+    /// `option allbackups`), else only the first that is up.
+    pub all_backups: bool,
     /// `[agent.timeouts]` with the VIP's own `[vip.timeouts]` over it.
     pub timeouts: FlowTimeouts,
     pub check: CheckConfig,
@@ -74,6 +90,9 @@ pub enum CheckKind {
     Tcp,
     Http,
     Https,
+    /// A TLS handshake and nothing more (HAProxy's `ssl-hello-chk`, `check-ssl`
+    /// without `httpchk`).
+    Tls,
     /// No probing: enabled backends are up.
     None,
 }
@@ -124,6 +143,9 @@ pub struct BackendConfig {
     pub port: u16,
     pub weight: u32,
     pub state: AdminState,
+    /// Takes new flows only while no other backend of its VIP can (HAProxy's
+    /// `backup`): see `backup::serving`.
+    pub backup: bool,
 }
 
 impl VipConfig {
@@ -131,6 +153,18 @@ impl VipConfig {
     /// the socket programs only.
     pub fn node_local(&self) -> bool {
         self.address.is_loopback()
+    }
+
+    /// Whether the check speaks TLS (so `tls_verify`, `ca_file` and `sni` apply).
+    pub fn check_uses_tls(&self) -> bool {
+        self.check.kind.uses_tls()
+    }
+}
+
+impl CheckKind {
+    /// The kinds that make a TLS handshake.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, CheckKind::Https | CheckKind::Tls)
     }
 }
 
@@ -161,16 +195,20 @@ impl Config {
                 on_no_backend: v.on_no_backend,
                 standby: false,
                 timeouts: v.timeouts,
-                backends: v
-                    .backends
-                    .iter()
-                    .map(|b| BackendSpec {
-                        addr: b.address,
-                        port: b.port,
-                        weight: b.weight,
-                        state: state(v, b),
-                    })
-                    .collect(),
+                backends: {
+                    let own: Vec<BackendState> = v.backends.iter().map(|b| state(v, b)).collect();
+                    let serving = super::backup::serving(v, &own);
+                    v.backends
+                        .iter()
+                        .zip(serving)
+                        .map(|(b, state)| BackendSpec {
+                            addr: b.address,
+                            port: b.port,
+                            weight: b.weight,
+                            state,
+                        })
+                        .collect()
+                },
             })
             .collect()
     }

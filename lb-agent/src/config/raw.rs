@@ -28,6 +28,7 @@ pub struct Agent {
     pub socket_lb_namespaces: Option<String>,
     pub manage_forwarding: Option<bool>,
     pub snat_port_range: Option<String>,
+    pub on_sigterm: Option<String>,
     pub timeouts: Option<Timeouts>,
 }
 
@@ -61,6 +62,7 @@ pub struct Vip {
     pub snat_address: Option<String>,
     pub snat_addresses: Option<Vec<String>>,
     pub on_no_backend: Option<String>,
+    pub all_backups: Option<bool>,
     pub timeouts: Option<Timeouts>,
     pub check: Option<Check>,
     #[serde(default)]
@@ -94,6 +96,7 @@ pub struct Backend {
     pub port: Option<i64>,
     pub weight: Option<i64>,
     pub state: Option<String>,
+    pub backup: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -144,7 +144,7 @@ fn each_bad_value_names_its_key_and_line() {
         &good_with("type = \"https\"", "type = \"icmp\""),
         12,
         "vip[0].check.type",
-        "\"tcp\", \"http\", \"https\", \"none\"",
+        "\"tcp\", \"http\", \"https\", \"tls\", \"none\"",
     );
     one_error(
         &good_with("interval = \"1s\"", "interval = \"1 second\""),

@@ -12,8 +12,8 @@ use super::{
     defaults as d, duration,
     locate::KeyPath,
     model::{
-        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, SocketLb,
-        StatsAuth, VipConfig,
+        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm,
+        SocketLb, StatsAuth, VipConfig,
     },
     raw,
 };
@@ -370,12 +370,23 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
         }
     };
     let snat_ports = port_range(p, &at.key("snat_port_range"), a.snat_port_range.as_deref());
+    let on_sigterm = choice(
+        p,
+        &at.key("on_sigterm"),
+        a.on_sigterm.as_deref(),
+        d::ON_SIGTERM,
+        &[
+            ("handover", OnSigterm::Handover),
+            ("restart", OnSigterm::Restart),
+        ],
+    );
     let timeouts = timeouts(p, &at.key("timeouts"), a.timeouts.as_ref(), d::timeouts());
     Some(AgentConfig {
         socket_lb,
         manage_forwarding: a.manage_forwarding.unwrap_or(d::MANAGE_FORWARDING),
         snat_ports: snat_ports?,
         timeouts,
+        on_sigterm: on_sigterm?,
         interfaces: interfaces?,
         xdp_mode: xdp_mode?,
         pin_path: pin_path?,
@@ -557,6 +568,7 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Opti
             _ => Vec::new(),
         },
         on_no_backend: on_no_backend?,
+        all_backups: v.all_backups.unwrap_or(false),
         timeouts: timeouts(p, &at.key("timeouts"), v.timeouts.as_ref(), base),
         check: check?,
         backends,
@@ -575,6 +587,7 @@ fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<Check
             ("tcp", CheckKind::Tcp),
             ("http", CheckKind::Http),
             ("https", CheckKind::Https),
+            ("tls", CheckKind::Tls),
             ("none", CheckKind::None),
         ],
     );
@@ -604,8 +617,8 @@ fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<Check
         ("ca_file", c.ca_file.is_some()),
         ("sni", c.sni.is_some()),
     ] {
-        if set && kind.is_some() && kind != Some(CheckKind::Https) {
-            p.add(&at.key(key), "only applies to type = \"https\"");
+        if set && kind.is_some_and(|k| !k.uses_tls()) {
+            p.add(&at.key(key), "only applies to type = \"https\" or \"tls\"");
         }
     }
     let expect_status = match &c.expect_status {
@@ -762,5 +775,6 @@ fn backend(
         port: port?,
         weight: weight?,
         state: state?,
+        backup: b.backup.unwrap_or(false),
     })
 }

@@ -1,6 +1,6 @@
-//! Health checks: tcp connect, http and https GET (TLS verified against the system
-//! roots or `ca_file`, or not verified), with HAProxy's rise/fall, interval, fastinter
-//! and downinter.
+//! Health checks: tcp connect, a TLS handshake, http and https GET (TLS verified
+//! against the system roots or `ca_file`, or not verified), with HAProxy's rise/fall,
+//! interval, fastinter and downinter.
 
 mod checker;
 mod probe;
@@ -12,7 +12,7 @@ mod tls;
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 pub use checker::{Report, spawn, spread};
-pub use probe::{HttpProbe, Outcome, ProbeKind, ProbeSpec, run};
+pub use probe::{HttpProbe, Outcome, ProbeKind, ProbeSpec, TlsProbe, run};
 use rustls::pki_types::ServerName;
 pub use state::{HealthState, Intervals};
 pub use tls::client_config;
@@ -34,6 +34,8 @@ pub enum HealthError {
     CaFile { path: PathBuf, why: String },
     #[error("{name:?} is not a valid TLS server name")]
     ServerName { name: String },
+    #[error("a TLS check without TLS client settings")]
+    NoTlsSettings,
 }
 
 /// The intervals of a check configuration.
@@ -55,32 +57,40 @@ pub fn probe_spec(
     let c = &vip.check;
     let port = c.port.unwrap_or(backend.port);
     let addr = SocketAddr::new(backend.address, port);
-    let kind = match c.kind {
-        CheckKind::None => return Ok(None),
-        CheckKind::Tcp => ProbeKind::Tcp,
-        CheckKind::Http | CheckKind::Https => {
-            let host = c
-                .host
-                .clone()
-                .unwrap_or_else(|| host_port(&backend.address.to_string(), port));
-            let tls = match (c.kind, tls) {
-                (CheckKind::Https, Some(config)) => {
-                    let name = match &c.sni {
-                        Some(n) => ServerName::try_from(n.clone())
-                            .map_err(|_| HealthError::ServerName { name: n.clone() })?,
-                        None => ServerName::IpAddress(backend.address.into()),
-                    };
-                    Some((config.clone(), name))
-                }
-                _ => None,
+    let tls = match (c.kind.uses_tls(), tls) {
+        (true, Some(config)) => {
+            let name = match &c.sni {
+                Some(n) => ServerName::try_from(n.clone())
+                    .map_err(|_| HealthError::ServerName { name: n.clone() })?,
+                None => ServerName::IpAddress(backend.address.into()),
             };
-            ProbeKind::Http(HttpProbe {
-                path: c.path.clone(),
-                host,
-                expect_status: c.expect_status.clone(),
-                tls,
+            Some(TlsProbe {
+                config: config.clone(),
+                name,
             })
         }
+        _ => None,
+    };
+    let kind = match (c.kind, tls) {
+        (CheckKind::None, _) => return Ok(None),
+        (CheckKind::Tcp, _) => ProbeKind::Tcp,
+        (CheckKind::Tls, Some(t)) => ProbeKind::Tls(t),
+        // A TLS check without its settings: the caller passes them for every TLS
+        // kind (`CheckKind::uses_tls`).
+        (CheckKind::Tls, None) => return Err(HealthError::NoTlsSettings),
+        (CheckKind::Http | CheckKind::Https, tls) => ProbeKind::Http(HttpProbe {
+            path: c.path.clone(),
+            host: c
+                .host
+                .clone()
+                .unwrap_or_else(|| host_port(&backend.address.to_string(), port)),
+            expect_status: c.expect_status.clone(),
+            tls: if c.kind == CheckKind::Https {
+                tls
+            } else {
+                None
+            },
+        }),
     };
     Ok(Some(ProbeSpec {
         addr,

@@ -1,4 +1,5 @@
-//! One health check: TCP connect, or an HTTP(S) GET with an expected status.
+//! One health check: TCP connect, a TLS handshake, or an HTTP(S) GET with an
+//! expected status.
 //! Outcomes name the layer like HAProxy's (`L4 connection refused`, `L6 TLS ...`,
 //! `L7 wrong status 503`) and how long the check took.
 
@@ -28,7 +29,16 @@ pub struct ProbeSpec {
 #[derive(Clone, Debug)]
 pub enum ProbeKind {
     Tcp,
+    /// Connect and complete a TLS handshake, then close.
+    Tls(TlsProbe),
     Http(HttpProbe),
+}
+
+/// TLS settings and the server name sent.
+#[derive(Clone, Debug)]
+pub struct TlsProbe {
+    pub config: Arc<ClientConfig>,
+    pub name: ServerName<'static>,
 }
 
 #[derive(Clone, Debug)]
@@ -37,8 +47,8 @@ pub struct HttpProbe {
     /// Host header.
     pub host: String,
     pub expect_status: Vec<u16>,
-    /// Some for https: TLS settings and the server name sent.
-    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// Some for https.
+    pub tls: Option<TlsProbe>,
 }
 
 /// The result of one check.
@@ -85,21 +95,35 @@ async fn attempt(spec: &ProbeSpec, start: Instant) -> Result<String, String> {
         Ok(Err(e)) => return Err(format!("L4 {}", io_reason(&e))),
         Ok(Ok(s)) => s,
     };
-    let http = match &spec.kind {
-        ProbeKind::Tcp => return Ok("L4 OK".into()),
-        ProbeKind::Http(h) => h,
-    };
-    match &http.tls {
-        None => exchange(tcp, http, spec, start).await,
-        Some((config, name)) => {
-            let connector = TlsConnector::from(config.clone());
-            let tls = match timeout(left(spec, start), connector.connect(name.clone(), tcp)).await {
-                Err(_) => return Err("L6 TLS handshake timeout".into()),
-                Ok(Err(e)) => return Err(format!("L6 TLS handshake failed: {e}")),
-                Ok(Ok(s)) => s,
-            };
-            exchange(tls, http, spec, start).await
+    match &spec.kind {
+        ProbeKind::Tcp => Ok("L4 OK".into()),
+        ProbeKind::Tls(t) => {
+            let mut tls = handshake(tcp, t, spec, start).await?;
+            // A polite close; the check's verdict is the handshake.
+            let _ = timeout(left(spec, start), tls.shutdown()).await;
+            Ok("L6 OK, TLS handshake done".into())
         }
+        ProbeKind::Http(http) => match &http.tls {
+            None => exchange(tcp, http, spec, start).await,
+            Some(t) => {
+                let tls = handshake(tcp, t, spec, start).await?;
+                exchange(tls, http, spec, start).await
+            }
+        },
+    }
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    t: &TlsProbe,
+    spec: &ProbeSpec,
+    start: Instant,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let connector = TlsConnector::from(t.config.clone());
+    match timeout(left(spec, start), connector.connect(t.name.clone(), tcp)).await {
+        Err(_) => Err("L6 TLS handshake timeout".into()),
+        Ok(Err(e)) => Err(format!("L6 TLS handshake failed: {e}")),
+        Ok(Ok(s)) => Ok(s),
     }
 }
 

@@ -23,10 +23,14 @@ fn tcp(addr: SocketAddr) -> ProbeSpec {
     }
 }
 
-fn http(
-    addr: SocketAddr,
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-) -> ProbeSpec {
+fn tls_probe(config: Arc<rustls::ClientConfig>, name: &str) -> TlsProbe {
+    TlsProbe {
+        config,
+        name: ServerName::try_from(name.to_string()).expect("name"),
+    }
+}
+
+fn http(addr: SocketAddr, tls: Option<TlsProbe>) -> ProbeSpec {
     ProbeSpec {
         addr,
         kind: ProbeKind::Http(HttpProbe {
@@ -150,10 +154,8 @@ async fn http_checks_want_an_expected_status_in_time() {
 async fn https_checks_verify_or_not_as_configured() {
     let (acceptor, pem) = self_signed();
     let (addr, _server) = http_server(200, Some(acceptor)).await;
-    let name = ServerName::try_from("backend.test").expect("name");
-
     let unverified = client_config(false, None).expect("tls config");
-    let out = run(&http(addr, Some((unverified, name.clone())))).await;
+    let out = run(&http(addr, Some(tls_probe(unverified, "backend.test")))).await;
     assert!(out.ok, "verification off: {out}");
 
     let dir = std::env::temp_dir().join(format!("lb-ca-{}", std::process::id()));
@@ -161,27 +163,103 @@ async fn https_checks_verify_or_not_as_configured() {
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &pem).expect("write ca");
     let with_ca = client_config(true, Some(&ca)).expect("tls config with ca_file");
-    let out = run(&http(addr, Some((with_ca.clone(), name)))).await;
+    let out = run(&http(
+        addr,
+        Some(tls_probe(with_ca.clone(), "backend.test")),
+    ))
+    .await;
     assert!(out.ok, "verified against ca_file: {out}");
 
-    let wrong_name = ServerName::try_from("other.test").expect("name");
-    let out = run(&http(addr, Some((with_ca, wrong_name)))).await;
+    let out = run(&http(addr, Some(tls_probe(with_ca, "other.test")))).await;
     assert!(
         !out.ok && out.reason.starts_with("L6 TLS handshake failed"),
         "{out}"
     );
 
     let system = client_config(true, None).expect("tls config with system roots");
-    let out = run(&http(
-        addr,
-        Some((system, ServerName::try_from("backend.test").expect("name"))),
-    ))
-    .await;
+    let out = run(&http(addr, Some(tls_probe(system, "backend.test")))).await;
     assert!(
         !out.ok && out.reason.starts_with("L6 TLS handshake failed"),
         "self-signed against system roots: {out}"
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Completes TLS handshakes and then reads until the client closes (no HTTP).
+async fn tls_server(acceptor: tokio_rustls::TlsAcceptor) -> (SocketAddr, JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut t) = acceptor.accept(s).await {
+                    let mut buf = [0u8; 64];
+                    while matches!(t.read(&mut buf).await, Ok(n) if n > 0) {}
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn tls_checks_want_a_handshake_and_nothing_more() {
+    let (acceptor, pem) = self_signed();
+    let (addr, _server) = tls_server(acceptor).await;
+    let tls = |config, name| ProbeSpec {
+        addr,
+        kind: ProbeKind::Tls(tls_probe(config, name)),
+        timeout: TIMEOUT,
+    };
+    let unverified = client_config(false, None).expect("tls config");
+    let out = run(&tls(unverified.clone(), "backend.test")).await;
+    assert_eq!(
+        (out.ok, out.reason.as_str()),
+        (true, "L6 OK, TLS handshake done"),
+        "{out}"
+    );
+
+    let dir = std::env::temp_dir().join(format!("lb-ca-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, &pem).expect("write ca");
+    let with_ca = client_config(true, Some(&ca)).expect("tls config with ca_file");
+    let out = run(&tls(with_ca.clone(), "backend.test")).await;
+    assert!(out.ok, "verified against ca_file: {out}");
+    let out = run(&tls(with_ca, "other.test")).await;
+    assert!(
+        !out.ok && out.reason.starts_with("L6 TLS handshake failed"),
+        "{out}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+
+    // A listener that never answers (the kernel completes the connect): the
+    // handshake times out.
+    let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let out = run(&ProbeSpec {
+        addr: silent.local_addr().expect("addr"),
+        kind: ProbeKind::Tls(tls_probe(unverified.clone(), "backend.test")),
+        timeout: TIMEOUT,
+    })
+    .await;
+    assert_eq!(
+        (out.ok, out.reason.as_str()),
+        (false, "L6 TLS handshake timeout"),
+        "{out}"
+    );
+    let out = run(&ProbeSpec {
+        addr: closed_port().await,
+        kind: ProbeKind::Tls(tls_probe(unverified, "backend.test")),
+        timeout: TIMEOUT,
+    })
+    .await;
+    assert_eq!(
+        (out.ok, out.reason.as_str()),
+        (false, "L4 connection refused"),
+        "{out}"
+    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::{collections::HashSet, net::IpAddr};
 use super::{
     Options,
     model::{AgentPlan, Plan, Service, VipPlan, VrrpPlan},
-    proxy::BindAddr,
+    proxy::{Bind, BindAddr},
     stats::Stats,
     warning::{Diagnostics, Loc},
 };
@@ -61,55 +61,38 @@ pub fn plan(
     let mut names: HashSet<String> = HashSet::new();
     let mut missing_snat: Vec<(bool, String)> = Vec::new();
     for s in services {
-        let ports: HashSet<u16> = s.binds.iter().map(|b| b.port).collect();
-        let several = s.binds.len() > 1;
-        for (i, b) in s.binds.iter().enumerate() {
+        // Each bind's addresses: (bind, address, note); a wildcard bind may give one
+        // per family, and two binds may give the same address (`:::6443` and
+        // `0.0.0.0:6443`): one [[vip]] for it.
+        let mut resolved: Vec<(&Bind, IpAddr, Option<String>)> = Vec::new();
+        for b in &s.binds {
             let at = Loc {
                 file: &s.file,
                 line: b.line,
             };
-            let mut notes = s.notes.clone();
-            let address = match &b.addr {
-                BindAddr::Ip(a) => *a,
-                BindAddr::Any(v6) => {
-                    let fits: Vec<&Candidate> = candidates
-                        .iter()
-                        .filter(|c| v6.is_none_or(|v6| c.addr.is_ipv6() == v6))
-                        .collect();
-                    match fits.as_slice() {
-                        [c] => {
-                            let note = format!("bind {} has no address: {}", b.text, c.origin);
-                            if c.from_keepalived {
-                                d.warn(at, format!("bind {} has no address (HAProxy listens on all of them): the VIP is {}, {}", b.text, c.addr, c.origin));
-                            }
-                            notes.add("address", note);
-                            c.addr
-                        }
-                        list => {
-                            let what = if list.is_empty() {
-                                if keepalived_given || !opts.vips.is_empty() {
-                                    "no virtual address of its family is known".to_string()
-                                } else {
-                                    "no keepalived config was given".to_string()
-                                }
-                            } else {
-                                let all: Vec<String> =
-                                    list.iter().map(|c| c.addr.to_string()).collect();
-                                format!("it could be any of {}", all.join(", "))
-                            };
-                            d.error(
-                                at,
-                                format!("bind {} has no address and {what}: pass --vip ADDR (the address clients connect to)", b.text),
-                            );
-                            continue;
-                        }
-                    }
+            for (address, note) in bind_addresses(b, &candidates, keepalived_given, opts, at, d) {
+                if !resolved
+                    .iter()
+                    .any(|(o, a, _)| *a == address && o.port == b.port)
+                {
+                    resolved.push((b, address, note));
                 }
-            };
+            }
+        }
+        let ports: HashSet<u16> = resolved.iter().map(|(b, _, _)| b.port).collect();
+        let several = resolved.len() > 1;
+        for (i, (b, address, note)) in resolved.iter().enumerate() {
+            let address = *address;
+            let mut notes = s.notes.clone();
+            if let Some(n) = note {
+                notes.add("address", n.clone());
+            }
             let base = if !several {
                 s.name.clone()
-            } else if ports.len() == s.binds.len() {
+            } else if ports.len() == resolved.len() {
                 format!("{}-{}", s.name, b.port)
+            } else if resolved.len() == 2 && resolved[0].1.is_ipv6() != resolved[1].1.is_ipv6() {
+                format!("{}-{}", s.name, if address.is_ipv6() { "v6" } else { "v4" })
             } else {
                 format!("{}-{}", s.name, i + 1)
             };
@@ -122,11 +105,18 @@ pub fn plan(
             let mut comments = s.comments.clone();
             if several {
                 comments.push(format!(
-                    "bind {} ({}:{}), one [[vip]] per bind",
+                    "bind {} ({}:{}), one [[vip]] per address and port",
                     b.text, s.file, b.line
                 ));
             }
-            let snat_address = if s.forwarding == "nat" {
+            let node_local = address.is_loopback();
+            if node_local {
+                notes.add(
+                    "address",
+                    "a loopback address: a node-local VIP, served to this node's own connects by the socket programs ([agent] socket_lb)",
+                );
+            }
+            let snat_address = if s.forwarding == "nat" && !node_local {
                 let snat = snat(address, &instances, opts);
                 match snat {
                     Some((a, note)) => {
@@ -142,6 +132,21 @@ pub fn plan(
             } else {
                 None
             };
+            let own = own_addresses(&instances, opts, snat_address);
+            let backends = s
+                .backends
+                .iter()
+                .cloned()
+                .map(|mut be| {
+                    if own.contains(&be.address) {
+                        be.notes.add(
+                            "address",
+                            "this node's own address: served through the local stack (a local backend)",
+                        );
+                    }
+                    be
+                })
+                .collect();
             plan.vips.push(VipPlan {
                 comments,
                 name,
@@ -150,9 +155,10 @@ pub fn plan(
                 protocol: s.protocol,
                 forwarding: s.forwarding,
                 snat_address,
+                all_backups: s.all_backups,
                 notes,
                 check: s.check.clone(),
-                backends: s.backends.clone(),
+                backends,
             });
         }
     }
@@ -172,6 +178,85 @@ pub fn plan(
     }
     plan.vrrp = instances;
     plan
+}
+
+/// The addresses a bind stands for, each with a note when it was not written in
+/// the bind: a wildcard bind means the virtual address of each family it listens on
+/// (keepalived's, or --vip); more than one of a family is ambiguous (an error).
+fn bind_addresses(
+    b: &Bind,
+    candidates: &[Candidate],
+    keepalived_given: bool,
+    opts: &Options,
+    at: Loc<'_>,
+    d: &mut Diagnostics,
+) -> Vec<(IpAddr, Option<String>)> {
+    let families = match &b.addr {
+        BindAddr::Ip(a) => return vec![(*a, None)],
+        BindAddr::Any(f) => *f,
+    };
+    let listens = match (families.v4, families.v6) {
+        (true, true) => "IPv4 and IPv6",
+        (false, true) => "IPv6",
+        _ => "IPv4",
+    };
+    let mut out = Vec::new();
+    let mut ambiguous = Vec::new();
+    for v6 in [false, true] {
+        if !(if v6 { families.v6 } else { families.v4 }) {
+            continue;
+        }
+        let fits: Vec<&Candidate> = candidates
+            .iter()
+            .filter(|c| c.addr.is_ipv6() == v6)
+            .collect();
+        match fits.as_slice() {
+            [] => {}
+            [c] => {
+                if c.from_keepalived {
+                    d.warn(at, format!("bind {} has no address (HAProxy listens on every {listens} address): the VIP is {}, {}", b.text, c.addr, c.origin));
+                }
+                out.push((
+                    c.addr,
+                    Some(format!(
+                        "bind {} ({listens}) has no address: {}",
+                        b.text, c.origin
+                    )),
+                ));
+            }
+            list => ambiguous.extend(list.iter().map(|c| c.addr.to_string())),
+        }
+    }
+    if !ambiguous.is_empty() {
+        d.error(
+            at,
+            format!("bind {} has no address and it could be any of {}: pass --vip ADDR (the address clients connect to)", b.text, ambiguous.join(", ")),
+        );
+        return Vec::new();
+    }
+    if out.is_empty() {
+        let what = if keepalived_given || !opts.vips.is_empty() {
+            format!("no virtual address of its families ({listens}) is known")
+        } else {
+            "no keepalived config was given".to_string()
+        };
+        d.error(
+            at,
+            format!("bind {} has no address and {what}: pass --vip ADDR (the address clients connect to)", b.text),
+        );
+    }
+    out
+}
+
+/// This node's own addresses as the inputs tell them (unicast_src_ip, the SNAT
+/// address): a backend at one of them is served through the local stack.
+fn own_addresses(instances: &[VrrpPlan], opts: &Options, snat: Option<IpAddr>) -> Vec<IpAddr> {
+    instances
+        .iter()
+        .filter_map(|i| i.unicast_src)
+        .chain(opts.snat_addresses.iter().copied())
+        .chain(snat)
+        .collect()
 }
 
 /// The SNAT address for a VIP and a note saying where it came from.

@@ -25,27 +25,51 @@ pub struct Connect {
     pub sni: Option<String>,
 }
 
+/// A check option: what kind of check a backend runs. HAProxy keeps only the last
+/// one a section (or its defaults) gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckOption {
+    /// `option httpchk`: what it asks.
+    HttpChk(HttpRequest),
+    /// `option tcp-check`.
+    TcpCheck,
+    /// `option ssl-hello-chk`: a TLS hello, answered by a server hello.
+    SslHello,
+    /// `option mysql-check`, `pgsql-check`, ...: the option's name.
+    Protocol(String),
+}
+
+impl CheckOption {
+    /// The option as written (`option httpchk`).
+    pub fn name(&self) -> String {
+        match self {
+            CheckOption::HttpChk(_) => "option httpchk".into(),
+            CheckOption::TcpCheck => "option tcp-check".into(),
+            CheckOption::SslHello => "option ssl-hello-chk".into(),
+            CheckOption::Protocol(p) => format!("option {p}"),
+        }
+    }
+}
+
 /// The check rules of a proxy (inherited from `defaults`, replaced one by one).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckRules {
-    /// `option httpchk` (the line), what it asks.
-    pub httpchk: Option<HttpRequest>,
+    /// The check option in force and its line.
+    pub option: Option<(CheckOption, usize)>,
     /// `http-check send` (over what `option httpchk` said).
     pub send: Option<HttpRequest>,
     /// `http-check expect status`: codes and line.
     pub expect: Option<(Vec<u16>, usize)>,
     pub connect: Option<Connect>,
-    /// `option tcp-check`'s line.
-    pub tcp_check: Option<usize>,
-    /// `option ssl-hello-chk`, `mysql-check`, ...: the option and its line.
-    pub protocol_check: Option<(String, usize)>,
 }
 
 impl CheckRules {
     /// The request an http check sends: method, path, Host (HAProxy's defaults:
-    /// OPTIONS /).
+    /// OPTIONS /). None unless `option httpchk` is the option in force.
     pub fn request(&self) -> Option<HttpRequest> {
-        let base = self.httpchk.as_ref()?;
+        let Some((CheckOption::HttpChk(base), _)) = &self.option else {
+            return None;
+        };
         let mut r = base.clone();
         if let Some(s) = &self.send {
             r.method = s.method.clone().or(r.method);
@@ -53,6 +77,55 @@ impl CheckRules {
             r.host = s.host.clone().or(r.host);
         }
         Some(r)
+    }
+
+    /// Sets the check option at `at`. One replacing an option of the same section
+    /// (a line after `section_line`) is warned about: the last one wins in HAProxy,
+    /// and configs that list two (the kubeadm guide's `option httpchk` then
+    /// `option ssl-hello-chk`) are read as if the first one counted.
+    pub fn set_option(
+        &mut self,
+        option: CheckOption,
+        section_line: usize,
+        at: Loc<'_>,
+        d: &mut Diagnostics,
+    ) {
+        if let Some((old, line)) = &self.option
+            && *line > section_line
+            && std::mem::discriminant(old) != std::mem::discriminant(&option)
+        {
+            let rules: Vec<String> = [
+                self.send.as_ref().map(|s| s.line),
+                self.expect.as_ref().map(|e| e.1),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|l| l.to_string())
+            .collect();
+            let dropped = if matches!(old, CheckOption::HttpChk(_)) && !rules.is_empty() {
+                format!(
+                    ", and its http-check rules (line(s) {}) do nothing",
+                    rules.join(", ")
+                )
+            } else {
+                String::new()
+            };
+            d.warn(
+                at,
+                format!(
+                    "`{}` replaces `{}` (line {line}): HAProxy keeps only the last check option, so the servers get {}{dropped}; converted as HAProxy runs it",
+                    option.name(),
+                    old.name(),
+                    match &option {
+                        CheckOption::HttpChk(_) => "an HTTP check",
+                        CheckOption::SslHello => "a TLS hello check",
+                        CheckOption::TcpCheck => "a tcp-check",
+                        CheckOption::Protocol(_) => "that protocol's check",
+                    }
+                ),
+            );
+        }
+        self.option = Some((option, at.line));
     }
 }
 
@@ -300,30 +373,32 @@ fn connect(args: &[String], at: Loc<'_>, d: &mut Diagnostics) -> Connect {
 pub fn tcp_check(line: &Line, rules: &mut CheckRules, at: Loc<'_>, d: &mut Diagnostics) {
     let args = &line.words[2.min(line.words.len())..];
     match line.word(1) {
-        "connect" => {
-            let c = connect(args, at, d);
-            if c.ssl {
-                d.warn(
-                    at,
-                    "`tcp-check connect ssl`: the tcp check only connects, it does not complete a TLS handshake",
-                );
-            }
-            rules.connect = Some(c);
-        }
+        "connect" => rules.connect = Some(connect(args, at, d)),
         "comment" => d.warn_grouped("tcp-check comment", at, "`tcp-check comment` not converted (cosmetic)"),
         other => d.warn(
             at,
-            format!("`tcp-check {other}` not converted: only connect is checked (the tcp check opens a connection and closes it)"),
+            format!("`tcp-check {other}` not converted: only connect is checked (a connection opened, with `ssl` a TLS handshake, and closed)"),
         ),
     }
 }
 
 /// `option X` checks of other protocols: the tcp check is the nearest.
-pub fn protocol_check(option: &str, rules: &mut CheckRules, at: Loc<'_>, d: &mut Diagnostics) {
-    rules.protocol_check = Some((option.to_string(), at.line));
+pub fn protocol_check(
+    option: &str,
+    rules: &mut CheckRules,
+    section_line: usize,
+    at: Loc<'_>,
+    d: &mut Diagnostics,
+) {
+    rules.set_option(
+        CheckOption::Protocol(option.to_string()),
+        section_line,
+        at,
+        d,
+    );
     d.warn(
         at,
-        format!("`option {option}` becomes a tcp check: lb-agent checks tcp (connect), http or https, not this protocol"),
+        format!("`option {option}` becomes a tcp check: lb-agent checks tcp (connect), tls (handshake), http or https, not this protocol"),
     );
 }
 
@@ -360,7 +435,7 @@ mod tests {
     fn http_check_send_expect_connect() {
         let mut d = Diagnostics::default();
         let mut rules = CheckRules {
-            httpchk: Some(option_httpchk(&[], AT, &mut d)),
+            option: Some((CheckOption::HttpChk(option_httpchk(&[], AT, &mut d)), 4)),
             ..CheckRules::default()
         };
         http_check(
@@ -415,6 +490,36 @@ mod tests {
         let (warnings, _) = d.split();
         assert_eq!(warnings.len(), 3);
         assert!(warnings[2].message.contains("only connect is checked"));
+    }
+
+    #[test]
+    fn the_last_check_option_wins_and_says_so() {
+        let mut d = Diagnostics::default();
+        let mut rules = CheckRules::default();
+        let at = |line| Loc {
+            file: "h.cfg",
+            line,
+        };
+        let req = option_httpchk(&["GET".into(), "/healthz".into()], at(36), &mut d);
+        rules.set_option(CheckOption::HttpChk(req), 35, at(36), &mut d);
+        http_check(
+            &line("http-check expect status 200"),
+            &mut rules,
+            at(37),
+            &mut d,
+        );
+        rules.set_option(CheckOption::SslHello, 35, at(39), &mut d);
+        assert_eq!(rules.request(), None, "no http check any more");
+        let (warnings, _) = d.split();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            warnings[0].to_string(),
+            "h.cfg:39: warning: `option ssl-hello-chk` replaces `option httpchk` (line 36): HAProxy keeps only the last check option, so the servers get a TLS hello check, and its http-check rules (line(s) 37) do nothing; converted as HAProxy runs it"
+        );
+        // From defaults (a line before the section's): replaced silently.
+        let mut d = Diagnostics::default();
+        rules.set_option(CheckOption::TcpCheck, 50, at(52), &mut d);
+        assert_eq!(d.warning_count(), 0);
     }
 
     #[test]

@@ -147,6 +147,9 @@ fn vip(out: &mut String, v: &VipPlan) {
     t.key("protocol", string(v.protocol));
     t.key("forwarding", string(v.forwarding));
     t.opt("snat_address", v.snat_address, ip);
+    if v.all_backups {
+        t.key("all_backups", "true".into());
+    }
     out.push('\n');
     check(out, &v.check);
     for b in &v.backends {
@@ -188,6 +191,9 @@ fn backend(out: &mut String, b: &BackendPlan) {
     t.opt("port", b.port, |p| p.to_string());
     t.opt("weight", b.weight, |w| w.to_string());
     t.opt("state", b.state, string);
+    if b.backup {
+        t.key("backup", "true".into());
+    }
 }
 
 fn vrrp(out: &mut String, v: &VrrpPlan) {

@@ -55,11 +55,13 @@ pub fn virtual_server(n: &Node, file: &str, d: &mut Diagnostics) -> Option<Servi
         }],
         protocol: "tcp",
         forwarding: "nat",
+        all_backups: false,
         notes: Notes::default(),
         check: CheckPlan::default(),
         backends: Vec::new(),
     };
     let mut interval = None;
+    let mut sorry = None;
     let mut checkers: Vec<(usize, String, Option<Checker>)> = Vec::new();
     for c in n.children() {
         let at = at.at(c.line);
@@ -101,10 +103,28 @@ pub fn virtual_server(n: &Node, file: &str, d: &mut Diagnostics) -> Option<Servi
                 at,
                 format!("`{}` not converted: no persistence; a client's flow stays on its backend, and Maglev keeps most clients on theirs", c.text()),
             ),
-            "sorry_server" | "sorry_server_inhibit" => d.warn(at, format!("`{}` not converted: no sorry server (on_no_backend answers with RST or drops)", c.text())),
+            "sorry_server" => match (c.word(1).parse::<IpAddr>(), c.word(2).parse::<u16>()) {
+                (Ok(address), Ok(port)) if port > 0 => {
+                    let mut notes = Notes::default();
+                    notes.add("backup", "sorry_server: new flows only while no real_server takes them (it is health-checked like them)");
+                    sorry = Some(BackendPlan {
+                        origin: format!("{file}:{} sorry_server {}", c.line, c.words[1..].join(" ")),
+                        address,
+                        port: Some(port),
+                        weight: None,
+                        state: None,
+                        backup: true,
+                        notes,
+                    });
+                }
+                _ => d.error(at, format!("`{}`: expected sorry_server ADDRESS PORT (keepalived needs both)", c.text())),
+            },
+            "sorry_server_inhibit" => d.warn(at, format!("`{}` not converted: the sorry server is a backup backend, held back (drained) while a real server takes new flows", c.text())),
             _ => d.warn(at, format!("virtual_server `{}` not converted: no equivalent in lb-agent", c.text())),
         }
     }
+    // After the real servers, as keepalived uses it: when none is left.
+    service.backends.extend(sorry);
     service.check = check_plan(&checkers, interval, at, d);
     if service.check.kind == "tcp" && service.protocol == "udp" {
         service.check.kind = "none";
@@ -139,6 +159,7 @@ fn real_server(
         port,
         weight: None,
         state: None,
+        backup: false,
         notes: Notes::default(),
     };
     let mut checker = None;

@@ -21,6 +21,7 @@ mod proxy;
 mod server;
 mod service;
 mod stats;
+mod sync_group;
 mod vrrp;
 mod warning;
 

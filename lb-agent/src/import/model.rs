@@ -28,7 +28,7 @@ impl Notes {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckPlan {
-    /// "tcp", "http", "https", "none".
+    /// "tcp", "tls", "http", "https", "none".
     pub kind: &'static str,
     pub port: Option<u16>,
     pub path: Option<String>,
@@ -57,6 +57,8 @@ pub struct BackendPlan {
     pub weight: Option<i64>,
     /// "drain" / "disabled"; None = enabled.
     pub state: Option<&'static str>,
+    /// HAProxy's `backup`.
+    pub backup: bool,
     pub notes: Notes,
 }
 
@@ -75,6 +77,8 @@ pub struct Service {
     pub protocol: &'static str,
     /// "nat" / "dsr".
     pub forwarding: &'static str,
+    /// HAProxy's `option allbackups`.
+    pub all_backups: bool,
     pub notes: Notes,
     pub check: CheckPlan,
     pub backends: Vec<BackendPlan>,
@@ -89,6 +93,7 @@ pub struct VipPlan {
     pub protocol: &'static str,
     pub forwarding: &'static str,
     pub snat_address: Option<IpAddr>,
+    pub all_backups: bool,
     pub notes: Notes,
     pub check: CheckPlan,
     pub backends: Vec<BackendPlan>,

@@ -6,7 +6,7 @@
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use super::{
-    check_rules::{self, CheckRules},
+    check_rules::{self, CheckOption, CheckRules},
     haproxy::{Line, Section, SectionKind, time},
     server::{self, AddressProblem, Server, ServerOpts},
     stats::{self, Stats},
@@ -24,17 +24,41 @@ pub struct Settings {
     pub default_server: ServerOpts,
     /// `timeout check` and its line.
     pub timeout_check: Option<(Duration, usize)>,
+    /// `timeout connect` and its line (a check's connect timeout with `timeout check`).
+    pub timeout_connect: Option<(Duration, usize)>,
+    /// `option allbackups` and its line.
+    pub all_backups: Option<usize>,
     /// `default_backend` and its line.
     pub default_backend: Option<(String, usize)>,
+}
+
+/// The address families a wildcard bind listens on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Families {
+    pub v4: bool,
+    pub v6: bool,
+}
+
+impl Families {
+    pub const V4: Families = Families {
+        v4: true,
+        v6: false,
+    };
+    pub const V6: Families = Families {
+        v4: false,
+        v6: true,
+    };
+    pub const BOTH: Families = Families { v4: true, v6: true };
 }
 
 /// A listening address of a frontend.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BindAddr {
     Ip(IpAddr),
-    /// No address (`*:443`, `:443`) or a wildcard: `Some(false)` = 0.0.0.0,
-    /// `Some(true)` = ::, `None` = either.
-    Any(Option<bool>),
+    /// Every address of the families: `*:443`, `:443` and `0.0.0.0:443` are IPv4
+    /// only; `:::443` is IPv6 and, with Linux's default (`net.ipv6.bindv6only = 0`)
+    /// or `v4v6`, IPv4 too; `v6only` makes it IPv6 only.
+    Any(Families),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,13 +101,27 @@ impl Proxy {
 }
 
 /// Everything read from haproxy.cfg.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Haproxy {
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
     /// Names of backends/listens skipped (mode http, disabled): a frontend using
     /// one says so.
     pub skipped: HashMap<String, String>,
+    /// `ssl-server-verify` of `global`: whether servers' TLS is verified unless their
+    /// `verify` says (HAProxy's default: required).
+    pub server_verify: bool,
+}
+
+impl Default for Haproxy {
+    fn default() -> Self {
+        Self {
+            proxies: Vec::new(),
+            stats: None,
+            skipped: HashMap::new(),
+            server_verify: true,
+        }
+    }
 }
 
 /// Reads every section.
@@ -106,7 +144,17 @@ pub fn read(sections: &[Section], file: &str, d: &mut Diagnostics) -> Haproxy {
             None => current.clone(),
         };
         match &s.kind {
-            SectionKind::Global => stats::global(s, file, d),
+            SectionKind::Global => {
+                stats::global(s, file, d);
+                if let Some(l) = s
+                    .lines
+                    .iter()
+                    .rev()
+                    .find(|l| l.word(0) == "ssl-server-verify")
+                {
+                    out.server_verify = l.word(1) != "none";
+                }
+            }
             SectionKind::Defaults => {
                 let mut settings = if s.from.is_some() {
                     base
@@ -114,7 +162,13 @@ pub fn read(sections: &[Section], file: &str, d: &mut Diagnostics) -> Haproxy {
                     Settings::default()
                 };
                 for l in &s.lines {
-                    directive(&mut Role::Defaults(&mut settings), l, at.at(l.number), d);
+                    directive(
+                        &mut Role::Defaults(&mut settings),
+                        s.line,
+                        l,
+                        at.at(l.number),
+                        d,
+                    );
                 }
                 if let Some(n) = &s.name {
                     named.insert(n.clone(), settings.clone());
@@ -193,7 +247,7 @@ fn proxy(s: &Section, base: Settings, file: &str, d: &mut Diagnostics, out: &mut
         dropped_servers: 0,
     };
     for l in &s.lines {
-        directive(&mut Role::Proxy(&mut p), l, at.at(l.number), d);
+        directive(&mut Role::Proxy(&mut p), s.line, l, at.at(l.number), d);
     }
     out.proxies.push(p);
 }
@@ -258,7 +312,7 @@ pub(super) fn cosmetic(l: &Line) -> Option<(String, &'static str)> {
     }
 }
 
-fn directive(role: &mut Role<'_>, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
+fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
     if let Some((group, why)) = cosmetic(l) {
         d.warn_grouped(&group, at, format!("`{group}` not converted: {why}"));
         return;
@@ -279,12 +333,21 @@ fn directive(role: &mut Role<'_>, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
             balance(l, at, d);
         }
         "timeout" => {
-            if l.word(1) == "check" && role.backend_side() {
-                match time(l.word(2)) {
-                    Some(t) if !t.is_zero() => role.settings().timeout_check = Some((t, l.number)),
-                    _ => d.warn(at, format!("`{text}`: not an HAProxy time; ignored")),
+            let value = match time(l.word(2)) {
+                Some(t) => t,
+                None => {
+                    d.error(at, format!("`{text}`: `{}` is not an HAProxy time (HAProxy refuses it)", l.word(2)));
+                    return;
                 }
+            };
+            if l.word(1) == "check" && role.backend_side() {
+                // 0 means unset in HAProxy: `inter` then.
+                role.settings().timeout_check = (!value.is_zero()).then_some((value, l.number));
             } else {
+                if l.word(1) == "connect" && role.backend_side() {
+                    role.settings().timeout_connect =
+                        (!value.is_zero()).then_some((value, l.number));
+                }
                 d.warn(
                     at,
                     format!("`{text}` not converted: lb-agent never closes a connection; its flows' idle lifetimes go by TCP state ([agent.timeouts]: established 3 h, closed 30-120 s)"),
@@ -294,13 +357,23 @@ fn directive(role: &mut Role<'_>, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
         "option" if role.backend_side() => match l.word(1) {
             "httpchk" => {
                 let r = check_rules::option_httpchk(&l.words[2..], at, d);
-                role.settings().checks.httpchk = Some(r);
+                let checks = &mut role.settings().checks;
+                checks.set_option(CheckOption::HttpChk(r), section, at, d);
             }
-            "tcp-check" => role.settings().checks.tcp_check = Some(l.number),
-            "ssl-hello-chk" | "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk"
-            | "ldap-check" | "spop-check" | "external-check" | "lb-agent-chk" => {
-                check_rules::protocol_check(l.word(1), &mut role.settings().checks, at, d);
+            "tcp-check" => {
+                let checks = &mut role.settings().checks;
+                checks.set_option(CheckOption::TcpCheck, section, at, d);
             }
+            "ssl-hello-chk" => {
+                let checks = &mut role.settings().checks;
+                checks.set_option(CheckOption::SslHello, section, at, d);
+            }
+            "mysql-check" | "pgsql-check" | "redis-check" | "smtpchk" | "ldap-check"
+            | "spop-check" | "external-check" | "lb-agent-chk" => {
+                let checks = &mut role.settings().checks;
+                check_rules::protocol_check(l.word(1), checks, section, at, d);
+            }
+            "allbackups" => role.settings().all_backups = Some(l.number),
             _ => option(l, &text, at, d),
         },
         "option" => option(l, &text, at, d),
@@ -441,7 +514,7 @@ fn option(l: &Line, text: &str, at: Loc<'_>, d: &mut Diagnostics) {
         "transparent" => {
             "transparent proxying: use forwarding = \"dsr\" for backends that must see the client"
         }
-        "allbackups" | "persist" => "no backup servers",
+        "persist" => "no cookie persistence at L4",
         _ => "no equivalent in lb-agent",
     };
     d.warn(at, format!("`{text}` not converted: {why}"));
@@ -488,75 +561,114 @@ fn server_line(p: &mut Proxy, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
     }
 }
 
-/// One address of a bind line: `ADDR:PORT`, `:PORT`, `*:PORT`, `[v6]:PORT`.
-pub(super) fn bind_address(text: &str) -> Result<(BindAddr, u16), String> {
+/// Why a bind address cannot be used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BindProblem {
+    /// Not an address lb-agent can serve (a name, a socket, a port range): the
+    /// frontend's traffic would be lost.
+    Unusable(String),
+}
+
+/// One address of a bind line: `ADDR:PORT`, `:PORT`, `*:PORT`, `[v6]:PORT`,
+/// `localhost:PORT` (HAProxy resolves it at start; 127.0.0.1 as /etc/hosts has it).
+pub(super) fn bind_address(text: &str) -> Result<(BindAddr, u16), BindProblem> {
+    let bad = |why: String| Err(BindProblem::Unusable(why));
     let mut s = text;
     let mut family = None;
-    for (prefix, v6) in [
-        ("ipv4@", Some(false)),
-        ("ipv6@", Some(true)),
-        ("tcp4@", Some(false)),
-        ("tcp6@", Some(true)),
+    for (prefix, fam) in [
+        ("ipv4@", Some(Families::V4)),
+        ("ipv6@", Some(Families::V6)),
+        ("tcp4@", Some(Families::V4)),
+        ("tcp6@", Some(Families::V6)),
         ("tcp@", None),
     ] {
         if let Some(rest) = s.strip_prefix(prefix) {
             s = rest;
-            family = v6;
+            family = fam;
         }
     }
     if s.starts_with('/') || s.contains('@') {
-        return Err(format!(
+        return bad(format!(
             "`{text}` is not an IP address and port (a socket or another family)"
         ));
     }
     let (host, port) = match s.strip_prefix('[') {
-        Some(rest) => rest
-            .split_once("]:")
-            .ok_or_else(|| format!("`{text}`: expected [ADDRESS]:PORT"))?,
-        None => s
-            .rsplit_once(':')
-            .ok_or_else(|| format!("`{text}`: a TCP bind needs a port"))?,
+        Some(rest) => match rest.split_once("]:") {
+            Some(hp) => hp,
+            None => return bad(format!("`{text}`: expected [ADDRESS]:PORT")),
+        },
+        None => match s.rsplit_once(':') {
+            Some(hp) => hp,
+            None => return bad(format!("`{text}`: a TCP bind needs a port")),
+        },
     };
     if port.contains('-') {
-        return Err(format!(
+        return bad(format!(
             "`{text}`: port ranges are not supported (one [[vip]] per port, or port 0 for every port)"
         ));
     }
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("`{text}`: `{port}` is not a port"))?;
+    let Some(port) = port.parse::<u16>().ok().filter(|p| *p > 0) else {
+        return bad(format!("`{text}`: `{port}` is not a port"));
+    };
     let addr = match host {
-        "" | "*" => BindAddr::Any(family),
+        "" | "*" => BindAddr::Any(family.unwrap_or(Families::V4)),
+        "localhost" => BindAddr::Ip(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
         h => match h.parse::<IpAddr>() {
-            Ok(a) if a.is_unspecified() => BindAddr::Any(Some(a.is_ipv6())),
+            Ok(a) if a.is_unspecified() && a.is_ipv6() => {
+                BindAddr::Any(family.unwrap_or(Families::BOTH))
+            }
+            Ok(a) if a.is_unspecified() => BindAddr::Any(Families::V4),
             Ok(a) => BindAddr::Ip(a),
-            Err(_) => return Err(format!("`{text}`: `{h}` is not an IP address")),
+            Err(_) => {
+                return bad(format!(
+                    "`{text}`: `{h}` is a name; lb-agent needs the address (HAProxy resolved it at start): write the IP address"
+                ));
+            }
         },
     };
     Ok((addr, port))
 }
 
+/// Bind options lb-agent reads (the address families of `:::PORT`).
+const FAMILY_OPTIONS: &[&str] = &["v4v6", "v6only"];
+
 fn bind(p: &mut Proxy, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
     let spec = l.word(1);
+    let opts = &l.words[2.min(l.words.len())..];
+    let v6only = opts.iter().any(|o| o == "v6only");
     for part in spec.split(',').filter(|s| !s.is_empty()) {
         match bind_address(part) {
-            Ok((addr, port)) => p.binds.push(Bind {
-                line: l.number,
-                text: part.to_string(),
-                addr,
-                port,
-            }),
-            Err(why) => d.warn(at, format!("bind {why}: not converted")),
+            Ok((addr, port)) => {
+                let addr = match addr {
+                    BindAddr::Any(f) if f.v6 && v6only => BindAddr::Any(Families::V6),
+                    a => a,
+                };
+                p.binds.push(Bind {
+                    line: l.number,
+                    text: part.to_string(),
+                    addr,
+                    port,
+                })
+            }
+            Err(BindProblem::Unusable(why)) => d.error(
+                at,
+                format!("bind {why}: {} would lose this listener", p.title()),
+            ),
         }
     }
-    let opts = &l.words[2.min(l.words.len())..];
-    if !opts.is_empty() {
-        let joined = opts.join(" ");
-        let why = if opts.iter().any(|o| o == "ssl") {
+    let other: Vec<&String> = opts
+        .iter()
+        .filter(|o| !FAMILY_OPTIONS.contains(&o.as_str()))
+        .collect();
+    if !other.is_empty() {
+        let joined = other
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let why = if other.iter().any(|o| *o == "ssl") {
             "HAProxy terminated TLS here; lb-agent forwards the encrypted connection as it is, so the backends must terminate TLS themselves"
-        } else if opts.iter().any(|o| o == "accept-proxy") {
+        } else if other.iter().any(|o| *o == "accept-proxy") {
             "accept-proxy: the data plane does not read PROXY protocol headers"
         } else {
             "bind options have no equivalent (the VIP is an address and port in the data plane)"
@@ -572,19 +684,46 @@ mod tests {
     #[test]
     fn bind_addresses() {
         let v4: IpAddr = "10.0.0.5".parse().expect("ip");
-        assert_eq!(bind_address("*:6443"), Ok((BindAddr::Any(None), 6443)));
-        assert_eq!(bind_address(":443"), Ok((BindAddr::Any(None), 443)));
+        let any = |f| Ok((BindAddr::Any(f), 6443));
+        assert_eq!(bind_address("*:6443"), any(Families::V4), "* is IPv4 only");
+        assert_eq!(bind_address(":6443"), any(Families::V4));
+        assert_eq!(bind_address("0.0.0.0:6443"), any(Families::V4));
         assert_eq!(
-            bind_address("0.0.0.0:80"),
-            Ok((BindAddr::Any(Some(false)), 80))
+            bind_address(":::6443"),
+            any(Families::BOTH),
+            "Linux's default"
         );
-        assert_eq!(bind_address(":::80"), Ok((BindAddr::Any(Some(true)), 80)));
-        assert_eq!(bind_address("[::]:80"), Ok((BindAddr::Any(Some(true)), 80)));
+        assert_eq!(bind_address("[::]:6443"), any(Families::BOTH));
+        assert_eq!(bind_address("ipv6@:6443"), any(Families::V6));
         assert_eq!(bind_address("10.0.0.5:80"), Ok((BindAddr::Ip(v4), 80)));
         assert_eq!(bind_address("ipv4@10.0.0.5:80"), Ok((BindAddr::Ip(v4), 80)));
-        assert!(bind_address("10.0.0.5:8000-8010").is_err_and(|e| e.contains("port ranges")));
-        assert!(bind_address("/run/h.sock").is_err());
-        assert!(bind_address("10.0.0.5").is_err());
+        assert_eq!(
+            bind_address("localhost:50000"),
+            Ok((BindAddr::Ip("127.0.0.1".parse().expect("ip")), 50000))
+        );
+        let unusable = |t| matches!(bind_address(t), Err(BindProblem::Unusable(_)));
+        assert!(unusable("10.0.0.5:8000-8010"));
+        assert!(unusable("/run/h.sock"));
+        assert!(unusable("10.0.0.5"));
+        assert!(unusable("api.example.org:6443"));
+    }
+
+    #[test]
+    fn v6only_and_v4v6_set_the_families_of_a_wildcard() {
+        let text = "frontend a\n  mode tcp\n  bind :::9445 v4v6\n  bind :::9446 v6only\n  bind *:9447\n  default_backend b\nbackend b\n  mode tcp\n  server s 10.0.0.1:6443\n";
+        let mut d = Diagnostics::default();
+        let sections = super::super::haproxy::parse(text, "h.cfg", &mut d);
+        let h = read(&sections, "h.cfg", &mut d);
+        let fams: Vec<BindAddr> = h.proxies[0].binds.iter().map(|b| b.addr.clone()).collect();
+        assert_eq!(
+            fams,
+            [
+                BindAddr::Any(Families::BOTH),
+                BindAddr::Any(Families::V6),
+                BindAddr::Any(Families::V4)
+            ]
+        );
+        assert_eq!(d.warning_count(), 0, "{d:?}");
     }
 
     #[test]

@@ -211,7 +211,10 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
         let mut need = |d: &mut Diagnostics| -> Option<&str> {
             takes_arg = true;
             if arg.is_none() {
-                d.warn(at, format!("`{opt}` without its value: ignored"));
+                d.error(
+                    at,
+                    format!("`{opt}` without its value (HAProxy refuses it)"),
+                );
             }
             arg
         };
@@ -236,19 +239,34 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
                             "fastinter" => o.fastinter = Some(t),
                             _ => o.downinter = Some(t),
                         },
-                        _ => d.warn(at, format!("`{opt} {a}` is not an HAProxy time: ignored")),
+                        _ => d.error(
+                            at,
+                            format!(
+                                "`{opt} {a}`: not an HAProxy time above 0 (HAProxy refuses it)"
+                            ),
+                        ),
                     }
                 }
             }
             "rise" | "fall" | "weight" => {
                 if let Some(a) = need(d) {
+                    // HAProxy's ranges: rise and fall from 1, weight 0..=256.
+                    let max = if opt == "weight" {
+                        256
+                    } else {
+                        i64::from(i32::MAX)
+                    };
+                    let min = if opt == "weight" { 0 } else { 1 };
                     match a.parse::<i64>() {
-                        Ok(n) => match opt {
+                        Ok(n) if (min..=max).contains(&n) => match opt {
                             "rise" => o.rise = Some(n),
                             "fall" => o.fall = Some(n),
                             _ => o.weight = Some(n),
                         },
-                        Err(_) => d.warn(at, format!("`{opt} {a}` is not a number: ignored")),
+                        _ => d.error(
+                            at,
+                            format!("`{opt} {a}`: expected a number from {min} to {max} (HAProxy refuses it)"),
+                        ),
                     }
                 }
             }
@@ -257,9 +275,9 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
                     match a {
                         "none" => o.verify = Some(false),
                         "required" => o.verify = Some(true),
-                        _ => d.warn(
+                        _ => d.error(
                             at,
-                            format!("`verify {a}`: expected none or required; ignored"),
+                            format!("`verify {a}`: expected none or required (HAProxy refuses it)"),
                         ),
                     }
                 }
@@ -282,7 +300,7 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
                 if let Some(a) = need(d) {
                     match a.parse::<u16>() {
                         Ok(p) if p > 0 => o.check_port = Some(p),
-                        _ => d.warn(at, format!("`port {a}` is not a port: ignored")),
+                        _ => d.error(at, format!("`port {a}`: not a port (HAProxy refuses it)")),
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::{collections::HashSet, time::Duration};
 use crate::config::duration;
 
 use super::{
-    check_rules,
+    check_rules::{self, CheckOption},
     haproxy::SectionKind,
     model::{BackendPlan, CheckPlan, Notes, Service},
     proxy::{Haproxy, Proxy},
@@ -115,9 +115,10 @@ pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
             binds: p.binds.clone(),
             protocol: "tcp",
             forwarding: "nat",
+            all_backups: backend.settings.all_backups.is_some(),
             notes,
-            check: check_plan(backend, file, d),
-            backends: backends(backend, file, d),
+            check: check_plan(backend, file, h.server_verify, d),
+            backends: backends(backend, file, h.server_verify, d),
         });
     }
     // Backends, and listens without a bind of their own, that nothing sends to.
@@ -135,7 +136,7 @@ pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
     out
 }
 
-fn backends(b: &Proxy, file: &str, d: &mut Diagnostics) -> Vec<BackendPlan> {
+fn backends(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) -> Vec<BackendPlan> {
     if b.servers.is_empty() && b.dropped_servers == 0 {
         d.warn(
             Loc { file, line: b.line },
@@ -146,26 +147,40 @@ fn backends(b: &Proxy, file: &str, d: &mut Diagnostics) -> Vec<BackendPlan> {
         .iter()
         .map(|s| {
             let at = Loc { file, line: s.line };
+            if s.opts.checks_tls()
+                && s.opts.verify.unwrap_or(verify_default)
+                && s.opts.ca_file.is_none()
+            {
+                d.error(
+                    at,
+                    format!("server {}: verify is enabled by default but no CA file specified (HAProxy refuses it): add `verify none` or `ca-file FILE` to the server, or `ssl-server-verify none` to global", s.name),
+                );
+            }
             let mut notes = Notes::default();
             let state = if s.opts.disabled == Some(true) {
                 notes.add("state", "`disabled` in HAProxy (maintenance)");
                 Some("disabled")
-            } else if s.opts.backup == Some(true) {
-                d.warn(
-                    at,
-                    format!("server {} is a backup: lb-agent has no backup servers; imported with state = \"disabled\" (set it to \"enabled\" to give it traffic)", s.name),
-                );
-                notes.add("state", "a backup server in HAProxy: no equivalent");
-                Some("disabled")
             } else {
                 None
             };
+            let backup = s.opts.backup == Some(true);
+            if backup {
+                notes.add(
+                    "backup",
+                    if b.settings.all_backups.is_some() {
+                        "new flows only while no active server is up; with the other backups (option allbackups)"
+                    } else {
+                        "new flows only while no active server is up, and only the first backup that is up (HAProxy's default)"
+                    },
+                );
+            }
             BackendPlan {
                 origin: format!("{file}:{} server {}", s.line, s.name),
                 address: s.address,
                 port: s.port,
                 weight: s.opts.weight,
                 state,
+                backup,
                 notes,
             }
         })
@@ -189,7 +204,7 @@ fn check_key(s: &Server) -> impl PartialEq + std::fmt::Debug {
     )
 }
 
-fn check_plan(b: &Proxy, file: &str, d: &mut Diagnostics) -> CheckPlan {
+fn check_plan(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) -> CheckPlan {
     let at = Loc { file, line: b.line };
     let checked: Vec<&Server> = b
         .servers
@@ -225,11 +240,12 @@ fn check_plan(b: &Proxy, file: &str, d: &mut Diagnostics) -> CheckPlan {
     let o = &first.opts;
     let rules = &b.settings.checks;
     let connect = rules.connect.as_ref();
-    let tls = o.checks_tls() || connect.is_some_and(|c| c.ssl);
+    let option = rules.option.as_ref();
+    let interval = o.inter.unwrap_or(INTER);
     let mut c = CheckPlan {
         kind: "tcp",
         port: o.check_port.or(connect.and_then(|c| c.port)),
-        interval: Some(o.inter.unwrap_or(INTER)),
+        interval: Some(interval),
         fastinter: o.fastinter,
         downinter: o.downinter,
         rise: Some(o.rise.unwrap_or(RISE)),
@@ -237,71 +253,125 @@ fn check_plan(b: &Proxy, file: &str, d: &mut Diagnostics) -> CheckPlan {
         ..CheckPlan::default()
     };
     let mut origin = Vec::new();
-    if let Some(req) = rules.request() {
-        let line = req.line;
-        check_rules::warn_method(&req, at.at(line), d);
-        origin.insert(0, format!("option httpchk ({file}:{line})"));
-        c.kind = if tls { "https" } else { "http" };
-        c.path = Some(req.path.unwrap_or_else(|| "/".to_string()));
-        c.host = req.host;
-        match &rules.expect {
-            Some((codes, line)) => {
-                origin.push(format!("http-check expect ({file}:{line})"));
-                c.expect_status = Some(codes.clone());
-            }
-            None => {
-                c.expect_status = Some((200..=399).collect());
-                c.notes
-                    .add("expect_status", "HAProxy's default: any 2xx or 3xx");
-            }
+    if let Some((opt, line)) = option {
+        origin.push(format!("{} ({file}:{line})", opt.name()));
+    }
+    // TLS on the check: the server's check-ssl/ssl, or `connect ssl` of the rules.
+    let tls = o.checks_tls() || connect.is_some_and(|c| c.ssl);
+    let verify = |c: &mut CheckPlan| {
+        if o.verify.unwrap_or(verify_default) {
+            c.ca_file = o.ca_file.clone();
+        } else {
+            c.tls_verify = Some(false);
         }
-        if tls {
-            match o.verify {
-                Some(false) => c.tls_verify = Some(false),
-                _ => {
-                    c.ca_file = o.ca_file.clone();
+        c.sni = o.check_sni.clone().or(connect.and_then(|c| c.sni.clone()));
+    };
+    match option.map(|(o, _)| o) {
+        Some(CheckOption::HttpChk(_)) => {
+            let req = rules.request().unwrap_or_default();
+            check_rules::warn_method(&req, at.at(req.line), d);
+            c.kind = if tls { "https" } else { "http" };
+            c.path = Some(req.path.unwrap_or_else(|| "/".to_string()));
+            c.host = req.host;
+            match &rules.expect {
+                Some((codes, line)) => {
+                    origin.push(format!("http-check expect ({file}:{line})"));
+                    c.expect_status = Some(codes.clone());
+                }
+                None => {
+                    c.expect_status = Some((200..=399).collect());
+                    c.notes
+                        .add("expect_status", "HAProxy's default: any 2xx or 3xx");
                 }
             }
-            c.sni = o.check_sni.clone().or(connect.and_then(|c| c.sni.clone()));
+            if tls {
+                verify(&mut c);
+            }
         }
-    } else {
-        if let Some((option, line)) = &rules.protocol_check {
+        Some(CheckOption::SslHello) => {
+            c.kind = "tls";
+            c.tls_verify = Some(false);
             c.notes.add(
                 "type",
-                format!("`option {option}` ({file}:{line}) becomes a connect check"),
+                "option ssl-hello-chk: a TLS handshake; HAProxy's hello check verifies no certificate",
             );
         }
-        if tls {
-            d.warn(
-                at.at(first.line),
-                "checks with TLS but no `option httpchk`: HAProxy checked the TLS handshake, lb-agent's tcp check only connects (verify/ca-file/check-sni do not apply)",
-            );
-        }
-        if rules.expect.is_some() || rules.send.is_some() {
-            d.warn(at, format!("{}: http-check rules without `option httpchk` do nothing in HAProxy either; the check is tcp", b.title()));
+        other => {
+            if let Some(CheckOption::Protocol(p)) = other {
+                c.notes
+                    .add("type", format!("`option {p}` becomes a connect check"));
+            }
+            if tls && !matches!(other, Some(CheckOption::Protocol(_))) {
+                c.kind = "tls";
+                c.notes.add(
+                    "type",
+                    "check-ssl (or ssl) without option httpchk: HAProxy checks the TLS handshake",
+                );
+                verify(&mut c);
+            }
+            if rules.expect.is_some() || rules.send.is_some() {
+                d.warn(at, format!("{}: http-check rules without `option httpchk` in force do nothing in HAProxy either; the check is {}", b.title(), c.kind));
+            }
         }
     }
-    if let Some((t, line)) = b.settings.timeout_check {
-        let interval = c.interval.unwrap_or(INTER);
-        if t > interval {
-            d.warn(
-                at.at(line),
-                format!(
-                    "`timeout check {}` is longer than the check interval ({}): lb-agent's check timeout is at most the interval, set to it",
-                    duration::format(t),
-                    duration::format(interval)
-                ),
-            );
-            c.timeout = Some(interval);
-        } else {
-            c.timeout = Some(t);
-        }
-        c.notes
-            .add("timeout", format!("timeout check ({file}:{line})"));
-    }
+    c.timeout = Some(check_timeout(b, interval, &mut c.notes, file, d));
     origin.push(format!("server {} ({file}:{})", first.name, first.line));
     c.origin = origin.join(", ");
     c
+}
+
+/// HAProxy's check timeout: `inter` when there is no `timeout check`, else
+/// min(`timeout connect`, `inter`) to connect plus `timeout check` to answer.
+/// lb-agent's is one timeout of at most the interval.
+fn check_timeout(
+    b: &Proxy,
+    interval: Duration,
+    notes: &mut Notes,
+    file: &str,
+    d: &mut Diagnostics,
+) -> Duration {
+    let Some((check, line)) = b.settings.timeout_check else {
+        notes.add(
+            "timeout",
+            "HAProxy's: the check interval (`inter`) when there is no `timeout check`",
+        );
+        return interval;
+    };
+    let connect = b
+        .settings
+        .timeout_connect
+        .map_or(interval, |(t, _)| t.min(interval));
+    let total = connect + check;
+    if check > interval {
+        d.warn(
+            Loc { file, line },
+            format!(
+                "`timeout check {}` is longer than the check interval ({}): lb-agent's check timeout is at most the interval, set to it",
+                duration::format(check),
+                duration::format(interval)
+            ),
+        );
+    }
+    if total > interval {
+        notes.add(
+            "timeout",
+            format!(
+                "timeout check ({file}:{line}): HAProxy allows {} to connect and {} to answer; lb-agent's timeout is at most the interval",
+                duration::format(connect),
+                duration::format(check)
+            ),
+        );
+        interval
+    } else {
+        notes.add(
+            "timeout",
+            format!(
+                "timeout check ({file}:{line}) plus the connect timeout, min(timeout connect, inter) = {}",
+                duration::format(connect)
+            ),
+        );
+        total
+    }
 }
 
 #[cfg(test)]
@@ -341,10 +411,45 @@ mod tests {
         );
         let (warnings, _) = d.split();
         let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
-        assert_eq!(lines, [4, 6, 7, 7], "{warnings:#?}");
+        assert_eq!(lines, [4, 6, 7], "{warnings:#?}");
         assert_eq!(s[0].check.kind, "tcp");
         assert_eq!(s[0].check.interval, Some(Duration::from_secs(1)));
-        assert_eq!(s[0].backends[2].state, Some("disabled"));
+        assert_eq!(s[0].check.timeout, Some(Duration::from_secs(1)), "inter");
+        assert_eq!(s[0].backends[2].state, None);
+        assert!(s[0].backends[2].backup);
+        assert!(!s[0].all_backups);
+    }
+
+    #[test]
+    fn the_kubeadm_guide_s_backend_gets_a_tls_check() {
+        let (s, d) = run(
+            "frontend apiserver\n  bind *:6443\n  mode tcp\n  default_backend apiserver\n\nbackend apiserver\n  option httpchk GET /healthz\n  http-check expect status 200\n  mode tcp\n  option ssl-hello-chk\n  balance roundrobin\n  server cp1 10.0.0.11:6443 check\n",
+        );
+        let c = &s[0].check;
+        assert_eq!(c.kind, "tls");
+        assert_eq!(c.tls_verify, Some(false));
+        assert_eq!(c.path, None);
+        let (warnings, _) = d.split();
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        assert_eq!(warnings[0].line, 10);
+        assert!(warnings[0].message.contains("a TLS hello check"));
+    }
+
+    #[test]
+    fn check_ssl_alone_is_a_tls_check_and_timeouts_follow_haproxy() {
+        let (s, d) = run(
+            "defaults\n  mode tcp\n  timeout connect 5s\n  timeout check 2s\nlisten a\n  bind 10.0.0.5:443\n  option allbackups\n  server a 10.0.0.1:443 check check-ssl verify none inter 10s\n  server b 10.0.0.2:443 check check-ssl verify none inter 10s backup\n",
+        );
+        let c = &s[0].check;
+        assert_eq!(c.kind, "tls");
+        assert_eq!(c.tls_verify, Some(false));
+        assert_eq!(
+            c.timeout,
+            Some(Duration::from_secs(7)),
+            "min(connect, inter) + check"
+        );
+        assert!(s[0].all_backups);
+        assert_eq!(d.warning_count(), 1, "only `timeout connect`: {d:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::{
     haproxy::{Line, Section},
-    proxy::{BindAddr, bind_address, cosmetic},
+    proxy::{BindAddr, BindProblem, bind_address, cosmetic},
     warning::{Diagnostics, Loc},
 };
 
@@ -67,14 +67,20 @@ pub fn listener(s: &Section, file: &str, d: &mut Diagnostics, out: &mut Option<S
                     Ok((addr, port)) => {
                         let ip = match addr {
                             BindAddr::Ip(ip) => ip,
-                            BindAddr::Any(Some(true)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                            BindAddr::Any(f) if f.v6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                             BindAddr::Any(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                         };
                         stats.listen = Some((SocketAddr::new(ip, port), l.number));
                     }
-                    Err(why) => d.warn(at, format!("stats bind {why}: not converted")),
+                    Err(BindProblem::Unusable(why)) => {
+                        d.warn(at, format!("stats bind {why}: not converted, api_listen keeps its default"))
+                    }
                 }
-                if spec.contains(',') || l.words.len() > 2 {
+                let extra: Vec<&String> = l.words[2.min(l.words.len())..]
+                    .iter()
+                    .filter(|o| !matches!(o.as_str(), "v4v6" | "v6only"))
+                    .collect();
+                if spec.contains(',') || !extra.is_empty() {
                     d.warn(at, format!("`{text}`: only the first address is converted, bind options are not"));
                 }
             }
@@ -133,7 +139,6 @@ fn global_reason(keyword: &str) -> &'static str {
         "maxconn" | "maxconnrate" | "maxsessrate" | "maxsslconn" | "maxsslrate" | "maxpipes"
         | "maxzlibmem" | "ulimit-n" => "the data plane sets no connection limits",
         "spread-checks" | "max-spread-checks" => "checks run on their own interval per backend",
-        "ssl-server-verify" => "the https check verifies certificates unless tls_verify = false",
         k if k.starts_with("ssl-")
             || k == "ca-base"
             || k == "crt-base"
@@ -180,9 +185,10 @@ fn global_reason(keyword: &str) -> &'static str {
     }
 }
 
-/// `global`: one warning per directive kind, with every line it is on.
+/// `global`: one warning per directive kind, with every line it is on
+/// (`ssl-server-verify` is read: the servers' default `verify`).
 pub fn global(s: &Section, file: &str, d: &mut Diagnostics) {
-    for l in &s.lines {
+    for l in s.lines.iter().filter(|l| l.word(0) != "ssl-server-verify") {
         let at = Loc {
             file,
             line: l.number,

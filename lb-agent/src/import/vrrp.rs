@@ -9,6 +9,7 @@ use super::{
     ipvs,
     keepalived::{Node, script_argv},
     model::{Service, TrackPlan, VrrpPlan},
+    sync_group::{self, SyncGroup},
     warning::{Diagnostics, Loc},
 };
 
@@ -17,6 +18,22 @@ const KEEPALIVED_VERSION: i64 = 2;
 const KEEPALIVED_PRIORITY: i64 = 100;
 const OWNER_PRIORITY: i64 = 255;
 const SCRIPT_INTERVAL: Duration = Duration::from_secs(1);
+/// keepalived's gratuitous ARP defaults: 5 on becoming master, no gap, no refresh.
+const GARP_REPEAT: i64 = 5;
+const GARP_INTERVAL: Duration = Duration::ZERO;
+const GARP_REFRESH: Duration = Duration::ZERO;
+
+/// What `global_defs` gives every instance: the VRRP version and gratuitous ARP
+/// settings, each with its line.
+#[derive(Clone, Debug, Default)]
+struct Globals {
+    version: Option<(i64, usize)>,
+    garp_repeat: Option<(i64, usize)>,
+    garp_refresh: Option<(Duration, usize)>,
+    garp_interval: Option<(Duration, usize)>,
+    /// `vrrp_gna_interval`: the gap between IPv6 unsolicited NAs.
+    gna_interval: Option<(Duration, usize)>,
+}
 
 /// Everything read from keepalived.conf.
 #[derive(Debug, Default)]
@@ -68,12 +85,12 @@ fn timer(n: &Node, at: Loc<'_>, d: &mut Diagnostics) -> Option<Duration> {
 
 pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Keepalived {
     let mut out = Keepalived::default();
-    let mut version = None;
+    let mut globals = Globals::default();
     let mut scripts: HashMap<String, Script> = HashMap::new();
     for n in nodes {
         let at = Loc { file, line: n.line };
         match n.word(0) {
-            "global_defs" => version = global_defs(n, file, d).or(version),
+            "global_defs" => global_defs(n, file, d, &mut globals),
             "vrrp_script" => {
                 scripts.insert(n.word(1).to_string(), script(n, file, d));
             }
@@ -82,7 +99,11 @@ pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Keepalived {
         if n.block.is_none()
             && matches!(
                 n.word(0),
-                "global_defs" | "vrrp_script" | "vrrp_instance" | "virtual_server"
+                "global_defs"
+                    | "vrrp_script"
+                    | "vrrp_instance"
+                    | "virtual_server"
+                    | "vrrp_sync_group"
             )
         {
             d.warn(
@@ -91,13 +112,21 @@ pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Keepalived {
             );
         }
     }
+    let groups = sync_group::read(nodes, file, d);
     let mut tracked: Vec<String> = Vec::new();
     for n in nodes {
         let at = Loc { file, line: n.line };
         match n.word(0) {
-            "global_defs" | "vrrp_script" => {}
+            "global_defs" | "vrrp_script" | "vrrp_sync_group" => {}
             "vrrp_instance" if n.block.is_some() => {
-                if let Some(i) = instance(n, file, d, version, &scripts, &mut tracked) {
+                let group = sync_group::of(&groups, n.word(1));
+                let ctx = Context {
+                    file,
+                    globals: &globals,
+                    scripts: &scripts,
+                    group,
+                };
+                if let Some(i) = instance(n, &ctx, d, &mut tracked) {
                     out.instances.push(i);
                 }
             }
@@ -107,14 +136,33 @@ pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Keepalived {
                 }
             }
             "vrrp_instance" | "virtual_server" => {}
-            "vrrp_sync_group" => d.warn(
-                at,
-                format!("`{}` not converted: lb-agent's instances fail over independently; give them the same trackers to move them together", n.text()),
-            ),
             other => d.warn(
                 at,
-                format!("`{other}`{} not converted: no equivalent in lb-agent", if n.block.is_some() { " block" } else { "" }),
+                format!(
+                    "`{other}`{} not converted: no equivalent in lb-agent",
+                    if n.block.is_some() { " block" } else { "" }
+                ),
             ),
+        }
+    }
+    let ctx = Context {
+        file,
+        globals: &globals,
+        scripts: &scripts,
+        group: None,
+    };
+    group_trackers(&groups, &mut out.instances, &ctx, &mut tracked, d);
+    for g in &groups {
+        for m in &g.members {
+            if !out.instances.iter().any(|i| &i.name == m) {
+                d.warn(
+                    Loc { file, line: g.line },
+                    format!(
+                        "vrrp_sync_group {}: no vrrp_instance {m} was converted",
+                        g.name
+                    ),
+                );
+            }
         }
     }
     let mut unused: Vec<(&String, &Script)> = scripts
@@ -131,14 +179,21 @@ pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Keepalived {
     out
 }
 
-/// `global_defs`: the VRRP version, if set; everything else warned about.
-fn global_defs(n: &Node, file: &str, d: &mut Diagnostics) -> Option<(i64, usize)> {
-    let mut version = None;
+/// `global_defs`: the VRRP version and the gratuitous ARP defaults; everything else
+/// warned about.
+fn global_defs(n: &Node, file: &str, d: &mut Diagnostics, g: &mut Globals) {
     for c in n.children() {
         let at = Loc { file, line: c.line };
         let key = c.word(0);
         match key {
-            "vrrp_version" => version = number(c, at, d).map(|v| (v, c.line)),
+            "vrrp_version" => g.version = number(c, at, d).map(|v| (v, c.line)).or(g.version),
+            "vrrp_garp_master_repeat" => g.garp_repeat = number(c, at, d).map(|v| (v, c.line)),
+            "vrrp_garp_master_refresh" => g.garp_refresh = timer(c, at, d).map(|t| (t, c.line)),
+            "vrrp_garp_interval" => g.garp_interval = timer(c, at, d).map(|t| (t, c.line)),
+            "vrrp_gna_interval" => g.gna_interval = timer(c, at, d).map(|t| (t, c.line)),
+            "vrrp_garp_master_delay" => d.warn(at, format!("`{}` not converted: lb-agent sends its gratuitous ARPs on becoming master and every garp_refresh, with no second burst after a delay", c.text())),
+            "vrrp_garp_master_refresh_repeat" => d.warn(at, format!("`{}` not converted: each garp_refresh sends one gratuitous ARP / NA per address", c.text())),
+            "vrrp_garp_lower_prio_delay" | "vrrp_garp_lower_prio_repeat" => d.warn(at, format!("`{}` not converted: lb-agent sends no gratuitous ARPs on adverts of lower priority", c.text())),
             "notification_email" | "notification_email_from" | "smtp_server" | "smtp_connect_timeout" | "smtp_helo_name" | "email_from" => {
                 d.warn_grouped("mail", at, format!("mail alerts (`{key}` and the lines listed) not converted: lb-agent sends no mail (watch /metrics, or use [[vrrp]] notify)"));
             }
@@ -152,7 +207,6 @@ fn global_defs(n: &Node, file: &str, d: &mut Diagnostics) -> Option<(i64, usize)
             _ => d.warn(at, format!("global_defs `{}` not converted: no equivalent in lb-agent", c.text())),
         }
     }
-    version
 }
 
 fn script(n: &Node, file: &str, d: &mut Diagnostics) -> Script {
@@ -251,12 +305,15 @@ fn vip_address(
     Some((format!("{ip}/{len}"), ip))
 }
 
-struct Track<'a> {
+/// What converting an instance needs besides its own block.
+struct Context<'a> {
     file: &'a str,
+    globals: &'a Globals,
     scripts: &'a HashMap<String, Script>,
+    group: Option<&'a SyncGroup>,
 }
 
-impl Track<'_> {
+impl Context<'_> {
     fn script(&self, c: &Node, d: &mut Diagnostics) -> Option<TrackPlan> {
         let file = self.file;
         let at = Loc { file, line: c.line };
@@ -348,12 +405,12 @@ impl Track<'_> {
 
 fn instance(
     n: &Node,
-    file: &str,
+    ctx: &Context<'_>,
     d: &mut Diagnostics,
-    global_version: Option<(i64, usize)>,
-    scripts: &HashMap<String, Script>,
     tracked: &mut Vec<String>,
 ) -> Option<VrrpPlan> {
+    let file = ctx.file;
+    let global_version = ctx.globals.version;
     let at = Loc { file, line: n.line };
     let name = n.word(1).to_string();
     let mut v = VrrpPlan {
@@ -363,8 +420,9 @@ fn instance(
         comments: vec![format!("from {file}:{} vrrp_instance {name}", n.line)],
         ..VrrpPlan::default()
     };
-    let track = Track { file, scripts };
+    let track = ctx;
     let (mut state, mut priority, mut version, mut advert) = (None, None, None, None);
+    let mut nopreempt = None;
     let mut auth: (Option<String>, Option<String>, usize) = (None, None, 0);
     let interface = n
         .children()
@@ -378,10 +436,10 @@ fn instance(
             "interface" => v.interface = c.word(1).to_string(),
             "state" => state = Some((c.word(1).to_string(), c.line)),
             "virtual_router_id" => v.vrid = number(c, at, d),
-            "priority" => priority = number(c, at, d),
+            "priority" => priority = Some(vrrp_priority(c, &name, at, d)),
             "advert_int" => advert = timer(c, at, d).map(|t| (t, c.line)),
             "version" => version = number(c, at, d).map(|x| (x, c.line)),
-            "nopreempt" => v.preempt = Some(false),
+            "nopreempt" => nopreempt = Some(c.line),
             "preempt" => {}
             "preempt_delay" => v.preempt_delay = timer(c, at, d),
             "unicast_src_ip" | "mcast_src_ip" => match c.word(1).parse::<IpAddr>() {
@@ -422,14 +480,18 @@ fn instance(
             "track_script" => {
                 for t in c.children() {
                     tracked.push(t.word(0).to_string());
-                    if let Some(plan) = track.script(t, d) {
+                    if ctx.kept_in_group(t, "script", &name, d)
+                        && let Some(plan) = track.script(t, d)
+                    {
                         v.tracks.push(plan);
                     }
                 }
             }
             "track_interface" => {
                 for t in c.children() {
-                    v.tracks.push(track.interface(t));
+                    if ctx.kept_in_group(t, "interface", &name, d) {
+                        v.tracks.push(track.interface(t));
+                    }
                 }
             }
             "garp_master_repeat" => v.garp_repeat = number(c, at, d),
@@ -469,6 +531,18 @@ fn instance(
         );
         return None;
     }
+    if let Some(line) = nopreempt {
+        if state.as_ref().is_some_and(|(s, _)| s == "MASTER") {
+            // keepalived clears it (vrrp_complete_instance).
+            d.warn(
+                at.at(line),
+                format!("`nopreempt` with `state MASTER`: keepalived reports \"({name}) Warning - nopreempt will not work with initial state MASTER - clearing\" and preempts; so does this config"),
+            );
+        } else {
+            v.preempt = Some(false);
+        }
+    }
+    garp_defaults(&mut v, ctx.globals, file);
     // keepalived: no priority set = 255 for state MASTER, else 100.
     if let Some((s, line)) = &state {
         d.warn(
@@ -541,6 +615,145 @@ fn instance(
     Some(v)
 }
 
+/// `priority N`: 1 to 255; anything else keepalived reports and replaces with 100
+/// (its default, even with `state MASTER`), and so does the import.
+fn vrrp_priority(c: &Node, instance: &str, at: Loc<'_>, d: &mut Diagnostics) -> i64 {
+    match c.word(1).parse::<i64>() {
+        Ok(p) if (1..=OWNER_PRIORITY).contains(&p) => p,
+        _ => {
+            d.warn(
+                at,
+                format!("`{}`: keepalived reports \"({instance}) Priority not valid! must be between 1 & {OWNER_PRIORITY}. Using default {KEEPALIVED_PRIORITY}\" and uses {KEEPALIVED_PRIORITY}; so does this config", c.text()),
+            );
+            KEEPALIVED_PRIORITY
+        }
+    }
+}
+
+/// Gratuitous ARP settings the instance does not set: `global_defs`' or
+/// keepalived's defaults (lb-agent's own differ).
+fn garp_defaults(v: &mut VrrpPlan, g: &Globals, file: &str) {
+    let from = |key: &str, line: usize| format!("{key} in global_defs ({file}:{line})");
+    if v.garp_repeat.is_none() {
+        let (n, note) = match g.garp_repeat {
+            Some((n, line)) => (n, from("vrrp_garp_master_repeat", line)),
+            None => (GARP_REPEAT, "keepalived's default".into()),
+        };
+        v.garp_repeat = Some(n);
+        v.notes.add("garp_repeat", note);
+    }
+    if v.garp_refresh.is_none() {
+        let (t, note) = match g.garp_refresh {
+            Some((t, line)) => (t, from("vrrp_garp_master_refresh", line)),
+            None => (GARP_REFRESH, "keepalived's default: no refresh".into()),
+        };
+        v.garp_refresh = Some(t);
+        v.notes.add("garp_refresh", note);
+    }
+    if v.garp_interval.is_none() {
+        let v6 = v.held.first().is_some_and(IpAddr::is_ipv6);
+        let (global, key) = if v6 {
+            (g.gna_interval, "vrrp_gna_interval")
+        } else {
+            (g.garp_interval, "vrrp_garp_interval")
+        };
+        let (t, note) = match global {
+            Some((t, line)) => (t, from(key, line)),
+            None => (GARP_INTERVAL, "keepalived's default: no gap".into()),
+        };
+        v.garp_interval = Some(t);
+        v.notes.add("garp_interval", note);
+    }
+}
+
+impl Context<'_> {
+    /// Whether a tracker of a sync group member's own is kept: keepalived ignores
+    /// (drops) one with a weight unless the group sets `sync_group_tracking_weight`,
+    /// and reports it.
+    fn kept_in_group(&self, t: &Node, what: &str, instance: &str, d: &mut Diagnostics) -> bool {
+        let Some(g) = self.group.filter(|g| !g.tracking_weight) else {
+            return true;
+        };
+        let own = if t.word(1) == "weight" {
+            t.word(2).parse::<i64>().ok()
+        } else {
+            None
+        };
+        let weight = match what {
+            "script" => own.or_else(|| self.scripts.get(t.word(0)).and_then(|s| s.weight)),
+            _ => own,
+        }
+        .unwrap_or(0);
+        if weight == 0 {
+            return true;
+        }
+        let tracked = t.word(0);
+        let keepalived = if what == "script" {
+            format!("({instance}) ignoring tracked script {tracked} with weights due to SYNC group")
+        } else {
+            format!("({instance}) ignoring tracked interface {tracked} due to SYNC group")
+        };
+        d.warn(
+            Loc { file: self.file, line: t.line },
+            format!("tracked {what} {tracked} (weight {weight}) not converted: vrrp_instance {instance} is in vrrp_sync_group {} (line {}), and keepalived reports \"{keepalived}\" and does not track it (sync_group_tracking_weight would keep it); neither does this config", g.name, g.line),
+        );
+        false
+    }
+}
+
+/// The sync groups' trackers and notify command given to their member instances
+/// (after every instance is read: a member with priority 255 clears the weights of
+/// the group's scripts, as keepalived does).
+fn group_trackers(
+    groups: &[SyncGroup],
+    instances: &mut [VrrpPlan],
+    ctx: &Context<'_>,
+    tracked: &mut Vec<String>,
+    d: &mut Diagnostics,
+) {
+    let file = ctx.file;
+    for g in groups {
+        let owner = instances
+            .iter()
+            .any(|i| g.members.contains(&i.name) && i.priority == OWNER_PRIORITY);
+        let mut reported = false;
+        for v in instances.iter_mut().filter(|i| g.members.contains(&i.name)) {
+            let origin =
+                |o: &str| format!("{o}, of vrrp_sync_group {} ({file}:{})", g.name, g.line);
+            for t in &g.scripts {
+                tracked.push(t.word(0).to_string());
+                let Some(mut plan) = ctx.script(t, d) else {
+                    continue;
+                };
+                plan.origin = origin(&plan.origin);
+                if owner && plan.weight != 0 {
+                    if !reported {
+                        d.warn(
+                            Loc { file, line: t.line },
+                            format!("weight {} of the group's track_script {} cleared: keepalived reports \"({}) Cannot have weighted track script '{}' with member having priority 255 - clearing weight\"; so does this config", plan.weight, t.word(0), g.name, t.word(0)),
+                        );
+                    }
+                    plan.weight = 0;
+                }
+                v.tracks.push(plan);
+            }
+            for t in &g.interfaces {
+                let mut plan = ctx.interface(t);
+                plan.origin = origin(&plan.origin);
+                v.tracks.push(plan);
+            }
+            reported = true;
+            if v.notify.is_none() {
+                v.notify = g.notify.clone();
+            }
+            v.comments.push(format!(
+                "in vrrp_sync_group {} ({file}:{}): lb-agent's instances change state on their own; the group's trackers are this instance's too, so they fail together",
+                g.name, g.line
+            ));
+        }
+    }
+}
+
 /// advert_int made valid for the version: v2 whole seconds, v3 centiseconds.
 fn advert_interval(t: Duration, version: i64, at: Loc<'_>, d: &mut Diagnostics) -> Duration {
     let ms = t.as_millis();
@@ -605,7 +818,12 @@ mod tests {
         let v = &k.instances[0];
         assert_eq!(v.priority, 255);
         assert_eq!(v.version, 3);
-        assert_eq!(v.preempt, Some(false));
+        assert_eq!(
+            v.preempt, None,
+            "keepalived clears nopreempt with state MASTER"
+        );
+        assert_eq!(v.garp_repeat, Some(5), "keepalived's default");
+        assert_eq!(v.garp_refresh, Some(Duration::ZERO));
         assert_eq!(v.advert_interval, Some(Duration::from_millis(250)));
         assert_eq!(v.auth_pass, None);
         assert_eq!(v.tracks[0].kind, "dataplane");
@@ -627,6 +845,93 @@ mod tests {
             text.iter()
                 .any(|w| w.starts_with("k.conf:1: warning: vrrp_script chk_haproxy")),
             "{text:#?}"
+        );
+        assert!(
+            text.iter().any(|w| w.starts_with(
+                "k.conf:9: warning: `nopreempt` with `state MASTER`: keepalived reports"
+            )),
+            "{text:#?}"
+        );
+    }
+
+    #[test]
+    fn a_bad_priority_is_keepalived_s_default_even_for_state_master() {
+        for p in ["False", "0", "256"] {
+            let (k, d) = run(&format!(
+                "vrrp_instance A {{\n  state MASTER\n  interface eth0\n  virtual_router_id 9\n  priority {p}\n  virtual_ipaddress {{\n    10.0.0.9/24\n  }}\n}}\n"
+            ));
+            assert_eq!(k.instances[0].priority, 100, "priority {p}");
+            let (warnings, _) = d.split();
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.line == 5 && w.message.contains("Using default 100")),
+                "{warnings:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn global_garp_settings_are_every_instance_s_defaults() {
+        let (k, _) = run(
+            "global_defs {\n  vrrp_garp_master_repeat 3\n  vrrp_garp_master_refresh 60\n  vrrp_garp_interval 0.001\n}\nvrrp_instance A {\n  interface eth0\n  virtual_router_id 9\n  virtual_ipaddress {\n    10.0.0.9/24\n  }\n}\nvrrp_instance B {\n  interface eth0\n  virtual_router_id 10\n  garp_master_repeat 2\n  virtual_ipaddress {\n    10.0.0.10/24\n  }\n}\n",
+        );
+        let a = &k.instances[0];
+        assert_eq!(a.garp_repeat, Some(3));
+        assert_eq!(a.garp_refresh, Some(Duration::from_secs(60)));
+        assert_eq!(a.garp_interval, Some(Duration::from_millis(1)));
+        assert_eq!(
+            k.instances[1].garp_repeat,
+            Some(2),
+            "the instance's own wins"
+        );
+    }
+
+    #[test]
+    fn a_sync_group_tracks_every_member_and_drops_member_weights() {
+        let (k, d) = run(
+            "vrrp_script chk_svc {\n  script \"/usr/local/bin/chk_svc\"\n  weight 20\n}\nvrrp_script chk_own {\n  script \"/usr/local/bin/chk_own\"\n}\nvrrp_sync_group VG_1 {\n  group {\n    VI_EXT\n    VI_INT\n  }\n  track_script {\n    chk_svc\n  }\n  notify_master \"/etc/keepalived/master.sh\"\n}\nvrrp_instance VI_EXT {\n  interface eth0\n  virtual_router_id 1\n  virtual_ipaddress {\n    10.0.0.9/24\n  }\n  track_script {\n    chk_own weight 10\n  }\n}\nvrrp_instance VI_INT {\n  interface eth1\n  virtual_router_id 2\n  virtual_ipaddress {\n    10.1.0.9/24\n  }\n}\n",
+        );
+        let (warnings, errors) = d.split();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let ext = &k.instances[0];
+        let int = &k.instances[1];
+        let names = |v: &VrrpPlan| -> Vec<(String, i64)> {
+            v.tracks
+                .iter()
+                .map(|t| {
+                    (
+                        t.command.as_ref().map(|c| c[0].clone()).unwrap_or_default(),
+                        t.weight,
+                    )
+                })
+                .collect()
+        };
+        let svc = ("/usr/local/bin/chk_svc".to_string(), 20);
+        assert_eq!(
+            names(ext),
+            std::slice::from_ref(&svc),
+            "the member's weighted script is dropped"
+        );
+        assert_eq!(names(int), [svc], "the group's script keeps its weight");
+        assert!(
+            !warnings
+                .iter()
+                .any(|w| w.message.contains("not tracked by any")),
+            "the group's script is tracked: {warnings:#?}"
+        );
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.line == 16 && w.message.contains("notify_master")),
+            "{warnings:#?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.line == 25
+                && w.message.contains(
+                    "(VI_EXT) ignoring tracked script chk_own with weights due to SYNC group"
+                )),
+            "{warnings:#?}"
         );
     }
 

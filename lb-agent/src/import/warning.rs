@@ -74,6 +74,15 @@ pub struct Diagnostics {
 
 impl Diagnostics {
     fn push(&mut self, severity: Severity, at: Option<Loc<'_>>, message: String) -> usize {
+        // The same thing said twice (a vrrp_script tracked by two instances).
+        if let Some(i) = self.items.iter().position(|d| {
+            d.severity == severity
+                && d.file.as_deref() == at.map(|l| l.file)
+                && d.line == at.map_or(0, |l| l.line)
+                && d.message == message
+        }) {
+            return i;
+        }
         self.items.push(Diagnostic {
             severity,
             file: at.map(|l| l.file.to_string()),

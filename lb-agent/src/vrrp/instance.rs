@@ -25,6 +25,12 @@ pub enum Command {
     Priority(Option<u8>),
     /// Leave gracefully (priority 0, addresses removed), then answer.
     Stop(oneshot::Sender<()>),
+    /// Leave for a restart (a last advert at our priority, addresses removed, no
+    /// priority 0), then answer with the state left in.
+    Leave(oneshot::Sender<State>),
+    /// `lb-agent handover`: `true` steps down (priority 0 if master) and stays out of
+    /// the election; `false` rejoins it.
+    Hold(bool),
 }
 
 /// An instance as `lb-agent vrrp` and `/metrics` show it.
@@ -48,6 +54,9 @@ pub struct InstanceStatus {
     pub addresses: Vec<String>,
     /// The last error (sockets, addresses), if any.
     pub error: String,
+    /// Held out of the election by `lb-agent handover`.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// Runs instance `cfg` until stopped; publishes its status on `status`.
@@ -55,6 +64,7 @@ pub async fn run(
     cfg: VrrpConfig,
     mut commands: mpsc::Receiver<Command>,
     status: watch::Sender<InstanceStatus>,
+    resume: bool,
 ) {
     let mut st = InstanceStatus {
         name: cfg.name.clone(),
@@ -87,7 +97,11 @@ pub async fn run(
                             let _ = done.send(());
                             return;
                         }
-                        Some(Command::Priority(_)) => continue,
+                        Some(Command::Leave(done)) => {
+                            let _ = done.send(State::Initialize);
+                            return;
+                        }
+                        Some(Command::Priority(_) | Command::Hold(_)) => continue,
                         None => return,
                     }
                 }
@@ -132,7 +146,19 @@ pub async fn run(
         vips: &vips,
     };
     let mut fault = false;
-    let mut actions = m.start(Instant::now());
+    // `lb-agent handover` holds the instance out; the trackers' last word is kept
+    // for when it rejoins.
+    let mut held = false;
+    let mut tracked: Option<u8> = Some(cfg.priority);
+    let mut actions = if resume {
+        log::info!(
+            "vrrp {}: resuming as MASTER after a restart (the VIP's adverts never stopped long enough for a backup to take over)",
+            cfg.name
+        );
+        m.resume(Instant::now())
+    } else {
+        m.start(Instant::now())
+    };
     let mut refresh_at: Option<Instant> = None;
     loop {
         io.apply(
@@ -183,7 +209,9 @@ pub async fn run(
                 refresh_at = Some(Instant::now() + cfg.garp_refresh);
             }
             c = commands.recv() => match c {
+                Some(Command::Priority(p)) if held => tracked = p,
                 Some(Command::Priority(Some(p))) => {
+                    tracked = Some(p);
                     if fault {
                         fault = false;
                         actions = m.set_fault(Instant::now(), false);
@@ -192,10 +220,41 @@ pub async fn run(
                     actions.append(&mut more);
                 }
                 Some(Command::Priority(None)) => {
+                    tracked = None;
                     if !fault {
                         fault = true;
                         actions = m.set_fault(Instant::now(), true);
                     }
+                }
+                Some(Command::Hold(true)) => {
+                    if !held {
+                        held = true;
+                        st.held = true;
+                        log::info!("vrrp {}: held out of the election (lb-agent handover)", cfg.name);
+                        if !fault {
+                            fault = true;
+                            actions = m.set_fault(Instant::now(), true);
+                        }
+                    }
+                }
+                Some(Command::Hold(false)) => {
+                    if held {
+                        held = false;
+                        st.held = false;
+                        log::info!("vrrp {}: back in the election", cfg.name);
+                        if let Some(p) = tracked {
+                            fault = false;
+                            actions = m.set_fault(Instant::now(), false);
+                            let mut more = m.set_priority(Instant::now(), if cfg.priority == 255 { 255 } else { p });
+                            actions.append(&mut more);
+                        }
+                    }
+                }
+                Some(Command::Leave(done)) => {
+                    let out = m.leave();
+                    io.apply(&mut m, &mut st, out, &mut refresh_at).await;
+                    let _ = done.send(m.state());
+                    return;
                 }
                 Some(Command::Stop(done)) => {
                     let out = m.stop(Instant::now());

@@ -175,6 +175,38 @@ impl Machine {
         out
     }
 
+    /// A restart's successor resuming as master (`resume.rs`): an advert at once and
+    /// the addresses back, with no state change (the backups never saw one).
+    pub fn resume(&mut self, now: Instant) -> Vec<Action> {
+        self.preempt_from = Some(now + self.p.preempt_delay);
+        self.state = State::Master;
+        self.advert_at = Some(now + self.p.interval);
+        self.master_down_at = None;
+        self.master = None;
+        vec![
+            Action::Send {
+                priority: self.priority,
+            },
+            Action::TakeAddresses,
+        ]
+    }
+
+    /// Leaving for a restart: a master advertises once more at its own priority
+    /// (resetting the backups' Master_Down timers, never priority 0) and removes its
+    /// addresses; the state stays, for the record.
+    pub fn leave(&mut self) -> Vec<Action> {
+        if self.state != State::Master {
+            return Vec::new();
+        }
+        self.advert_at = None;
+        vec![
+            Action::Send {
+                priority: self.priority,
+            },
+            Action::ReleaseAddresses,
+        ]
+    }
+
     /// Whether an advert from `src` with `priority` beats ours.
     fn beats_us(&self, priority: u8, src: IpAddr) -> bool {
         priority > self.priority || (priority == self.priority && src > self.p.primary)

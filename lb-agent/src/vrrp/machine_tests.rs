@@ -314,3 +314,39 @@ async fn v2_skew_is_in_seconds_and_v3_adopts_the_masters_interval() {
         Duration::from_millis(300) + Duration::from_secs_f64(0.1 * 156.0 / 256.0)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_that_resumes_within_master_down_changes_no_state() {
+    let mut lan = Lan::new(&[100, 150], Version::V3, SEC / 10);
+    lan.start(0);
+    lan.start(1);
+    lan.pass(SEC).await;
+    assert_eq!(lan.master(), vec![1]);
+    let backup_since = lan.nodes[0].m.last_transition;
+    // The master leaves for a restart: one more advert, addresses removed, no
+    // priority 0.
+    let out = lan.nodes[1].m.leave();
+    assert_eq!(
+        out,
+        [Action::Send { priority: 150 }, Action::ReleaseAddresses]
+    );
+    lan.run(1, out);
+    lan.nodes[1].alive = false;
+    // Its successor starts 250 ms later (under 3 x 100 ms + skew) and resumes.
+    lan.pass(SEC / 4).await;
+    assert!(lan.master().is_empty(), "nobody took over meanwhile");
+    let mut m = Machine::new(params(1, Version::V3, SEC / 10), 150);
+    let out = m.resume(Instant::now());
+    assert!(out.contains(&Action::TakeAddresses));
+    assert!(!out.iter().any(|a| matches!(a, Action::Transition { .. })));
+    lan.nodes[1].m = m;
+    lan.nodes[1].alive = true;
+    lan.run(1, out);
+    lan.pass(2 * SEC).await;
+    assert_eq!(lan.master(), vec![1]);
+    assert_eq!(
+        lan.nodes[0].m.last_transition, backup_since,
+        "the backup never moved"
+    );
+    assert_eq!(lan.split, 0);
+}

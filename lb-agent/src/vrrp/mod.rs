@@ -14,6 +14,7 @@ pub mod packet;
 #[cfg(test)]
 mod packet_tests;
 pub mod priority;
+pub mod resume;
 pub mod track;
 
 use std::sync::Arc;
@@ -25,39 +26,72 @@ use tokio::{
 
 use crate::{config::VrrpConfig, status::Status};
 pub use instance::InstanceStatus;
+pub use resume::Record;
 
 /// The agent's VRRP instances.
 pub struct Vrrp {
     instances: Vec<(mpsc::Sender<instance::Command>, JoinHandle<()>)>,
     statuses: Vec<watch::Receiver<InstanceStatus>>,
+    /// Each instance's tracker results (for a restart record).
+    trackers: Vec<watch::Receiver<Vec<bool>>>,
+    configs: Vec<VrrpConfig>,
 }
 
 impl Vrrp {
     /// Starts every instance of `configs` and its trackers (which follow `status`).
-    pub fn start(configs: &[VrrpConfig], status: watch::Receiver<Arc<Status>>) -> Self {
+    /// An instance `resume` says was master a moment ago resumes as master, its
+    /// trackers as they were.
+    pub fn start(
+        configs: &[VrrpConfig],
+        status: watch::Receiver<Arc<Status>>,
+        resume: Option<&Record>,
+    ) -> Self {
         let mut instances = Vec::new();
         let mut statuses = Vec::new();
+        let mut trackers = Vec::new();
         for cfg in configs {
+            let left = resume.and_then(|r| r.resumable(cfg));
+            let master = left.is_some_and(resume::Left::was_master);
             let (tx, rx) = mpsc::channel(16);
+            // A resuming master is master from the first moment (its DSR services
+            // are not put on standby meanwhile).
             let (st_tx, st_rx) = watch::channel(InstanceStatus {
                 name: cfg.name.clone(),
-                state: "INIT".into(),
+                state: if master { "MASTER" } else { "INIT" }.into(),
                 ..InstanceStatus::default()
             });
-            let task = tokio::spawn(instance::run(cfg.clone(), rx, st_tx));
-            tokio::spawn(track::follow(cfg.clone(), status.clone(), tx.clone()));
+            let (tr_tx, tr_rx) = watch::channel(vec![false; cfg.tracks.len()]);
+            let task = tokio::spawn(instance::run(cfg.clone(), rx, st_tx, master));
+            tokio::spawn(track::follow(
+                cfg.clone(),
+                status.clone(),
+                tx.clone(),
+                left.map(|l| l.trackers.clone()),
+                tr_tx,
+            ));
             instances.push((tx, task));
             statuses.push(st_rx);
+            trackers.push(tr_rx);
         }
         Self {
             instances,
             statuses,
+            trackers,
+            configs: configs.to_vec(),
         }
     }
 
     /// Handles on every instance's status (for the agent's snapshots).
     pub fn watchers(&self) -> Vec<watch::Receiver<InstanceStatus>> {
         self.statuses.clone()
+    }
+
+    /// `lb-agent handover`: every instance steps down (masters send priority 0) and
+    /// stays out of the election while `hold`; `false` lets them back in.
+    pub async fn hold(&self, hold: bool) {
+        for (tx, _) in &self.instances {
+            let _ = tx.send(instance::Command::Hold(hold)).await;
+        }
     }
 
     /// Graceful stop: masters send priority 0 and remove their addresses.
@@ -69,5 +103,36 @@ impl Vrrp {
             }
             task.abort();
         }
+    }
+
+    /// Leaving for a restart: masters advertise once more at their priority and
+    /// remove their addresses (no priority 0); what each left as, for the successor.
+    pub async fn leave(self) -> Record {
+        let mut left = Vec::new();
+        for (((tx, task), cfg), trackers) in self
+            .instances
+            .into_iter()
+            .zip(&self.configs)
+            .zip(&self.trackers)
+        {
+            let (done, wait) = oneshot::channel();
+            let state = if tx.send(instance::Command::Leave(done)).await.is_ok() {
+                tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            } else {
+                None
+            };
+            task.abort();
+            left.push(resume::Left {
+                name: cfg.name.clone(),
+                vrid: cfg.vrid,
+                interface: cfg.interface.clone(),
+                state: state.map_or("INIT", machine::State::name).to_string(),
+                trackers: trackers.borrow().clone(),
+            });
+        }
+        Record::new(left)
     }
 }

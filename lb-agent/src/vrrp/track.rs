@@ -56,17 +56,25 @@ fn observe(kind: &TrackKind, status: &Status) -> bool {
 }
 
 /// Follows `cfg`'s trackers and tells the instance its effective priority (or
-/// FAULT) whenever it changes, starting with the first evaluation.
+/// FAULT) whenever it changes, starting with the first evaluation. Trackers start
+/// failing, or as `initial` says (a restart's successor starts from what its
+/// predecessor saw); their results are published on `results`. Trackers that read
+/// the agent's status wait for its first publication.
 pub async fn follow(
     cfg: VrrpConfig,
     mut status: watch::Receiver<Arc<Status>>,
     instance: mpsc::Sender<Command>,
+    initial: Option<Vec<bool>>,
+    results_out: watch::Sender<Vec<bool>>,
 ) {
-    // The health checks' rise/fall state machine, starting failing.
     let mut states: Vec<HealthState> = cfg
         .tracks
         .iter()
-        .map(|t| HealthState::known(false, t.rise, t.fall))
+        .enumerate()
+        .map(|(i, t)| {
+            let passing = initial.as_ref().and_then(|v| v.get(i)).copied() == Some(true);
+            HealthState::known(passing, t.rise, t.fall)
+        })
         .collect();
     // Script results arrive on a channel from one task per script.
     let (results_tx, mut results) = mpsc::unbounded_channel::<(usize, bool)>();
@@ -107,6 +115,12 @@ pub async fn follow(
             })
             .collect();
         let now = effective(cfg.priority, &tracked);
+        results_out.send_if_modified(|r| {
+            let new: Vec<bool> = tracked.iter().map(|t| t.passing).collect();
+            let changed = *r != new;
+            *r = new;
+            changed
+        });
         if sent != Some(now) {
             if instance.send(Command::Priority(now)).await.is_err() {
                 return;
@@ -129,6 +143,9 @@ pub async fn follow(
             }
             () = poll => {
                 let s = status.borrow_and_update().clone();
+                if s.source.is_empty() {
+                    continue; // the agent has not published yet
+                }
                 for (i, t) in cfg.tracks.iter().enumerate() {
                     if !matches!(t.kind, TrackKind::Script { .. }) {
                         states[i].record(observe(&t.kind, &s));

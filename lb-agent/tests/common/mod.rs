@@ -212,6 +212,13 @@ impl Node {
         );
     }
 
+    /// Waits for the agent to exit on its own (after `lb-agent restart`), cleanly.
+    pub fn wait_exit(&mut self) {
+        let mut c = self.0.take_agent().expect("agent running");
+        let st = c.wait().expect("wait");
+        assert!(st.success(), "agent exited with {st}:\n{}", self.log());
+    }
+
     pub fn sighup(&mut self) {
         signal(self.0.agent_mut().expect("agent running"), "HUP");
     }
