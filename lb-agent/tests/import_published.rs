@@ -280,14 +280,29 @@ fn a_sync_group_s_script_tracks_every_member_and_member_weights_go_as_keepalived
         );
         assert!(says.contains(&dropped), "keepalived: {says}");
         assert!(err.contains(&dropped), "the import quotes it:\n{err}");
+        // VI_EXT: its weighted interface kept without its weight, the group's HAProxy
+        // check (now the data plane); VI_INT: the same check, and VI_EXT's weight-0
+        // trackers and link (keepalived faults the whole group).
+        let link = |i: &str| (format!("interface {i}"), 0);
+        let data = ("dataplane".to_string(), 0);
+        let want = if r.name == "VI_EXT" {
+            vec![link("eth1"), data]
+        } else {
+            vec![data, link("eth1"), link("eth0")]
+        };
         assert_eq!(
             track_commands(r),
-            [("dataplane".to_string(), 0)],
-            "{}: the group's HAProxy check (now the data plane) with weight 0, chk_own gone:\n{text}",
+            want,
+            "{}: the group's HAProxy check (now the data plane) with weight 0, chk_own gone, \
+             the other member's link (keepalived faults the group):\n{text}",
             r.name
         );
     }
     assert!(!err.contains("not tracked by any"), "{err}");
+    // A member's weighted interface is kept, without its weight.
+    let kept = "(VI_EXT) ignoring eth1 tracked interface weight due to SYNC group";
+    assert!(says.contains(kept), "keepalived: {says}");
+    assert!(err.contains(kept), "the import quotes it:\n{err}");
     for (line, what) in [
         (30, "notify_master"),
         (31, "notify_backup"),

@@ -1,11 +1,20 @@
-//! Restarting the master's agent keeps the VIP: two LB nodes on one bridge, VRRP
-//! v3 at 100 ms adverts, a NAT VIP over three backends, twelve long-lived TCP
-//! connections pinged every 50 ms and a stream of new connections. The master's
-//! agent leaves for a restart (`lb-agent restart`, then SIGTERM with `on_sigterm =
-//! "restart"`, as a static pod's container restart) and its successor starts at
-//! once: neither node changes VRRP state, no connection breaks, no new connection
-//! fails. `lb-agent handover` then hands the VIP over at once (priority 0) and holds
-//! the node out until `--undo`. Needs root.
+//! Restarts and failures of the VRRP master, with connections open: two LB nodes on
+//! one bridge, VRRP v3 at 100 ms adverts, three backends; a NAT VIP (new connections
+//! on :80, long-lived ones on :81) and a DSR VIP (long-lived on :82); twelve
+//! long-lived TCP connections per VIP pinged every 50 ms, and a stream of new
+//! connections.
+//!
+//! A restart: the master's agent leaves (`lb-agent restart`, then SIGTERM with
+//! `on_sigterm = "restart"`, as a static pod's container restart) and its
+//! successor starts at once: neither node changes VRRP state, no connection breaks
+//! (NAT or DSR), no new connection fails. `lb-agent handover` then hands the VIP
+//! over at once (priority 0) and holds the node out until `--undo`.
+//!
+//! A failure: the master loses power (agent killed, its frames dropped at the
+//! bridge, link up). The backup takes over and every DSR connection goes on (each
+//! node with the same config and health picks the same backend), the longest stall
+//! under 1 s; the old master comes back and preempts, again breaking no DSR
+//! connection. Needs root.
 
 mod common;
 
@@ -26,14 +35,25 @@ use common::{
 };
 use lb_agent::lab::{TcpServer, lan_v4};
 
+/// (name, port, forwarding).
+const VIPS: [(&str, u16, &str); 3] = [
+    ("banner", 80, "nat"),
+    ("echo", 81, "nat"),
+    ("echo-dsr", 82, "dsr"),
+];
+
 fn config(node: u8, priority: u8, on_sigterm: &str) -> String {
     let mut out = String::new();
-    for (vip, port) in [("banner", 80), ("echo", 81)] {
+    for (vip, port, forwarding) in VIPS {
+        let snat = if forwarding == "nat" {
+            format!("snat_address = \"{}\"\n", lan_v4(node))
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
-            "[[vip]]\nname = \"{vip}\"\naddress = \"{}\"\nport = {port}\nsnat_address = \"{}\"\n\
+            "[[vip]]\nname = \"{vip}\"\naddress = \"{}\"\nport = {port}\nforwarding = \"{forwarding}\"\n{snat}\
              [vip.check]\ninterval = \"200ms\"\n",
             lan_v4(VIP),
-            lan_v4(node)
         ));
         for b in BACKENDS {
             out.push_str(&format!("[[vip.backend]]\naddress = \"{}\"\n", lan_v4(b)));
@@ -48,25 +68,84 @@ fn config(node: u8, priority: u8, on_sigterm: &str) -> String {
     format!("on_sigterm = \"{on_sigterm}\"\n{out}")
 }
 
-/// Pings every long-lived connection every 50 ms until stopped: how many rounds,
-/// and every failure.
-fn pinging(mut conns: Persistent) -> (Arc<AtomicBool>, JoinHandle<(u32, Vec<String>)>) {
+/// Servers of every backend: a banner on :80, echo on :81 (NAT) and on the VIP's
+/// :82 (DSR: the VIP on the loopback, ARP for it left to the LB).
+fn serve(c: &Cluster) -> Servers {
+    c.backends
+        .iter()
+        .map(|b| {
+            let ip = lan_v4(b.index);
+            b.ns.ip(&["addr", "add", &format!("{}/32", lan_v4(VIP)), "dev", "lo"])
+                .expect("VIP on lo");
+            b.ns.sysctl("net.ipv4.conf.eth0.arp_ignore", "1")
+                .expect("arp_ignore");
+            b.ns.sysctl("net.ipv4.conf.eth0.arp_announce", "2")
+                .expect("arp_announce");
+            (
+                TcpServer::spawn(&b.ns, SocketAddr::new(ip, 80), &name(b.index)).expect("banner"),
+                EchoServer::spawn(&b.ns, SocketAddr::new(ip, 81), &name(b.index)),
+                // Any address: the VIP for clients, its own for health checks.
+                EchoServer::spawn(&b.ns, SocketAddr::from(([0, 0, 0, 0], 82)), &name(b.index)),
+            )
+        })
+        .collect()
+}
+
+/// What pinging a set of long-lived connections saw.
+#[derive(Debug, Default)]
+struct Pinged {
+    rounds: u32,
+    broken: Vec<String>,
+    /// The longest round (a stall while the VIP moved).
+    longest: Duration,
+}
+
+/// Pings every connection every 50 ms until stopped (each broken one counted once).
+fn pinging(mut conns: Persistent) -> (Arc<AtomicBool>, JoinHandle<Pinged>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let t = std::thread::spawn(move || {
-        let (mut rounds, mut broken) = (0, Vec::new());
+        let mut seen = Pinged::default();
+        let mut dead = [false; 12];
         while !flag.load(Ordering::Relaxed) {
-            for r in conns.ping() {
-                if let Err(e) = r {
-                    broken.push(e);
+            let t = Instant::now();
+            for (i, r) in conns.ping().into_iter().enumerate() {
+                if let Err(e) = r
+                    && !std::mem::replace(&mut dead[i], true)
+                {
+                    seen.broken.push(e);
                 }
             }
-            rounds += 1;
+            seen.longest = seen.longest.max(t.elapsed());
+            seen.rounds += 1;
             std::thread::sleep(Duration::from_millis(50));
         }
-        (rounds, broken)
+        seen
     });
     (stop, t)
+}
+
+/// Twelve long-lived connections to each echo VIP, pinged until the returned
+/// function stops them: (NAT, DSR).
+fn long_lived(c: &Cluster) -> impl FnOnce() -> (Pinged, Pinged) + use<> {
+    let (nat_stop, nat) = pinging(Persistent::open(
+        &c.client.ns,
+        SocketAddr::new(lan_v4(VIP), 81),
+        12,
+    ));
+    let (dsr_stop, dsr) = pinging(Persistent::open(
+        &c.client.ns,
+        SocketAddr::new(lan_v4(VIP), 82),
+        12,
+    ));
+    move || {
+        nat_stop.store(true, Ordering::Relaxed);
+        dsr_stop.store(true, Ordering::Relaxed);
+        (
+            nat.join().expect("NAT pinger"),
+            dsr.join().expect("DSR pinger"),
+        )
+    }
 }
 
 /// (state, transitions) of each node's instance.
@@ -81,38 +160,39 @@ fn vrrp(c: &Cluster) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[test]
-fn a_restarted_master_keeps_the_vip_and_every_connection() {
+fn states(c: &Cluster) -> Vec<String> {
+    vrrp(c).into_iter().map(|(s, _)| s).collect()
+}
+
+/// Servers of every backend.
+type Servers = Vec<(TcpServer, EchoServer, EchoServer)>;
+
+/// Two nodes (150 and 100), node 1 master, the backends serving.
+fn cluster(on_sigterm: &str) -> (Cluster, Servers) {
     let mut c = Cluster::new(2);
-    c.nodes[0].write_config(&config(1, 150, "handover"));
-    c.nodes[1].write_config(&config(2, 100, "handover"));
-    let _servers: Vec<(TcpServer, EchoServer)> = c
-        .backends
-        .iter()
-        .map(|b| {
-            let ip = lan_v4(b.index);
-            (
-                TcpServer::spawn(&b.ns, SocketAddr::new(ip, 80), &name(b.index)).expect("banner"),
-                EchoServer::spawn(&b.ns, SocketAddr::new(ip, 81), &name(b.index)),
-            )
-        })
-        .collect();
+    let servers = serve(&c);
+    c.nodes[0].write_config(&config(1, 150, on_sigterm));
+    c.nodes[1].write_config(&config(2, 100, on_sigterm));
     c.nodes[0].start();
     c.nodes[1].start();
     let start = Instant::now();
-    let states = |c: &Cluster| -> Vec<String> { vrrp(c).into_iter().map(|(s, _)| s).collect() };
     while states(&c) != ["MASTER", "BACKUP"] {
         assert!(start.elapsed() < Duration::from_secs(5), "{:?}", vrrp(&c));
         std::thread::sleep(Duration::from_millis(20));
     }
     c.served_by(0, SocketAddr::new(lan_v4(VIP), 80));
+    (c, servers)
+}
+
+#[test]
+fn a_restarted_master_keeps_the_vip_and_every_connection() {
+    let (mut c, _servers) = cluster("handover");
 
     for (round, how) in ["lb-agent restart", "SIGTERM, on_sigterm = restart"]
         .into_iter()
         .enumerate()
     {
-        let conns = Persistent::open(&c.client.ns, SocketAddr::new(lan_v4(VIP), 81), 12);
-        let (stop, pings) = pinging(conns);
+        let pings = long_lived(&c);
         let stream = Stream::start(
             &c.client.ns,
             SocketAddr::new(lan_v4(VIP), 80),
@@ -138,12 +218,15 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
         c.nodes[0].start();
         let back = left.elapsed();
         std::thread::sleep(Duration::from_millis(800));
-        stop.store(true, Ordering::Relaxed);
-        let (rounds, broken) = pings.join().expect("pinger");
+        let (nat, dsr) = pings();
         let seen = stream.stop();
         eprintln!(
             "{how}: old agent gone after {gone:?}, new one serving after {back:?}; \
-             {rounds} ping rounds of 12 connections, {} new connections",
+             {} ping rounds of 12 NAT and 12 DSR connections (longest {:?} / {:?}), \
+             {} new connections",
+            nat.rounds,
+            nat.longest,
+            dsr.longest,
             seen.ok()
         );
         let log = c.nodes[0].log();
@@ -166,8 +249,14 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
             "{how}: the backup never took over:\n{}",
             c.nodes[1].log()
         );
-        assert!(broken.is_empty(), "{how}: broken connections: {broken:?}");
-        assert!(rounds > 10, "{how}");
+        for (what, p) in [("NAT", &nat), ("DSR", &dsr)] {
+            assert!(
+                p.broken.is_empty(),
+                "{how}: broken {what} connections: {:?}",
+                p.broken
+            );
+            assert!(p.rounds > 10, "{how}: {what} {p:?}");
+        }
         assert!(
             seen.failures.is_empty(),
             "{how}: failed new connections: {:?}",
@@ -193,6 +282,11 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("lb-agent handover: backup MASTER after {:?}", t.elapsed());
+    assert!(
+        !c.nodes[1].log().contains("did not confirm"),
+        "the data plane answers a taking instance at once:\n{}",
+        c.nodes[1].log()
+    );
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
         c.nodes[0].vrrp_state(),
@@ -211,5 +305,102 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
             vrrp(&c)
         );
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_dead_master_s_dsr_connections_go_on_through_the_backup_and_back() {
+    let (mut c, _servers) = cluster("handover");
+    let pings = long_lived(&c);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Power off: agent killed, frames dropped at the bridge, link up.
+    let died = Instant::now();
+    c.nodes[0].die();
+    while c.nodes[1].vrrp_state() != "MASTER" {
+        assert!(
+            died.elapsed() < Duration::from_secs(2),
+            "no takeover: {}",
+            c.nodes[1].log()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took_over = died.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (nat, dsr) = pings();
+    eprintln!(
+        "master power-off: backup MASTER after {took_over:?}; DSR: {} of 12 broken, longest \
+         stall {:?}; NAT: {} of 12 broken (no flow sync between nodes yet)",
+        dsr.broken.len(),
+        dsr.longest,
+        nat.broken.len()
+    );
+    let counters: Vec<String> = c.nodes[1]
+        .status()
+        .counters
+        .iter()
+        .filter(|x| x.value > 0)
+        .map(|x| format!("{}={}", x.name, x.value))
+        .collect();
+    eprintln!("backup's counters: {counters:?}");
+    assert!(
+        dsr.broken.is_empty(),
+        "DSR connections broke: {:?}",
+        dsr.broken
+    );
+    assert!(
+        dsr.longest < Duration::from_secs(1),
+        "DSR stall {:?}",
+        dsr.longest
+    );
+    let midstream = c.nodes[1]
+        .status()
+        .counters
+        .iter()
+        .find(|x| x.name == "flow_midstream")
+        .map_or(0, |x| x.value);
+    assert!(
+        midstream > 0,
+        "the backup picked up flows it never saw begin"
+    );
+
+    // The old master comes back and preempts: the DSR connections stay.
+    let pings = long_lived_dsr(&c);
+    c.nodes[0].power_on();
+    c.nodes[0].start();
+    let back = Instant::now();
+    while states(&c) != ["MASTER", "BACKUP"] {
+        assert!(back.elapsed() < Duration::from_secs(5), "{:?}", vrrp(&c));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let dsr = pings();
+    eprintln!(
+        "old master back and preempting: DSR {} of 12 broken, longest stall {:?}",
+        dsr.broken.len(),
+        dsr.longest
+    );
+    assert!(
+        dsr.broken.is_empty(),
+        "DSR connections broke: {:?}",
+        dsr.broken
+    );
+    assert!(
+        dsr.longest < Duration::from_secs(1),
+        "DSR stall {:?}",
+        dsr.longest
+    );
+}
+
+/// Twelve new long-lived connections to the DSR VIP, pinged until stopped.
+fn long_lived_dsr(c: &Cluster) -> impl FnOnce() -> Pinged + use<> {
+    let (stop, t) = pinging(Persistent::open(
+        &c.client.ns,
+        SocketAddr::new(lan_v4(VIP), 82),
+        12,
+    ));
+    move || {
+        stop.store(true, Ordering::Relaxed);
+        t.join().expect("DSR pinger")
     }
 }

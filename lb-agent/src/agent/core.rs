@@ -82,6 +82,9 @@ pub struct Agent {
     local_logged: BTreeSet<IpAddr>,
     /// VRRP-managed VIPs this node did not hold at the last apply.
     standby: BTreeSet<IpAddr>,
+    /// Addresses an instance is taking (it asked before adding them): served before
+    /// its status says MASTER.
+    taking: BTreeSet<IpAddr>,
     /// The sweep of expired flows and bindings, once started.
     pub(super) sweep: Option<super::sweep::SweepThread>,
 }
@@ -131,6 +134,7 @@ impl Agent {
             applied: HashMap::new(),
             local_logged: BTreeSet::new(),
             standby: BTreeSet::new(),
+            taking: BTreeSet::new(),
             sweep: None,
         }
     }
@@ -204,11 +208,32 @@ impl Agent {
                     .is_none_or(|w| w.borrow().state != "MASTER")
             })
             .flat_map(|(_, c)| c.addresses.iter().map(|(a, _)| *a))
+            .filter(|a| !self.taking.contains(a))
             .collect()
     }
 
-    /// Applies again when a VRRP instance became master or stopped being it.
+    /// An instance is about to add `addresses`: serve them first (DSR services
+    /// leave standby), so the packets its gratuitous ARPs bring are forwarded.
+    pub(super) fn taking(&mut self, addresses: &[IpAddr]) {
+        self.taking.extend(addresses.iter().copied());
+        if self.standby_vips() != self.standby
+            && let Err(e) = self.apply()
+        {
+            log::error!("serving the addresses VRRP takes failed: {e:#}");
+        }
+    }
+
+    /// Applies again when a VRRP instance became master or stopped being it. An
+    /// address being taken is settled once its instance says MASTER (or gave up).
     pub(super) fn follow_vrrp_roles(&mut self) {
+        for (i, c) in self.config.vrrp.iter().enumerate() {
+            let state = self.vrrp.get(i).map(|w| w.borrow().state.clone());
+            if state.as_deref() != Some("BACKUP") {
+                for (a, _) in &c.addresses {
+                    self.taking.remove(a);
+                }
+            }
+        }
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {

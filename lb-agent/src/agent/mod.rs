@@ -49,7 +49,7 @@ use crate::{
         cgroup2_root, detach_others, detach_sockets,
     },
     status::{InterfaceStatus, SocketLbStatus, Status},
-    vrrp::{Record, Vrrp, resume},
+    vrrp::{Record, Taking, Vrrp, resume},
 };
 use leave::Leave;
 
@@ -122,7 +122,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     if let Some(r) = &record {
         log::info!(
             "restart record of {} ms ago: {}",
-            r.age().as_millis(),
+            r.age().map_or(-1, |a| a.as_millis() as i64),
             if resuming {
                 "resuming as master without a VRRP state change"
             } else {
@@ -130,9 +130,47 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             }
         );
     }
-    let early_vrrp =
-        resuming.then(|| Vrrp::start(&config.vrrp, status_rx.clone(), record.as_ref()));
-    let (dp, adopted) = Dataplane::load_pinned(caps, &pins, scope)?;
+    // Signals from here on: a SIGTERM while the data plane loads ends the start
+    // in order (a resumed master hands over) rather than by the default action.
+    let sig = |kind| {
+        signal(kind).map_err(|source| AgentError::Io {
+            what: "installing a signal handler",
+            path: config_path.to_path_buf(),
+            source,
+        })
+    };
+    let (mut term, mut int, mut hup) = (
+        sig(SignalKind::terminate())?,
+        sig(SignalKind::interrupt())?,
+        sig(SignalKind::hangup())?,
+    );
+    // Instances about to take their addresses ask the owner to serve them first.
+    let (taking_tx, mut taking) = mpsc::channel::<Taking>(8);
+    let mut running = resuming.then(|| {
+        Vrrp::start(
+            &config.vrrp,
+            status_rx.clone(),
+            record.as_ref(),
+            taking_tx.clone(),
+        )
+    });
+    // From here, a start that fails hands over what VRRP took (a resumed master)
+    // instead of leaving its addresses behind.
+    macro_rules! started {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => {
+                    if let Some(v) = running.take() {
+                        log::error!("the start failed with VRRP running: leaving VRRP first");
+                        v.stop().await;
+                    }
+                    return Err(e.into());
+                }
+            }
+        };
+    }
+    let (dp, adopted) = started!(Dataplane::load_pinned(caps, &pins, scope));
     let known = if let Some(backends) = &adopted {
         let known = known_health(backends, &config);
         log::info!(
@@ -158,22 +196,19 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         status: status_tx,
         pins: pins.clone(),
     });
-    if let Some(v) = &early_vrrp {
+    if let Some(v) = &running {
         agent.vrrp = v.watchers();
     }
-    agent.sweep = Some(sweep::SweepThread::start(&pins)?);
+    agent.sweep = Some(started!(sweep::SweepThread::start(&pins)));
     for c in config::capacity::nat(&config) {
         log::info!("capacity of VIP {}", c.describe());
     }
-    agent.reconcile_checks()?;
+    started!(agent.reconcile_checks());
     // Services before the program sees traffic (on a restart: the same content, so
     // nothing is rewritten).
-    agent.apply()?;
+    started!(agent.apply());
     for iface in &config.agent.interfaces {
-        let mode = match agent
-            .dp
-            .attach_pinned(iface, config.agent.xdp_mode, &pins)?
-        {
+        let mode = match started!(agent.dp.attach_pinned(iface, config.agent.xdp_mode, &pins)) {
             Attached::New(m) => {
                 let m = format!("{m:?}").to_lowercase();
                 log::info!("{iface}: XDP attached in {m} mode, links pinned");
@@ -189,40 +224,37 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             mode,
         });
     }
-    for gone in detach_others(&pins, &config.agent.interfaces)? {
+    for gone in started!(detach_others(&pins, &config.agent.interfaces)) {
         log::info!("{gone}: no longer configured, detached");
     }
-    agent.sockets = attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins)?;
+    agent.sockets = started!(attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins));
     agent.publish();
 
     // VRRP after the data plane: a node takes the VIP only once it can serve it.
-    let vrrp = match early_vrrp {
-        Some(v) => v,
-        None => Vrrp::start(&config.vrrp, status_rx.clone(), None),
-    };
-    agent.vrrp = vrrp.watchers();
+    if running.is_none() {
+        running = Some(Vrrp::start(
+            &config.vrrp,
+            status_rx.clone(),
+            None,
+            taking_tx.clone(),
+        ));
+    }
+    agent.vrrp = running.as_ref().map(Vrrp::watchers).unwrap_or_default();
     let mut roles = role_changes(&agent.vrrp);
 
     let (ask_tx, mut asks) = mpsc::channel::<Ask>(16);
-    let control = control::serve(&config.agent.control_socket, ask_tx).await?;
-    let api = http::serve(
-        config.agent.api_listen,
-        config.agent.stats_auth.clone(),
-        status_rx,
-    )
-    .await?;
-    let sig = |kind| {
-        signal(kind).map_err(|source| AgentError::Io {
-            what: "installing a signal handler",
-            path: config_path.to_path_buf(),
-            source,
-        })
-    };
-    let (mut term, mut int, mut hup) = (
-        sig(SignalKind::terminate())?,
-        sig(SignalKind::interrupt())?,
-        sig(SignalKind::hangup())?,
+    let control = started!(control::serve(&config.agent.control_socket, ask_tx).await);
+    let api = started!(
+        http::serve(
+            config.agent.api_listen,
+            config.agent.stats_auth.clone(),
+            status_rx,
+        )
+        .await
     );
+    let Some(vrrp) = running.take() else {
+        return Err(AgentError::Refused("VRRP did not start".into()));
+    };
     let mut tick = tokio::time::interval(REFRESH);
     let leaving: Leave;
     log::info!(
@@ -246,6 +278,8 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                             message: "leaving for a restart: VRRP masters keep the VIP for the next agent".into(),
                         });
                         log::info!("lb-agent restart: leaving for a restart");
+                        // Let the control session write the answer before we go.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         leaving = Leave::Restart;
                         break;
                     }
@@ -269,6 +303,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                     agent.publish();
                 }
                 let _ = reply.send(answer);
+            }
+            // An instance about to take its addresses: its DSR services leave
+            // standby first.
+            Some(t) = taking.recv() => {
+                agent.taking(&t.addresses);
+                let _ = t.done.send(());
             }
             // A VRRP state change too: DSR services follow it, and /metrics, /stats
             // and the trackers see it without waiting for the tick.

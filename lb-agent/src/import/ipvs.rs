@@ -103,21 +103,22 @@ pub fn virtual_server(n: &Node, file: &str, d: &mut Diagnostics) -> Option<Servi
                 at,
                 format!("`{}` not converted: no persistence; a client's flow stays on its backend, and Maglev keeps most clients on theirs", c.text()),
             ),
-            "sorry_server" => match (c.word(1).parse::<IpAddr>(), c.word(2).parse::<u16>()) {
-                (Ok(address), Ok(port)) if port > 0 => {
+            "sorry_server" => match (c.word(1).parse::<IpAddr>(), c.word(2)) {
+                (Ok(address), port) if port.is_empty() || port.parse::<u16>().is_ok_and(|p| p > 0) => {
+                    let port = port.parse::<u16>().ok();
                     let mut notes = Notes::default();
-                    notes.add("backup", "sorry_server: new flows only while no real_server takes them (it is health-checked like them)");
+                    notes.add("backup", "sorry_server: new flows only while no real_server takes them; unlike keepalived, it is health-checked like them");
                     sorry = Some(BackendPlan {
                         origin: format!("{file}:{} sorry_server {}", c.line, c.words[1..].join(" ")),
                         address,
-                        port: Some(port),
+                        port,
                         weight: None,
                         state: None,
                         backup: true,
                         notes,
                     });
                 }
-                _ => d.error(at, format!("`{}`: expected sorry_server ADDRESS PORT (keepalived needs both)", c.text())),
+                _ => d.error(at, format!("`{}`: expected sorry_server ADDRESS [PORT]", c.text())),
             },
             "sorry_server_inhibit" => d.warn(at, format!("`{}` not converted: the sorry server is a backup backend, held back (drained) while a real server takes new flows", c.text())),
             _ => d.warn(at, format!("virtual_server `{}` not converted: no equivalent in lb-agent", c.text())),

@@ -575,11 +575,13 @@ pub(super) fn bind_address(text: &str) -> Result<(BindAddr, u16), BindProblem> {
     let bad = |why: String| Err(BindProblem::Unusable(why));
     let mut s = text;
     let mut family = None;
+    // The prefix picks the socket's family; an IPv6 wildcard socket takes IPv4
+    // too unless `v6only` (Linux's default, net.ipv6.bindv6only = 0).
     for (prefix, fam) in [
         ("ipv4@", Some(Families::V4)),
-        ("ipv6@", Some(Families::V6)),
+        ("ipv6@", Some(Families::BOTH)),
         ("tcp4@", Some(Families::V4)),
-        ("tcp6@", Some(Families::V6)),
+        ("tcp6@", Some(Families::BOTH)),
         ("tcp@", None),
     ] {
         if let Some(rest) = s.strip_prefix(prefix) {
@@ -612,6 +614,8 @@ pub(super) fn bind_address(text: &str) -> Result<(BindAddr, u16), BindProblem> {
     };
     let addr = match host {
         "" | "*" => BindAddr::Any(family.unwrap_or(Families::V4)),
+        // HAProxy binds the first address getaddrinfo gives; /etc/hosts usually
+        // lists 127.0.0.1 first (the import warns where it matters).
         "localhost" => BindAddr::Ip(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
         h => match h.parse::<IpAddr>() {
             Ok(a) if a.is_unspecified() && a.is_ipv6() => {
@@ -641,8 +645,14 @@ fn bind(p: &mut Proxy, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
             Ok((addr, port)) => {
                 let addr = match addr {
                     BindAddr::Any(f) if f.v6 && v6only => BindAddr::Any(Families::V6),
+                    BindAddr::Any(f) if f.v6 && opts.iter().any(|o| o == "v4v6") => {
+                        BindAddr::Any(Families::BOTH)
+                    }
                     a => a,
                 };
+                if part.contains("localhost") {
+                    d.warn(at, format!("bind {part}: HAProxy binds the first address `localhost` resolves to; converted as 127.0.0.1 (if this node's /etc/hosts lists ::1 first, use ::1)"));
+                }
                 p.binds.push(Bind {
                     line: l.number,
                     text: part.to_string(),
@@ -694,7 +704,11 @@ mod tests {
             "Linux's default"
         );
         assert_eq!(bind_address("[::]:6443"), any(Families::BOTH));
-        assert_eq!(bind_address("ipv6@:6443"), any(Families::V6));
+        assert_eq!(
+            bind_address("ipv6@:6443"),
+            any(Families::BOTH),
+            "the prefix picks the socket; v6only alone excludes IPv4"
+        );
         assert_eq!(bind_address("10.0.0.5:80"), Ok((BindAddr::Ip(v4), 80)));
         assert_eq!(bind_address("ipv4@10.0.0.5:80"), Ok((BindAddr::Ip(v4), 80)));
         assert_eq!(

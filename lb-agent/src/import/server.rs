@@ -24,6 +24,8 @@ pub struct ServerOpts {
     /// `verify none` = false, `verify required` = true.
     pub verify: Option<bool>,
     pub ca_file: Option<String>,
+    /// `ca-file @system-ca`: the system's CAs (verification on, no file).
+    pub system_ca: Option<bool>,
     pub check_sni: Option<String>,
     /// `port N`: the port checks go to.
     pub check_port: Option<u16>,
@@ -49,6 +51,7 @@ impl ServerOpts {
             ssl: pick(&own.ssl, &self.ssl),
             verify: pick(&own.verify, &self.verify),
             ca_file: pick(&own.ca_file, &self.ca_file),
+            system_ca: pick(&own.system_ca, &self.system_ca),
             check_sni: pick(&own.check_sni, &self.check_sni),
             check_port: pick(&own.check_port, &self.check_port),
             disabled: pick(&own.disabled, &self.disabled),
@@ -56,9 +59,21 @@ impl ServerOpts {
         }
     }
 
-    /// Whether health checks go over TLS.
+    /// Whether health checks go over TLS: `check-ssl`, or the server's `ssl` when the
+    /// check goes to the server's own port (HAProxy checks another `port` in plain).
     pub fn checks_tls(&self) -> bool {
+        self.check_ssl.unwrap_or(false) || (self.ssl.unwrap_or(false) && self.check_port.is_none())
+    }
+
+    /// Whether HAProxy speaks TLS to the server at all (traffic or checks): then its
+    /// certificate is verified unless `verify none`.
+    pub fn uses_tls(&self) -> bool {
         self.check_ssl.unwrap_or(false) || self.ssl.unwrap_or(false)
+    }
+
+    /// Whether CAs to verify against are given (a file, or the system's).
+    pub fn has_ca(&self) -> bool {
+        self.ca_file.is_some() || self.system_ca == Some(true)
     }
 }
 
@@ -284,8 +299,11 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
             }
             "ca-file" => {
                 if let Some(a) = need(d) {
-                    if a.starts_with('@') {
+                    if a == "@system-ca" {
+                        o.system_ca = Some(true);
+                    } else if a.starts_with('@') {
                         d.warn(at, format!("`ca-file {a}`: the https check uses the system roots unless ca_file names a PEM file"));
+                        o.system_ca = Some(true);
                     } else {
                         o.ca_file = Some(a.to_string());
                     }

@@ -147,10 +147,7 @@ fn backends(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) ->
         .iter()
         .map(|s| {
             let at = Loc { file, line: s.line };
-            if s.opts.checks_tls()
-                && s.opts.verify.unwrap_or(verify_default)
-                && s.opts.ca_file.is_none()
-            {
+            if s.opts.uses_tls() && s.opts.verify.unwrap_or(verify_default) && !s.opts.has_ca() {
                 d.error(
                     at,
                     format!("server {}: verify is enabled by default but no CA file specified (HAProxy refuses it): add `verify none` or `ca-file FILE` to the server, or `ssl-server-verify none` to global", s.name),
@@ -258,13 +255,19 @@ fn check_plan(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) 
     }
     // TLS on the check: the server's check-ssl/ssl, or `connect ssl` of the rules.
     let tls = o.checks_tls() || connect.is_some_and(|c| c.ssl);
-    let verify = |c: &mut CheckPlan| {
+    let verify = |c: &mut CheckPlan, d: &mut Diagnostics| {
+        c.sni = o.check_sni.clone().or(connect.and_then(|c| c.sni.clone()));
         if o.verify.unwrap_or(verify_default) {
             c.ca_file = o.ca_file.clone();
+            if c.sni.is_none() {
+                d.warn(
+                    at.at(first.line),
+                    "the check verifies certificates without `check-sni`: HAProxy checks the chain only, lb-agent also checks the name, and with no sni that is the backend's IP address (its certificate needs it as an IP SAN): set check-sni, or tls_verify = false",
+                );
+            }
         } else {
             c.tls_verify = Some(false);
         }
-        c.sni = o.check_sni.clone().or(connect.and_then(|c| c.sni.clone()));
     };
     match option.map(|(o, _)| o) {
         Some(CheckOption::HttpChk(_)) => {
@@ -285,7 +288,7 @@ fn check_plan(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) 
                 }
             }
             if tls {
-                verify(&mut c);
+                verify(&mut c, d);
             }
         }
         Some(CheckOption::SslHello) => {
@@ -307,7 +310,7 @@ fn check_plan(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) 
                     "type",
                     "check-ssl (or ssl) without option httpchk: HAProxy checks the TLS handshake",
                 );
-                verify(&mut c);
+                verify(&mut c, d);
             }
             if rules.expect.is_some() || rules.send.is_some() {
                 d.warn(at, format!("{}: http-check rules without `option httpchk` in force do nothing in HAProxy either; the check is {}", b.title(), c.kind));
@@ -450,6 +453,44 @@ mod tests {
         );
         assert!(s[0].all_backups);
         assert_eq!(d.warning_count(), 1, "only `timeout connect`: {d:?}");
+    }
+
+    #[test]
+    fn haproxy_s_tls_on_checks_follows_the_check_port_and_the_ca() {
+        // `ssl` with a check `port`: HAProxy checks that port in plain.
+        let (s, d) = run(
+            "listen a\n  mode tcp\n  bind 10.0.0.5:443\n  server a 10.0.0.1:443 ssl verify none check port 8080\n",
+        );
+        assert_eq!((s[0].check.kind, s[0].check.port), ("tcp", Some(8080)));
+        assert!(!d.has_errors());
+        // `ca-file @system-ca`: verification on against the system's CAs; the name
+        // check without check-sni is warned about.
+        let (s, d) = run(
+            "listen a\n  mode tcp\n  bind 10.0.0.5:443\n  server a 10.0.0.1:443 check check-ssl ca-file @system-ca\n",
+        );
+        assert!(!d.has_errors(), "{d:?}");
+        let c = &s[0].check;
+        assert_eq!(
+            (c.kind, c.tls_verify, c.ca_file.as_deref()),
+            ("tls", None, None)
+        );
+        let (warnings, _) = d.split();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.message.contains("without `check-sni`")),
+            "{warnings:?}"
+        );
+        // Neither verify none nor a CA: HAProxy refuses the server.
+        let (_, d) = run(
+            "listen a\n  mode tcp\n  bind 10.0.0.5:443\n  server a 10.0.0.1:443 check check-ssl\n",
+        );
+        let (_, errors) = d.split();
+        assert!(
+            errors[0]
+                .message
+                .contains("verify is enabled by default but no CA file specified")
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@ pub struct SyncGroup {
     pub notify: Option<Vec<String>>,
 }
 
-/// Reads every `vrrp_sync_group`; an instance in two groups is an error, as in
-/// keepalived.
+/// Reads every `vrrp_sync_group`; an instance named by two groups stays in the
+/// first, as keepalived keeps it.
 pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Vec<SyncGroup> {
     let mut out: Vec<SyncGroup> = Vec::new();
     for n in nodes.iter().filter(|n| n.word(0) == "vrrp_sync_group") {
@@ -48,7 +48,7 @@ pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Vec<SyncGroup> {
                     for m in c.children() {
                         let name = m.word(0).to_string();
                         if let Some(other) = out.iter().find(|o| o.members.contains(&name)) {
-                            d.error(at.at(m.line), format!("vrrp_instance {name} is already in vrrp_sync_group {} (line {}): an instance belongs to one group (keepalived refuses it too)", other.name, other.line));
+                            d.warn(at.at(m.line), format!("vrrp_instance {name} is already in vrrp_sync_group {} (line {}): keepalived keeps the first membership and ignores this one; so does this config", other.name, other.line));
                         } else if !g.members.contains(&name) {
                             g.members.push(name);
                         }
@@ -86,7 +86,7 @@ pub fn read(nodes: &[Node], file: &str, d: &mut Diagnostics) -> Vec<SyncGroup> {
                 ),
             );
         } else if g.members.len() == 1 {
-            d.warn(at, format!("vrrp_sync_group {} has one instance; keepalived removes such a group, and its trackers are the instance's own here", g.name));
+            d.warn(at, format!("vrrp_sync_group {} has one instance (keepalived warns about it too): its trackers are the instance's own here", g.name));
         }
         out.push(g);
     }

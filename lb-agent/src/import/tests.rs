@@ -243,7 +243,17 @@ vrrp_instance A {
             name: "bond0".into()
         }
     );
-    assert_eq!(tracks[0].weight, -30);
+    assert_eq!(
+        tracks[0].weight, 0,
+        "keepalived ignores tracking its own interface (it faults on it anyway)"
+    );
+    assert!(
+        out.warnings.iter().any(|w| w
+            .message
+            .contains("Ignoring track_interface bond0 since own interface")),
+        "{:?}",
+        out.warnings
+    );
     assert_eq!(tracks[1].kind, TrackKind::Dataplane);
     assert_eq!(tracks[1].weight, 10);
     let TrackKind::Script {

@@ -423,6 +423,7 @@ fn instance(
     let track = ctx;
     let (mut state, mut priority, mut version, mut advert) = (None, None, None, None);
     let mut nopreempt = None;
+    let mut preempt_delay_line = None;
     let mut auth: (Option<String>, Option<String>, usize) = (None, None, 0);
     let interface = n
         .children()
@@ -441,7 +442,10 @@ fn instance(
             "version" => version = number(c, at, d).map(|x| (x, c.line)),
             "nopreempt" => nopreempt = Some(c.line),
             "preempt" => {}
-            "preempt_delay" => v.preempt_delay = timer(c, at, d),
+            "preempt_delay" => {
+                v.preempt_delay = timer(c, at, d);
+                preempt_delay_line = Some(c.line);
+            }
             "unicast_src_ip" | "mcast_src_ip" => match c.word(1).parse::<IpAddr>() {
                 Ok(a) => {
                     v.unicast_src = Some(a);
@@ -480,7 +484,7 @@ fn instance(
             "track_script" => {
                 for t in c.children() {
                     tracked.push(t.word(0).to_string());
-                    if ctx.kept_in_group(t, "script", &name, d)
+                    if ctx.kept_in_group(t, &name, d)
                         && let Some(plan) = track.script(t, d)
                     {
                         v.tracks.push(plan);
@@ -489,9 +493,27 @@ fn instance(
             }
             "track_interface" => {
                 for t in c.children() {
-                    if ctx.kept_in_group(t, "interface", &name, d) {
-                        v.tracks.push(track.interface(t));
+                    let mut plan = track.interface(t);
+                    if Some(t.word(0)) == interface.as_deref() {
+                        d.warn(
+                            at.at(t.line),
+                            format!("track_interface {}: keepalived reports \"({name}) Ignoring track_interface {} since own interface\" (its own interface going down faults it anyway); converted as a weight-0 interface tracker, which does the same", t.word(0), t.word(0)),
+                        );
+                        plan.weight = 0;
+                        v.tracks.push(plan);
+                        continue;
                     }
+                    if let Some(g) = ctx.group.filter(|g| !g.tracking_weight)
+                        && plan.weight != 0
+                    {
+                        // keepalived keeps a member's interface, without its weight.
+                        d.warn(
+                            at.at(t.line),
+                            format!("weight {} of tracked interface {} dropped: vrrp_instance {name} is in vrrp_sync_group {} (line {}), and keepalived reports \"({name}) ignoring {} tracked interface weight due to SYNC group\" (it faults the group when the link goes down); weight 0 here too", plan.weight, t.word(0), g.name, g.line, t.word(0)),
+                        );
+                        plan.weight = 0;
+                    }
+                    v.tracks.push(plan);
                 }
             }
             "garp_master_repeat" => v.garp_repeat = number(c, at, d),
@@ -530,6 +552,15 @@ fn instance(
             format!("vrrp_instance {name} has no virtual_router_id (keepalived refuses it too)"),
         );
         return None;
+    }
+    let wants_master =
+        state.as_ref().is_some_and(|(s, _)| s == "MASTER") || priority == Some(OWNER_PRIORITY);
+    if let (Some(line), true) = (preempt_delay_line, wants_master) {
+        d.warn(
+            at.at(line),
+            format!("`preempt_delay` with `state MASTER` (or priority 255): keepalived reports \"({name}) Warning - preempt delay will not work with initial state MASTER - clearing\"; so does this config"),
+        );
+        v.preempt_delay = None;
     }
     if let Some(line) = nopreempt {
         if state.as_ref().is_some_and(|(s, _)| s == "MASTER") {
@@ -667,10 +698,10 @@ fn garp_defaults(v: &mut VrrpPlan, g: &Globals, file: &str) {
 }
 
 impl Context<'_> {
-    /// Whether a tracker of a sync group member's own is kept: keepalived ignores
-    /// (drops) one with a weight unless the group sets `sync_group_tracking_weight`,
-    /// and reports it.
-    fn kept_in_group(&self, t: &Node, what: &str, instance: &str, d: &mut Diagnostics) -> bool {
+    /// Whether a tracked script of a sync group member's own is kept: keepalived
+    /// ignores (drops) one with a weight unless the group sets
+    /// `sync_group_tracking_weight`, and reports it.
+    fn kept_in_group(&self, t: &Node, instance: &str, d: &mut Diagnostics) -> bool {
         let Some(g) = self.group.filter(|g| !g.tracking_weight) else {
             return true;
         };
@@ -679,23 +710,19 @@ impl Context<'_> {
         } else {
             None
         };
-        let weight = match what {
-            "script" => own.or_else(|| self.scripts.get(t.word(0)).and_then(|s| s.weight)),
-            _ => own,
-        }
-        .unwrap_or(0);
+        let weight = own
+            .or_else(|| self.scripts.get(t.word(0)).and_then(|s| s.weight))
+            .unwrap_or(0);
         if weight == 0 {
             return true;
         }
         let tracked = t.word(0);
-        let keepalived = if what == "script" {
-            format!("({instance}) ignoring tracked script {tracked} with weights due to SYNC group")
-        } else {
-            format!("({instance}) ignoring tracked interface {tracked} due to SYNC group")
-        };
+        let keepalived = format!(
+            "({instance}) ignoring tracked script {tracked} with weights due to SYNC group"
+        );
         d.warn(
             Loc { file: self.file, line: t.line },
-            format!("tracked {what} {tracked} (weight {weight}) not converted: vrrp_instance {instance} is in vrrp_sync_group {} (line {}), and keepalived reports \"{keepalived}\" and does not track it (sync_group_tracking_weight would keep it); neither does this config", g.name, g.line),
+            format!("tracked script {tracked} (weight {weight}) not converted: vrrp_instance {instance} is in vrrp_sync_group {} (line {}), and keepalived reports \"{keepalived}\" and does not track it (sync_group_tracking_weight would keep it); neither does this config", g.name, g.line),
         );
         false
     }
@@ -717,6 +744,31 @@ fn group_trackers(
             .iter()
             .any(|i| g.members.contains(&i.name) && i.priority == OWNER_PRIORITY);
         let mut reported = false;
+        // keepalived faults the whole group when one member faults: each member's
+        // weight-0 trackers and its interface's link go to every member.
+        let mut faults: Vec<(String, TrackPlan)> = Vec::new();
+        for m in instances.iter().filter(|i| g.members.contains(&i.name)) {
+            let of = |o: &str| {
+                format!(
+                    "{o}, of vrrp_instance {} in vrrp_sync_group {}",
+                    m.name, g.name
+                )
+            };
+            for t in m.tracks.iter().filter(|t| t.weight == 0) {
+                let mut t = t.clone();
+                t.origin = of(&t.origin);
+                faults.push((m.name.clone(), t));
+            }
+            faults.push((
+                m.name.clone(),
+                TrackPlan {
+                    origin: of(&format!("{file}:{} interface {}", m.line, m.interface)),
+                    kind: "interface",
+                    name: Some(m.interface.clone()),
+                    ..TrackPlan::default()
+                },
+            ));
+        }
         for v in instances.iter_mut().filter(|i| g.members.contains(&i.name)) {
             let origin =
                 |o: &str| format!("{o}, of vrrp_sync_group {} ({file}:{})", g.name, g.line);
@@ -746,12 +798,22 @@ fn group_trackers(
             if v.notify.is_none() {
                 v.notify = g.notify.clone();
             }
+            for t in &faults {
+                if t.0 != v.name && !v.tracks.iter().any(|x| same_tracker(x, &t.1)) {
+                    v.tracks.push(t.1.clone());
+                }
+            }
             v.comments.push(format!(
-                "in vrrp_sync_group {} ({file}:{}): lb-agent's instances change state on their own; the group's trackers are this instance's too, so they fail together",
+                "in vrrp_sync_group {} ({file}:{}): lb-agent's instances change state on their own; the group's trackers, the other members' weight-0 trackers and their interfaces are this instance's too, so a fault of one faults all",
                 g.name, g.line
             ));
         }
     }
+}
+
+/// The same check (kind and what it watches), whatever its origin.
+fn same_tracker(a: &TrackPlan, b: &TrackPlan) -> bool {
+    a.kind == b.kind && a.command == b.command && a.name == b.name && a.weight == b.weight
 }
 
 /// advert_int made valid for the version: v2 whole seconds, v3 centiseconds.
@@ -900,20 +962,27 @@ mod tests {
             v.tracks
                 .iter()
                 .map(|t| {
-                    (
-                        t.command.as_ref().map(|c| c[0].clone()).unwrap_or_default(),
-                        t.weight,
-                    )
+                    let what = match (&t.command, &t.name) {
+                        (Some(c), _) => c[0].clone(),
+                        (None, Some(n)) => format!("interface {n}"),
+                        (None, None) => t.kind.to_string(),
+                    };
+                    (what, t.weight)
                 })
                 .collect()
         };
         let svc = ("/usr/local/bin/chk_svc".to_string(), 20);
+        let link = |i: &str| (format!("interface {i}"), 0);
         assert_eq!(
             names(ext),
-            std::slice::from_ref(&svc),
-            "the member's weighted script is dropped"
+            [svc.clone(), link("eth1")],
+            "the member's weighted script is dropped; the other member's link faults it"
         );
-        assert_eq!(names(int), [svc], "the group's script keeps its weight");
+        assert_eq!(
+            names(int),
+            [svc, link("eth0")],
+            "the group's script keeps its weight"
+        );
         assert!(
             !warnings
                 .iter()

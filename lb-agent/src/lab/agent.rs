@@ -143,10 +143,18 @@ impl AgentNode {
         }
     }
 
-    /// The node loses power with its link up: agent killed, data plane detached (pins
-    /// removed) and every frame it receives dropped until `revive`.
+    /// The node loses power with its link up: agent killed, the addresses it added
+    /// gone (as after a reboot), data plane detached (pins removed) and every frame
+    /// it receives dropped until `power_on`.
     pub fn power_off(&mut self) -> Result<(), LabError> {
         self.kill_agent();
+        // A dead node says nothing: its kernel must not answer for the VIP it held
+        // (a RST to every connection) in the moment between its XDP program going
+        // (with the pins) and the blackhole: the addresses go first, as a reboot
+        // would take them.
+        self.lb
+            .ns
+            .ip(&["addr", "flush", "dev", "eth0", "secondary"])?;
         let _ = fs::remove_dir_all(&self.pins);
         if self.dead.is_none() {
             self.dead = Some(PeerPass::blackhole(&self.lb.ns, "eth0")?);
@@ -154,9 +162,7 @@ impl AgentNode {
         Ok(())
     }
 
-    /// Undoes `power_off`'s blackhole (the agent is started separately). Addresses
-    /// the dead agent left on the interface stay, as after a real crash; its next
-    /// start removes them.
+    /// Undoes `power_off`'s blackhole (the agent is started separately).
     pub fn power_on(&mut self) {
         self.dead = None;
     }

@@ -33,6 +33,18 @@ pub enum Command {
     Hold(bool),
 }
 
+/// An instance about to take its addresses asks the agent to serve them first (its
+/// DSR services leave standby), and waits for `done` (at most `TAKING_WAIT`):
+/// packets that arrive with the first gratuitous ARP find the data plane ready.
+#[derive(Debug)]
+pub struct Taking {
+    pub addresses: Vec<IpAddr>,
+    pub done: oneshot::Sender<()>,
+}
+
+/// How long taking the addresses waits for the agent's answer.
+const TAKING_WAIT: Duration = Duration::from_millis(200);
+
 /// An instance as `lb-agent vrrp` and `/metrics` show it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct InstanceStatus {
@@ -65,6 +77,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     status: watch::Sender<InstanceStatus>,
     resume: bool,
+    taking: mpsc::Sender<Taking>,
 ) {
     let mut st = InstanceStatus {
         name: cfg.name.clone(),
@@ -82,6 +95,10 @@ pub async fn run(
         ..InstanceStatus::default()
     };
     let vips: Vec<IpAddr> = cfg.addresses.iter().map(|(a, _)| *a).collect();
+    // `lb-agent handover` holds the instance out; the trackers' last word is kept
+    // for when it rejoins (both also while the interface is awaited).
+    let mut held = false;
+    let mut tracked: Option<u8> = Some(cfg.priority);
     // Interface and sockets; retried, since an interface may come up late.
     let (ifc, src, ep) = loop {
         match open(&cfg, &vips) {
@@ -101,7 +118,15 @@ pub async fn run(
                             let _ = done.send(State::Initialize);
                             return;
                         }
-                        Some(Command::Priority(_) | Command::Hold(_)) => continue,
+                        Some(Command::Priority(p)) => {
+                            tracked = p;
+                            continue;
+                        }
+                        Some(Command::Hold(h)) => {
+                            held = h;
+                            st.held = h;
+                            continue;
+                        }
                         None => return,
                     }
                 }
@@ -144,12 +169,9 @@ pub async fn run(
         dsts: &dsts,
         ifc: &ifc,
         vips: &vips,
+        taking: &taking,
     };
     let mut fault = false;
-    // `lb-agent handover` holds the instance out; the trackers' last word is kept
-    // for when it rejoins.
-    let mut held = false;
-    let mut tracked: Option<u8> = Some(cfg.priority);
     let mut actions = if resume {
         log::info!(
             "vrrp {}: resuming as MASTER after a restart (the VIP's adverts never stopped long enough for a backup to take over)",
@@ -159,6 +181,21 @@ pub async fn run(
     } else {
         m.start(Instant::now())
     };
+    // What came while the sockets were awaited: a hold, the trackers' word.
+    match tracked {
+        _ if held => {
+            fault = true;
+            actions.append(&mut m.set_fault(Instant::now(), true));
+        }
+        None => {
+            fault = true;
+            actions.append(&mut m.set_fault(Instant::now(), true));
+        }
+        Some(p) if p != cfg.priority && cfg.priority != 255 => {
+            actions.append(&mut m.set_priority(Instant::now(), p));
+        }
+        Some(_) => {}
+    }
     let mut refresh_at: Option<Instant> = None;
     loop {
         io.apply(
@@ -308,6 +345,7 @@ struct Io<'a> {
     dsts: &'a [IpAddr],
     ifc: &'a iface::Interface,
     vips: &'a [IpAddr],
+    taking: &'a mpsc::Sender<Taking>,
 }
 
 impl Io<'_> {
@@ -342,6 +380,21 @@ impl Io<'_> {
                     }
                 }
                 Action::TakeAddresses => {
+                    let (done, answered) = oneshot::channel();
+                    let ask = Taking {
+                        addresses: self.vips.to_vec(),
+                        done,
+                    };
+                    if self.taking.send(ask).await.is_ok()
+                        && tokio::time::timeout(TAKING_WAIT, answered).await.is_err()
+                    {
+                        log::warn!(
+                            "vrrp {}: the data plane did not confirm serving {:?} within {} ms; taking them anyway",
+                            cfg.name,
+                            self.vips,
+                            TAKING_WAIT.as_millis()
+                        );
+                    }
                     for (a, p) in &cfg.addresses {
                         if let Err(e) = netlink::add(self.ifc.index, *a, *p) {
                             st.error = format!("adding {a}/{p}: {e}");

@@ -25,7 +25,7 @@ use tokio::{
 };
 
 use crate::{config::VrrpConfig, status::Status};
-pub use instance::InstanceStatus;
+pub use instance::{InstanceStatus, Taking};
 pub use resume::Record;
 
 /// The agent's VRRP instances.
@@ -45,6 +45,7 @@ impl Vrrp {
         configs: &[VrrpConfig],
         status: watch::Receiver<Arc<Status>>,
         resume: Option<&Record>,
+        taking: mpsc::Sender<Taking>,
     ) -> Self {
         let mut instances = Vec::new();
         let mut statuses = Vec::new();
@@ -61,7 +62,13 @@ impl Vrrp {
                 ..InstanceStatus::default()
             });
             let (tr_tx, tr_rx) = watch::channel(vec![false; cfg.tracks.len()]);
-            let task = tokio::spawn(instance::run(cfg.clone(), rx, st_tx, master));
+            let task = tokio::spawn(instance::run(
+                cfg.clone(),
+                rx,
+                st_tx,
+                master,
+                taking.clone(),
+            ));
             tokio::spawn(track::follow(
                 cfg.clone(),
                 status.clone(),
@@ -125,13 +132,11 @@ impl Vrrp {
                 None
             };
             task.abort();
-            left.push(resume::Left {
-                name: cfg.name.clone(),
-                vrid: cfg.vrid,
-                interface: cfg.interface.clone(),
-                state: state.map_or("INIT", machine::State::name).to_string(),
-                trackers: trackers.borrow().clone(),
-            });
+            left.push(resume::Left::of(
+                cfg,
+                state.map_or("INIT", machine::State::name),
+                trackers.borrow().clone(),
+            ));
         }
         Record::new(left)
     }

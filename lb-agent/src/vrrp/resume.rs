@@ -28,6 +28,30 @@ pub struct Left {
     pub state: String,
     /// Each tracker's last result, in config order.
     pub trackers: Vec<bool>,
+    /// What the backups' timers depend on: a change makes the record unusable.
+    pub advert_interval_ms: u64,
+    pub version: u8,
+    pub priority: u8,
+}
+
+impl Left {
+    /// What instance `cfg` leaves as, in `state` with these tracker results.
+    pub fn of(cfg: &VrrpConfig, state: &str, trackers: Vec<bool>) -> Self {
+        Self {
+            name: cfg.name.clone(),
+            vrid: cfg.vrid,
+            interface: cfg.interface.clone(),
+            state: state.to_string(),
+            trackers,
+            advert_interval_ms: cfg.advert_interval.as_millis() as u64,
+            version: if cfg.version == crate::vrrp::packet::Version::V2 {
+                2
+            } else {
+                3
+            },
+            priority: cfg.priority,
+        }
+    }
 }
 
 /// The whole record: when it was written (unix ms) and every instance.
@@ -92,23 +116,32 @@ impl Record {
         }
     }
 
-    /// How long ago it was written.
-    pub fn age(&self) -> Duration {
-        Duration::from_millis(now_ms().saturating_sub(self.written_unix_ms))
+    /// How long ago it was written; `None` when written in the future (a clock
+    /// step: not to be trusted).
+    pub fn age(&self) -> Option<Duration> {
+        now_ms()
+            .checked_sub(self.written_unix_ms)
+            .map(Duration::from_millis)
     }
 
     /// What instance `cfg` left as, if it may resume from it: the same instance
-    /// (name, vrid, interface, tracker count), recorded recently enough that no
-    /// backup can have taken over (3 advert intervals: a backup's
-    /// Master_Down_Interval is that plus its skew).
+    /// with the same timers (name, vrid, interface, trackers, advert interval,
+    /// version, priority), recorded recently enough that no backup can have taken
+    /// over (3 advert intervals: a backup's Master_Down_Interval is that plus its
+    /// skew).
     pub fn resumable(&self, cfg: &VrrpConfig) -> Option<&Left> {
+        let want = Left::of(cfg, "", Vec::new());
         let left = self.instances.iter().find(|l| {
-            l.name == cfg.name
-                && l.vrid == cfg.vrid
-                && l.interface == cfg.interface
+            Left {
+                state: String::new(),
+                trackers: Vec::new(),
+                ..(*l).clone()
+            } == want
                 && l.trackers.len() == cfg.tracks.len()
         })?;
-        (self.age() < cfg.advert_interval * 3).then_some(left)
+        self.age()
+            .is_some_and(|age| age < cfg.advert_interval * 3)
+            .then_some(left)
     }
 }
 
@@ -137,13 +170,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = path(&dir.join("lb-agent.sock"));
         assert_eq!(file, dir.join("lb-agent.restart"));
-        let left = Left {
-            name: "vi".into(),
-            vrid: 7,
-            interface: "eth0".into(),
-            state: "MASTER".into(),
-            trackers: Vec::new(),
-        };
+        let left = Left::of(&cfg(), "MASTER", Vec::new());
         Record::new(vec![left.clone()]).write(&file).expect("write");
         let r = Record::take(&file).expect("record");
         assert!(Record::take(&file).is_none(), "used once");
@@ -153,6 +180,14 @@ mod tests {
         let mut other = cfg();
         other.vrid = 8;
         assert_eq!(r.resumable(&other), None, "another virtual router");
+        let mut slower = cfg();
+        slower.advert_interval = Duration::from_secs(2);
+        assert_eq!(r.resumable(&slower), None, "other timers");
+        let future = Record {
+            written_unix_ms: now_ms() + 60_000,
+            ..r.clone()
+        };
+        assert_eq!(future.resumable(&cfg()), None, "a record from the future");
         let stale = Record {
             written_unix_ms: now_ms() - 3_001,
             ..r

@@ -194,6 +194,11 @@ impl Node {
         self.0.power_off().expect("power off");
     }
 
+    /// Power back on after `die` (the agent is started separately).
+    pub fn power_on(&mut self) {
+        self.0.power_on();
+    }
+
     /// `kill -9` of the agent.
     pub fn kill9(&mut self) {
         assert!(self.0.running(), "agent not running");
