@@ -50,9 +50,17 @@ pub(super) async fn serve(
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io("restricting the control socket"))?;
     Ok(tokio::spawn(async move {
+        let mut backoff = super::backoff::Backoff::default();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
+                Err(e) => {
+                    backoff.failed("control socket", &e).await;
+                    continue;
+                }
             };
             let asks = asks.clone();
             tokio::spawn(async move {

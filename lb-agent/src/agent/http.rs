@@ -37,9 +37,17 @@ pub(super) async fn serve(
         )
     });
     Ok(tokio::spawn(async move {
+        let mut backoff = super::backoff::Backoff::default();
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    backoff.succeeded();
+                    stream
+                }
+                Err(e) => {
+                    backoff.failed("http", &e).await;
+                    continue;
+                }
             };
             let status = status.borrow().clone();
             let expected = expected.clone();

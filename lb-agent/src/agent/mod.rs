@@ -11,6 +11,7 @@
 //! SIGHUP or `lb-agent reload`: the config is re-read, checked, and applied whole or
 //! not at all.
 
+mod backoff;
 mod control;
 mod core;
 mod error;
@@ -45,8 +46,8 @@ use self::{
 use crate::{
     config::{self, AdminState, Config},
     dataplane::{
-        AdoptedBackend, Attached, BackendState, Capacities, Dataplane, PinLayout, SocketScope,
-        cgroup2_root, detach_others, detach_sockets,
+        AdoptedBackend, Attached, BackendState, Capacities, Dataplane, PinLayout, PinnedMaps,
+        SocketScope, cgroup2_root, detach_others, detach_sockets,
     },
     status::{InterfaceStatus, SocketLbStatus, Status},
     vrrp::{Record, Taking, Vrrp, resume},
@@ -283,6 +284,29 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                         leaving = Leave::Restart;
                         break;
                     }
+                    // A full read of the flow table: on a thread of its own, over
+                    // the pinned maps, so the owner task stays free.
+                    Request::Flows { vip, backend, limit } => {
+                        let (pins, config) = (pins.clone(), agent.config.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let answer = PinnedMaps::open(&pins)
+                                .map_err(|e| format!("{e:#}"))
+                                .and_then(|mut maps| {
+                                    snapshot::flow_list(
+                                        &mut maps,
+                                        Some(&config),
+                                        vip.as_deref(),
+                                        backend.as_deref(),
+                                        limit,
+                                    )
+                                });
+                            let _ = reply.send(match answer {
+                                Ok(flows) => Response::Flows { flows },
+                                Err(message) => Response::Error { message },
+                            });
+                        });
+                        continue;
+                    }
                     Request::Handover { undo } => {
                         vrrp.hold(!undo).await;
                         let message = if config.vrrp.is_empty() {
@@ -479,20 +503,13 @@ impl Agent {
                 }
                 Err(e) => Err(format!("{e:#}")),
             },
-            Request::Flows {
-                vip,
-                backend,
-                limit,
-            } => match self.flows(vip.as_deref(), backend.as_deref(), limit) {
-                Ok(flows) => return Response::Flows { flows },
-                Err(e) => Err(e),
-            },
             Request::Drain { vip, backend } => self.set_admin(&vip, &backend, AdminState::Drain),
             Request::Enable { vip, backend } => self.set_admin(&vip, &backend, AdminState::Enabled),
             Request::Reload => self.reload(),
-            // Answered by the serve loop, which owns the VRRP instances.
-            Request::Restart | Request::Handover { .. } => {
-                Err("restart and handover are handled by the serve loop".into())
+            // Answered by the serve loop: it owns the VRRP instances, and reads the
+            // flow table off this task.
+            Request::Restart | Request::Handover { .. } | Request::Flows { .. } => {
+                Err("handled by the serve loop".into())
             }
         };
         match result {

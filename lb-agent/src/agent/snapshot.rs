@@ -262,16 +262,6 @@ impl Agent {
             nat: crate::config::capacity::nat(&self.config),
         })
     }
-
-    /// Flows matching the filters (see `flow_list`), named by the config.
-    pub(super) fn flows(
-        &mut self,
-        vip: Option<&str>,
-        backend: Option<&str>,
-        limit: usize,
-    ) -> Result<FlowList, String> {
-        flow_list(&mut self.dp, Some(&self.config), vip, backend, limit)
-    }
 }
 
 /// The name of a service: the config's, else `addr:port/proto`.

@@ -71,13 +71,18 @@ fn traffic(set: &mut impl MapSet, name: &'static str, id: u32) -> Result<Traffic
 /// Every flow binding (client 5-tuple -> backend slot), as far as the LRU holds.
 pub fn flows(set: &mut impl MapSet) -> Result<Vec<(FlowKey, FlowEntry)>, DataplaneError> {
     let map: BpfHashMap<&mut MapData, FlowKey, FlowEntry> = typed(set, MAP_FLOWS)?;
-    Ok(map.iter().filter_map(Result::ok).collect())
+    // (aya's iterator skips entries deleted while it runs; what remains is a failure.)
+    map.iter()
+        .collect::<Result<_, _>>()
+        .map_err(map_err(MAP_FLOWS, "read"))
 }
 
 /// Every NAT binding (backend reply 5-tuple -> client).
 pub fn nat_bindings(set: &mut impl MapSet) -> Result<Vec<(FlowKey, NatEntry)>, DataplaneError> {
     let map: BpfHashMap<&mut MapData, FlowKey, NatEntry> = typed(set, MAP_NAT)?;
-    Ok(map.iter().filter_map(Result::ok).collect())
+    map.iter()
+        .collect::<Result<_, _>>()
+        .map_err(map_err(MAP_NAT, "read"))
 }
 
 /// A service as the maps hold it.
@@ -118,7 +123,9 @@ pub fn services(
 ) -> Result<Vec<ServiceView>, DataplaneError> {
     let vips: Vec<(VipKey, VipMeta)> = {
         let map: BpfHashMap<&mut MapData, VipKey, VipMeta> = typed(set, MAP_VIPS)?;
-        map.iter().filter_map(Result::ok).collect()
+        map.iter()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(MAP_VIPS, "read"))?
     };
     let max_vips = {
         let map: BpfHashMap<&mut MapData, VipKey, VipMeta> = typed(set, MAP_VIPS)?;
@@ -127,7 +134,9 @@ pub fn services(
     let backends: Vec<(u32, Backend)> = {
         let map: Array<&mut MapData, Backend> = typed(set, MAP_BACKENDS)?;
         map.iter()
-            .filter_map(Result::ok)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err(MAP_BACKENDS, "read"))?
+            .into_iter()
             .enumerate()
             .filter(|(_, b)| b.family != 0)
             .map(|(i, b)| (i as u32, b))
