@@ -8,4 +8,5 @@ pub mod health;
 pub mod import;
 pub mod lab;
 pub mod status;
+pub mod sync;
 pub mod vrrp;

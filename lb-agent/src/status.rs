@@ -22,6 +22,9 @@ pub struct Status {
     pub vips: Vec<VipStatus>,
     /// Global verdict/reason counters, with rates.
     pub counters: Vec<CounterStatus>,
+    /// Flow sync with the other LB nodes, when configured.
+    #[serde(default)]
+    pub sync: Option<SyncStatus>,
     /// Last reload: when and how it went.
     pub last_reload: Option<ReloadStatus>,
     /// VRRP instances (empty from pinned maps: only the daemon knows).
@@ -240,4 +243,26 @@ pub fn si(v: f64) -> String {
         v if v >= 1e3 => format!("{:.1}k", v / 1e3),
         v => format!("{v:.0}"),
     }
+}
+
+/// Flow sync with the other LB nodes (`[agent.sync]`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SyncStatus {
+    pub peers: Vec<SyncPeerStatus>,
+    pub messages_sent: u64,
+    pub records_sent: u64,
+    pub bytes_sent: u64,
+    pub messages_received: u64,
+    pub records_received: u64,
+    /// Records written into this node's tables.
+    pub records_learned: u64,
+    /// Messages rejected, by reason (auth, replayed, stale, not_a_peer, ...).
+    pub rejected: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct SyncPeerStatus {
+    pub address: String,
+    /// Seconds since its last accepted message (`None`: never).
+    pub heard_s_ago: Option<u64>,
 }

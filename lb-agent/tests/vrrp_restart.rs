@@ -42,11 +42,27 @@ const VIPS: [(&str, u16, &str); 3] = [
     ("echo-dsr", 82, "dsr"),
 ];
 
+/// The NAT VIPs' SNAT address when flows are synced: it floats with the VIP.
+const FLOATING_SNAT: u8 = 20;
+/// The flow sync key of the lab.
+const SYNC_KEY: &str = "lab-sync-key-0123456789abcdef";
+
 fn config(node: u8, priority: u8, on_sigterm: &str) -> String {
+    config_with(node, priority, on_sigterm, false)
+}
+
+/// With `sync`: the NAT VIPs' SNAT address floats with the VIP (one more address of
+/// the VRRP instance) and flows are synced with the other node.
+fn config_with(node: u8, priority: u8, on_sigterm: &str, sync: bool) -> String {
     let mut out = String::new();
+    let snat_ip = if sync {
+        lan_v4(FLOATING_SNAT)
+    } else {
+        lan_v4(node)
+    };
     for (vip, port, forwarding) in VIPS {
         let snat = if forwarding == "nat" {
-            format!("snat_address = \"{}\"\n", lan_v4(node))
+            format!("snat_address = \"{snat_ip}\"\n")
         } else {
             String::new()
         };
@@ -59,11 +75,23 @@ fn config(node: u8, priority: u8, on_sigterm: &str) -> String {
             out.push_str(&format!("[[vip.backend]]\naddress = \"{}\"\n", lan_v4(b)));
         }
     }
+    let floating = if sync {
+        format!(", \"{}/24\"", lan_v4(FLOATING_SNAT))
+    } else {
+        String::new()
+    };
     out.push_str(&format!(
         "\n[[vrrp]]\nname = \"vi_web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
-         advert_interval = \"100ms\"\naddresses = [\"{}/24\"]\n",
+         advert_interval = \"100ms\"\naddresses = [\"{}/24\"{floating}]\n",
         lan_v4(VIP)
     ));
+    if sync {
+        let peer = if node == 1 { 2 } else { 1 };
+        out.push_str(&format!(
+            "\n[agent.sync]\npeers = [\"{}\"]\nkey = \"{SYNC_KEY}\"\n",
+            lan_v4(peer)
+        ));
+    }
     // `[agent]` keys go before the services: the lab writes its own [agent] table.
     format!("on_sigterm = \"{on_sigterm}\"\n{out}")
 }
@@ -169,10 +197,14 @@ type Servers = Vec<(TcpServer, EchoServer, EchoServer)>;
 
 /// Two nodes (150 and 100), node 1 master, the backends serving.
 fn cluster(on_sigterm: &str) -> (Cluster, Servers) {
+    cluster_with(on_sigterm, false)
+}
+
+fn cluster_with(on_sigterm: &str, sync: bool) -> (Cluster, Servers) {
     let mut c = Cluster::new(2);
     let servers = serve(&c);
-    c.nodes[0].write_config(&config(1, 150, on_sigterm));
-    c.nodes[1].write_config(&config(2, 100, on_sigterm));
+    c.nodes[0].write_config(&config_with(1, 150, on_sigterm, sync));
+    c.nodes[1].write_config(&config_with(2, 100, on_sigterm, sync));
     c.nodes[0].start();
     c.nodes[1].start();
     let start = Instant::now();
@@ -403,4 +435,166 @@ fn long_lived_dsr(c: &Cluster) -> impl FnOnce() -> Pinged + use<> {
         stop.store(true, Ordering::Relaxed);
         t.join().expect("DSR pinger")
     }
+}
+
+/// The sync counters of node `i`.
+fn sync_of(c: &Cluster, i: usize) -> lb_agent::status::SyncStatus {
+    c.nodes[i].status().sync.expect("sync configured")
+}
+
+#[test]
+fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
+    let (mut c, _servers) = cluster_with("handover", true);
+    let pings = long_lived(&c);
+    // Past min_age (1 s) and a sender's pass (1 s): the backup holds the flows.
+    let start = Instant::now();
+    while sync_of(&c, 1).records_learned < 24 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the backup learned too little: {:?}",
+            sync_of(&c, 1)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let learned = c.nodes[1].cli(&["flows", "--vip", "echo"]);
+    let table = String::from_utf8_lossy(&learned.stdout);
+    assert!(table.contains("established (learned)"), "{table}");
+
+    // A forged message (another key) and a replayed one are rejected and counted.
+    let forged = lb_agent::sync::wire::encode(
+        &lb_agent::sync::wire::Header {
+            kind: lb_agent::sync::wire::Kind::Resync,
+            boot: 1,
+            seq: 1,
+            unix_ms: 0,
+        },
+        &[],
+        &lb_agent::sync::wire::key(b"not the lab's key, but long enough"),
+    );
+    let to = SocketAddr::new(lan_v4(2), 4739);
+    c.nodes[0]
+        .lb
+        .ns
+        .run(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+            s.send_to(&forged, to).expect("send");
+        })
+        .expect("node 1 namespace");
+    // A message signed with the lab's key, sent twice: the copy is a replay.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let valid = lb_agent::sync::wire::encode(
+        &lb_agent::sync::wire::Header {
+            kind: lb_agent::sync::wire::Kind::Flows,
+            boot: 99,
+            seq: 1,
+            unix_ms: now_ms,
+        },
+        &[],
+        &lb_agent::sync::wire::key(SYNC_KEY.as_bytes()),
+    );
+    c.nodes[0]
+        .lb
+        .ns
+        .run(move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+            s.send_to(&valid, to).expect("send");
+            s.send_to(&valid, to).expect("send again");
+        })
+        .expect("node 1 namespace");
+    std::thread::sleep(Duration::from_millis(300));
+    let rejected = sync_of(&c, 1).rejected;
+    assert_eq!(rejected.get("auth"), Some(&1), "{rejected:?}");
+    assert_eq!(rejected.get("replayed"), Some(&1), "{rejected:?}");
+    // /metrics serves the status published every second.
+    std::thread::sleep(Duration::from_millis(1100));
+    let metrics = c.nodes[1].http_get("/metrics", None).1;
+    for sample in [
+        "lb_sync_messages_rejected_total{reason=\"auth\"} 1",
+        "lb_sync_peer_last_heard_seconds{peer=\"198.18.1.1\"}",
+        "lb_sync_records_learned_total ",
+    ] {
+        assert!(metrics.contains(sample), "{sample}:\n{metrics}");
+    }
+    let out = c.nodes[1].cli(&["vrrp"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("flow sync: peers 198.18.1.1 (heard"),
+        "{table}"
+    );
+
+    // The master loses power.
+    let died = Instant::now();
+    c.nodes[0].die();
+    while c.nodes[1].vrrp_state() != "MASTER" {
+        assert!(died.elapsed() < Duration::from_secs(2), "no takeover");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took_over = died.elapsed();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (nat, dsr) = pings();
+    let s = sync_of(&c, 1);
+    eprintln!(
+        "flow sync, master power-off: backup MASTER after {took_over:?}; NAT {} of 12 broken \
+         (longest stall {:?}), DSR {} of 12 broken (longest {:?}); the backup had received \
+         {} messages, {} records ({} learned)",
+        nat.broken.len(),
+        nat.longest,
+        dsr.broken.len(),
+        dsr.longest,
+        s.messages_received,
+        s.records_received,
+        s.records_learned
+    );
+    for (what, p) in [("NAT", &nat), ("DSR", &dsr)] {
+        assert!(
+            p.broken.is_empty(),
+            "{what} connections broke: {:?}",
+            p.broken
+        );
+        assert!(
+            p.longest < Duration::from_secs(1),
+            "{what} stall {:?}",
+            p.longest
+        );
+    }
+
+    // The old master comes back, learns the flows from the new one and preempts.
+    let pings = long_lived(&c);
+    std::thread::sleep(Duration::from_millis(2500));
+    c.nodes[0].power_on();
+    c.nodes[0].start();
+    let back = Instant::now();
+    while states(&c) != ["MASTER", "BACKUP"] {
+        assert!(back.elapsed() < Duration::from_secs(5), "{:?}", vrrp(&c));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (nat, dsr) = pings();
+    eprintln!(
+        "flow sync, old master back and preempting: NAT {} of 12 broken (longest {:?}), \
+         DSR {} of 12 broken (longest {:?})",
+        nat.broken.len(),
+        nat.longest,
+        dsr.broken.len(),
+        dsr.longest
+    );
+    for (what, p) in [("NAT", &nat), ("DSR", &dsr)] {
+        assert!(
+            p.broken.is_empty(),
+            "{what} connections broke: {:?}",
+            p.broken
+        );
+        assert!(
+            p.longest < Duration::from_secs(1),
+            "{what} stall {:?}",
+            p.longest
+        );
+    }
+    let s = sync_of(&c, 1);
+    eprintln!(
+        "sync overhead over the run (node 2): {} messages, {} records, {} bytes sent",
+        s.messages_sent, s.records_sent, s.bytes_sent
+    );
 }

@@ -87,6 +87,8 @@ pub struct Agent {
     taking: BTreeSet<IpAddr>,
     /// The sweep of expired flows and bindings, once started.
     pub(super) sweep: Option<super::sweep::SweepThread>,
+    /// Flow sync with the other LB nodes, when configured.
+    pub(super) sync: Option<crate::sync::FlowSync>,
 }
 
 /// Key of a backend of `vip`.
@@ -136,6 +138,7 @@ impl Agent {
             standby: BTreeSet::new(),
             taking: BTreeSet::new(),
             sweep: None,
+            sync: None,
         }
     }
 

@@ -27,4 +27,6 @@ pub enum AgentError {
     Sysctl { name: String, why: String },
     #[error("{0}")]
     Refused(String),
+    #[error(transparent)]
+    Sync(#[from] crate::sync::SyncError),
 }

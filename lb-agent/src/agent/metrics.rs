@@ -265,7 +265,69 @@ pub fn render(s: &Status) -> String {
     if !s.vrrp.is_empty() {
         vrrp(&mut o);
     }
+    if s.sync.is_some() {
+        sync(&mut o);
+    }
     o.text
+}
+
+/// Flow sync with the other LB nodes.
+fn sync(o: &mut Out<'_>) {
+    let Some(y) = &o.s.sync else {
+        return;
+    };
+    let total = |name: &str, help: &str, v: u64| (name.to_string(), help.to_string(), v);
+    for (name, help, v) in [
+        total(
+            "lb_sync_messages_sent_total",
+            "Flow sync messages sent.",
+            y.messages_sent,
+        ),
+        total(
+            "lb_sync_records_sent_total",
+            "Flows sent to peers.",
+            y.records_sent,
+        ),
+        total(
+            "lb_sync_bytes_sent_total",
+            "Bytes of flow sync sent.",
+            y.bytes_sent,
+        ),
+        total(
+            "lb_sync_messages_received_total",
+            "Flow sync messages accepted.",
+            y.messages_received,
+        ),
+        total(
+            "lb_sync_records_learned_total",
+            "Flows from peers written into this node's tables.",
+            y.records_learned,
+        ),
+    ] {
+        o.family(
+            &name,
+            "counter",
+            &help,
+            std::iter::once((Vec::new(), v as f64)),
+        );
+    }
+    o.family(
+        "lb_sync_messages_rejected_total",
+        "counter",
+        "Flow sync messages rejected, by reason (auth, replayed, stale, not_a_peer, length, ...).",
+        y.rejected
+            .iter()
+            .map(|(r, n)| (vec![("reason", r.as_str())], *n as f64)),
+    );
+    o.family(
+        "lb_sync_peer_last_heard_seconds",
+        "gauge",
+        "Seconds since the peer's last accepted message (its lag; absent: never heard).",
+        y.peers.iter().filter_map(|p| {
+            p.heard_s_ago
+                .map(|s| (vec![("peer", p.address.as_str())], s as f64))
+        }),
+    );
 }
 
 fn flow_table(o: &mut Out<'_>) {

@@ -228,6 +228,20 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     for gone in started!(detach_others(&pins, &config.agent.interfaces)) {
         log::info!("{gone}: no longer configured, detached");
     }
+    // Flow sync before VRRP: a node learns its peers' flows before it can become
+    // master (it asks them for everything at once).
+    if let Some(s) = &config.agent.sync {
+        agent.sync = Some(started!(crate::sync::FlowSync::start(s, &pins)));
+        log::info!(
+            "flow sync on UDP port {} with {}",
+            s.port,
+            s.peers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     agent.sockets = started!(attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins));
     agent.publish();
 

@@ -60,6 +60,9 @@ pub struct FlowRow {
     pub backend: String,
     /// NAT source address:port used towards the backend ("" in DSR mode).
     pub snat: String,
+    /// Written from a peer's flow sync (not by this node's program, yet).
+    #[serde(default)]
+    pub learned: bool,
     /// `syn`, `established`, `closing`, `time_wait`, `reset`, `udp`, `udp_replied`.
     #[serde(default)]
     pub state: String,

@@ -46,6 +46,9 @@ fn restart_only(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
     if old.on_sigterm != new.on_sigterm {
         keys.push("on_sigterm");
     }
+    if old.sync != new.sync {
+        keys.push("sync");
+    }
     // The program's port range is fixed when it is loaded.
     if old.snat_ports != new.snat_ports {
         keys.push("snat_port_range");

@@ -207,6 +207,7 @@ impl Agent {
         dataplane_problems.extend(routing_problem(&counters));
         let flow_table = self.flow_table_status();
         let status = Status {
+            sync: self.sync.as_ref().map(crate::sync::FlowSync::status),
             dataplane_problems,
             sockets: self.sockets.clone(),
             flow_table,
@@ -341,6 +342,7 @@ pub fn flow_list(
             let mut r = row(&k, &name, baddr, bport, e.snat_addr, e.snat_port);
             let now = crate::dataplane::now_tick();
             r.state = crate::dataplane::state_name(e.state).into();
+            r.learned = e._pad == lb_common::FLOW_F_LEARNED;
             r.idle_s = crate::dataplane::ticks_to_duration(now.wrapping_sub(e.seen)).as_secs();
             let left = -lb_common::ticks::past(now, e.expires);
             r.expires_in_s = (i64::from(left) * crate::dataplane::TICK_NS as i64) / 1_000_000_000;
@@ -431,6 +433,7 @@ pub fn offline_status(
         });
     }
     Ok(Status {
+        sync: None,
         source: "pinned maps".into(),
         version: env!("CARGO_PKG_VERSION").into(),
         config_file: String::new(),

@@ -77,7 +77,11 @@ pub fn run(a: &FlowsArgs) -> Result<()> {
                 } else {
                     f.snat.clone()
                 },
-                f.state.clone(),
+                if f.learned {
+                    format!("{} (learned)", f.state)
+                } else {
+                    f.state.clone()
+                },
                 format!("{}s", f.idle_s),
                 if f.expires_in_s < 0 {
                     "expired".into()

@@ -430,5 +430,37 @@ pub fn vrrp(t: &Target) -> Result<()> {
             println!("{}: last error: {}", v.name, v.error);
         }
     }
+    if let Some(y) = &s.sync {
+        let peers: Vec<String> = y
+            .peers
+            .iter()
+            .map(|p| match p.heard_s_ago {
+                Some(s) => format!("{} (heard {s}s ago)", p.address),
+                None => format!("{} (never heard)", p.address),
+            })
+            .collect();
+        let rejected: u64 = y.rejected.values().sum();
+        println!(
+            "flow sync: peers {}; sent {} messages ({} flows, {} bytes); received {} ({} flows learned); rejected {rejected}{}",
+            peers.join(", "),
+            y.messages_sent,
+            y.records_sent,
+            si(y.bytes_sent as f64),
+            y.messages_received,
+            y.records_learned,
+            if rejected == 0 {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    y.rejected
+                        .iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
     Ok(())
 }

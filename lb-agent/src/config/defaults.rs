@@ -21,6 +21,12 @@ pub const SOCKET_LB_NAMESPACES: &str = "own";
 /// `[agent] on_sigterm`: SIGTERM hands the VIP over unless systemd is restarting
 /// the unit (keepalived's behaviour, with restarts kept).
 pub const ON_SIGTERM: &str = "handover";
+/// `[agent.sync] port`: UDP port of flow sync messages.
+pub const SYNC_PORT: u16 = 4739;
+/// `[agent.sync] min_age`: flows younger than this are not sent.
+pub const SYNC_MIN_AGE: Duration = Duration::from_secs(1);
+/// `[agent.sync] key`: at least this many bytes.
+pub const SYNC_KEY_MIN: usize = 16;
 /// `[agent] manage_forwarding`: the agent turns on forwarding on its interfaces.
 pub const MANAGE_FORWARDING: bool = true;
 /// `[agent] snat_port_range`: below the kernel's ephemeral range (32768-60999), so

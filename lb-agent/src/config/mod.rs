@@ -24,7 +24,7 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm, SocketLb,
-    StatsAuth, VipConfig,
+    StatsAuth, SyncConfig, VipConfig,
 };
 pub use vrrp::{TrackConfig, TrackKind, VrrpConfig};
 

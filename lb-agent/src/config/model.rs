@@ -37,6 +37,20 @@ pub struct AgentConfig {
     pub timeouts: FlowTimeouts,
     /// What SIGTERM means.
     pub on_sigterm: OnSigterm,
+    /// Flow sync with the VRRP peers (`None`: off).
+    pub sync: Option<SyncConfig>,
+}
+
+/// `[agent.sync]`: this node's flows and NAT bindings sent to its peers, theirs
+/// learned, so a new master carries the connections of the old one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    pub peers: Vec<IpAddr>,
+    /// The pre-shared key (HMAC-SHA256 of every message).
+    pub key: Vec<u8>,
+    pub port: u16,
+    /// Flows younger than this are not sent.
+    pub min_age: Duration,
 }
 
 /// What SIGTERM means to the agent's VRRP instances.

@@ -30,6 +30,16 @@ pub struct Agent {
     pub snat_port_range: Option<String>,
     pub on_sigterm: Option<String>,
     pub timeouts: Option<Timeouts>,
+    pub sync: Option<Sync>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sync {
+    pub peers: Option<Vec<String>>,
+    pub key: Option<String>,
+    pub port: Option<i64>,
+    pub min_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -13,7 +13,7 @@ use super::{
     locate::KeyPath,
     model::{
         AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm,
-        SocketLb, StatsAuth, VipConfig,
+        SocketLb, StatsAuth, SyncConfig, VipConfig,
     },
     raw,
 };
@@ -370,6 +370,10 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
         }
     };
     let snat_ports = port_range(p, &at.key("snat_port_range"), a.snat_port_range.as_deref());
+    let sync = a
+        .sync
+        .as_ref()
+        .and_then(|raw| sync(p, &at.key("sync"), raw));
     let on_sigterm = choice(
         p,
         &at.key("on_sigterm"),
@@ -387,6 +391,7 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
         snat_ports: snat_ports?,
         timeouts,
         on_sigterm: on_sigterm?,
+        sync,
         interfaces: interfaces?,
         xdp_mode: xdp_mode?,
         pin_path: pin_path?,
@@ -394,6 +399,62 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
         control_socket: control_socket?,
         flow_table_size: flow_table_size?,
         stats_auth,
+    })
+}
+
+/// `[agent.sync]`: peers (addresses, at least one), a key of at least
+/// `SYNC_KEY_MIN` bytes, the port, the minimum age.
+fn sync(p: &mut Problems, at: &KeyPath, raw: &raw::Sync) -> Option<SyncConfig> {
+    let peers: Vec<IpAddr> = match &raw.peers {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| ip(p, &at.key("peers").index(i), Some(s)))
+            .collect(),
+        _ => {
+            p.add(
+                &at.key("peers"),
+                "missing: expected the peers' addresses (the other LB nodes)",
+            );
+            Vec::new()
+        }
+    };
+    let key = match &raw.key {
+        Some(k) if k.len() >= d::SYNC_KEY_MIN => Some(k.as_bytes().to_vec()),
+        Some(k) => {
+            p.add(
+                &at.key("key"),
+                format!(
+                    "{} bytes, expected at least {} (the same on every node; e.g. `openssl rand -hex 32`)",
+                    k.len(),
+                    d::SYNC_KEY_MIN
+                ),
+            );
+            None
+        }
+        None => {
+            p.add(
+                &at.key("key"),
+                "missing: expected the pre-shared key that authenticates sync messages",
+            );
+            None
+        }
+    };
+    let port = match raw.port {
+        Some(n) => int_in(p, &at.key("port"), n, 1, 65535, "a port").map(|n| n as u16),
+        None => Some(d::SYNC_PORT),
+    };
+    let min_age = dur(
+        p,
+        &at.key("min_age"),
+        raw.min_age.as_deref(),
+        d::SYNC_MIN_AGE,
+    );
+    Some(SyncConfig {
+        peers,
+        key: key?,
+        port: port?,
+        min_age: min_age?,
     })
 }
 

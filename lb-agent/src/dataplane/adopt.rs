@@ -103,6 +103,7 @@ impl Dataplane {
                     meta: Some(meta),
                     backends: by_vip.remove(&meta.id).unwrap_or_default(),
                     table: Vec::new(),
+                    ring_input: Vec::new(),
                     snats: {
                         let first = (meta.id * MAX_SNAT_ADDRS) as usize;
                         let n = meta.snat_count.min(MAX_SNAT_ADDRS) as usize;

@@ -27,7 +27,7 @@ pub use error::DataplaneError;
 pub use lifecycle::state_name;
 pub use loader::{AttachMode, Dataplane, SocketScope};
 pub use local::node_addresses;
-pub use mapset::{MapSet, PinnedMaps};
+pub use mapset::{MapSet, PinnedMaps, typed};
 pub use pins::{Attached, PinLayout, detach_others};
 pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};

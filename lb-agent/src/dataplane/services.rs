@@ -130,6 +130,9 @@ pub(super) struct Programmed {
     pub(super) backends: HashMap<BackendId, u32>,
     /// The live ring's content, to skip rewriting an unchanged table.
     pub(super) table: Vec<u32>,
+    /// What `table` was built from (each backend's name, weight in the ring and
+    /// slot): the same input reuses it instead of building the table again.
+    pub(super) ring_input: Vec<(String, u32, u32)>,
     /// The SNAT addresses last written (`SNAT_ADDRS`).
     pub(super) snats: Vec<[u32; 4]>,
 }
@@ -357,6 +360,7 @@ impl Dataplane {
                     meta: None,
                     backends: HashMap::new(),
                     table: Vec::new(),
+                    ring_input: Vec::new(),
                     snats: Vec::new(),
                 },
             );
@@ -442,20 +446,37 @@ impl Dataplane {
                 },
             })
             .collect();
-        let table: Vec<u32> = maglev::build(&members, self.caps.ring_size)
-            .map_err(|source| DataplaneError::Maglev {
-                service: spec.name.clone(),
-                source,
-            })?
-            .into_iter()
-            .map(|i| {
-                if i == NO_BACKEND {
-                    NO_BACKEND
-                } else {
-                    slots[i as usize]
-                }
-            })
+        let ring_input: Vec<(String, u32, u32)> = members
+            .iter()
+            .zip(&names)
+            .zip(&slots)
+            .map(|((m, n), slot)| (n.clone(), m.weight, *slot))
             .collect();
+        // Building a ring is the slow part of an apply (65,537 entries per service):
+        // a service whose members, weights and slots are unchanged keeps its table.
+        let cached = self
+            .programmer
+            .services
+            .get(&sid)
+            .filter(|p| p.ring_input == ring_input && !p.table.is_empty())
+            .map(|p| p.table.clone());
+        let table: Vec<u32> = match cached {
+            Some(t) => t,
+            None => maglev::build(&members, self.caps.ring_size)
+                .map_err(|source| DataplaneError::Maglev {
+                    service: spec.name.clone(),
+                    source,
+                })?
+                .into_iter()
+                .map(|i| {
+                    if i == NO_BACKEND {
+                        NO_BACKEND
+                    } else {
+                        slots[i as usize]
+                    }
+                })
+                .collect(),
+        };
         let (id, mut ring, unchanged, previous) = match self.programmer.services.get(&sid) {
             Some(p) => (p.id, p.ring, p.table == table, p.meta),
             None => return Ok(()),
@@ -537,6 +558,7 @@ impl Dataplane {
         if let Some(p) = self.programmer.services.get_mut(&sid) {
             p.ring = ring;
             p.table = table;
+            p.ring_input = ring_input;
             p.meta = Some(meta);
             p.snats = snats;
         }
