@@ -461,3 +461,42 @@ fn a_flow_table_smaller_than_one_backends_ports_is_refused() {
     )
     .expect("fits");
 }
+
+#[test]
+fn flow_sync_needs_peers_and_a_long_enough_key() {
+    let with = |sync: &str| {
+        good_with(
+            "interfaces = [\"eth0\"]\n",
+            &format!("interfaces = [\"eth0\"]\n{sync}"),
+        )
+    };
+    let c = parse(
+        &with("on_sigterm = \"restart\"\n[agent.sync]\npeers = [\"198.18.1.2\"]\nkey = \"0123456789abcdef\"\n"),
+        Path::new("lb.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let s = c.agent.sync.expect("sync");
+    assert_eq!(
+        (s.port, s.min_age),
+        (4739, std::time::Duration::from_secs(1))
+    );
+    assert_eq!(c.agent.on_sigterm, super::OnSigterm::Restart);
+    one_error(
+        &with("[agent.sync]\npeers = [\"198.18.1.2\"]\nkey = \"short\"\n"),
+        6,
+        "agent.sync.key",
+        "5 bytes, expected at least 16",
+    );
+    one_error(
+        &with("[agent.sync]\nkey = \"0123456789abcdef\"\n"),
+        4,
+        "agent.sync.peers",
+        "missing",
+    );
+    one_error(
+        &with("on_sigterm = \"later\"\n"),
+        4,
+        "agent.on_sigterm",
+        "\"handover\"",
+    );
+}

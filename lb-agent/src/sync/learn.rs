@@ -17,7 +17,7 @@ use std::{
 use aya::maps::{Array, HashMap as BpfHashMap, MapData};
 use lb_common::{
     Backend, FLOW_F_LEARNED, FlowEntry, FlowKey, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_VIPS,
-    NatEntry, VipKey, VipMeta,
+    NatEntry, VIP_F_STANDBY, VipKey, VipMeta,
 };
 
 use super::{
@@ -229,7 +229,9 @@ fn learn(m: &mut PinnedMaps, slots: &Slots, records: &[Record]) -> Result<u64, S
                 generation,
                 vip_id: meta.id,
                 vip_generation: meta.generation,
-                vip_flags: meta.flags,
+                // Not the standby of a backup: the flow is written for when this
+                // node serves it.
+                vip_flags: meta.flags & !VIP_F_STANDBY,
                 snat_addr: r.snat.0,
                 snat_port: r.snat.1,
                 state: r.flow.state,
