@@ -20,8 +20,10 @@ use lb_agent::{
 const INTERVAL_MS: u64 = 300;
 const FALL: u64 = 2;
 const RISE: u64 = 2;
-/// What the CLI round trip and polling add to a measured time.
-const SLACK_MS: u64 = 250;
+/// What the CLI round trip and polling add to a measured time: generous, for a
+/// loaded CI machine (the measured times are printed; the bound catches a check
+/// that does not follow at all).
+const SLACK_MS: u64 = 700;
 /// (VIP name, client port, check type).
 const VIPS: [(&str, u16, &str); 3] = [
     ("tcp", 80, "tcp"),

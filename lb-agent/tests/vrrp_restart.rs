@@ -362,7 +362,7 @@ fn a_dead_master_s_dsr_connections_go_on_through_the_backup_and_back() {
     let (nat, dsr) = pings();
     eprintln!(
         "master power-off: backup MASTER after {took_over:?}; DSR: {} of 12 broken, longest \
-         stall {:?}; NAT: {} of 12 broken (no flow sync between nodes yet)",
+         stall {:?}; NAT: {} of 12 broken (this lab runs without flow sync)",
         dsr.broken.len(),
         dsr.longest,
         nat.broken.len()

@@ -233,8 +233,9 @@ pub const FLOW_TCP_RESET: u8 = 5;
 pub const FLOW_UDP: u8 = 6;
 /// UDP: the backend replied.
 pub const FLOW_UDP_REPLIED: u8 = 7;
-/// `FlowEntry::_pad` / `NatEntry::_pad[0]`: written by the agent from a peer's flow
-/// sync, not by this node's program (shown by `lb-agent flows`).
+/// `FlowEntry::_pad` / `NatEntry::_pad[0]`: first written by the agent from a peer's
+/// flow sync (the program leaves the byte alone when it refreshes the entry; shown
+/// by `lb-agent flows`).
 pub const FLOW_F_LEARNED: u8 = 1;
 
 /// Number of flow states (index 0 unused); a power of two (`Timeouts` is indexed

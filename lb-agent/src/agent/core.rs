@@ -3,7 +3,7 @@
 //! combination to the data plane.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::IpAddr,
     path::PathBuf,
     sync::Arc,
@@ -82,9 +82,10 @@ pub struct Agent {
     local_logged: BTreeSet<IpAddr>,
     /// VRRP-managed VIPs this node did not hold at the last apply.
     standby: BTreeSet<IpAddr>,
-    /// Addresses an instance is taking (it asked before adding them): served before
-    /// its status says MASTER.
-    taking: BTreeSet<IpAddr>,
+    /// Addresses an instance is taking (it asked before adding them), with the
+    /// instance's index and its transition count then: served until its status moves
+    /// on (to MASTER, which serves them anyway, or elsewhere).
+    taking: BTreeMap<IpAddr, (usize, u64)>,
     /// The sweep of expired flows and bindings, once started.
     pub(super) sweep: Option<super::sweep::SweepThread>,
     /// Flow sync with the other LB nodes, when configured.
@@ -136,7 +137,7 @@ impl Agent {
             applied: HashMap::new(),
             local_logged: BTreeSet::new(),
             standby: BTreeSet::new(),
-            taking: BTreeSet::new(),
+            taking: BTreeMap::new(),
             sweep: None,
             sync: None,
         }
@@ -211,14 +212,26 @@ impl Agent {
                     .is_none_or(|w| w.borrow().state != "MASTER")
             })
             .flat_map(|(_, c)| c.addresses.iter().map(|(a, _)| *a))
-            .filter(|a| !self.taking.contains(a))
+            .filter(|a| !self.taking.contains_key(a))
             .collect()
     }
 
     /// An instance is about to add `addresses`: serve them first (DSR services
     /// leave standby), so the packets its gratuitous ARPs bring are forwarded.
-    pub(super) fn taking(&mut self, addresses: &[IpAddr]) {
-        self.taking.extend(addresses.iter().copied());
+    pub(super) fn taking(&mut self, instance: &str, addresses: &[IpAddr]) {
+        let Some(i) = self.config.vrrp.iter().position(|c| c.name == instance) else {
+            return;
+        };
+        let Some(st) = self.vrrp.get(i).map(|w| w.borrow().clone()) else {
+            return;
+        };
+        // Already MASTER (a late request, or a resumed master): served by its state.
+        if st.state == "MASTER" {
+            return;
+        }
+        for a in addresses {
+            self.taking.insert(*a, (i, st.transitions));
+        }
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {
@@ -227,16 +240,13 @@ impl Agent {
     }
 
     /// Applies again when a VRRP instance became master or stopped being it. An
-    /// address being taken is settled once its instance says MASTER (or gave up).
+    /// address being taken is settled once its instance's state moves on.
     pub(super) fn follow_vrrp_roles(&mut self) {
-        for (i, c) in self.config.vrrp.iter().enumerate() {
-            let state = self.vrrp.get(i).map(|w| w.borrow().state.clone());
-            if state.as_deref() != Some("BACKUP") {
-                for (a, _) in &c.addresses {
-                    self.taking.remove(a);
-                }
-            }
-        }
+        let vrrp = &self.vrrp;
+        self.taking.retain(|_, (i, transitions)| {
+            vrrp.get(*i)
+                .is_some_and(|w| w.borrow().transitions == *transitions)
+        });
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {

@@ -272,6 +272,8 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     };
     let mut tick = tokio::time::interval(REFRESH);
     let leaving: Leave;
+    // Role changes between the first apply and the watchers above.
+    agent.follow_vrrp_roles();
     log::info!(
         "running: {} services, control socket {}, http {}",
         config.vips.len(),
@@ -345,7 +347,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             // An instance about to take its addresses: its DSR services leave
             // standby first.
             Some(t) = taking.recv() => {
-                agent.taking(&t.addresses);
+                agent.taking(&t.instance, &t.addresses);
                 let _ = t.done.send(());
             }
             // A VRRP state change too: DSR services follow it, and /metrics, /stats

@@ -60,7 +60,8 @@ pub struct FlowRow {
     pub backend: String,
     /// NAT source address:port used towards the backend ("" in DSR mode).
     pub snat: String,
-    /// Written from a peer's flow sync (not by this node's program, yet).
+    /// Written from a peer's flow sync (the mark stays when this node's program
+    /// serves the flow later).
     #[serde(default)]
     pub learned: bool,
     /// `syn`, `established`, `closing`, `time_wait`, `reset`, `udp`, `udp_replied`.

@@ -419,6 +419,12 @@ fn sync(p: &mut Problems, at: &KeyPath, raw: &raw::Sync) -> Option<SyncConfig> {
             Vec::new()
         }
     };
+    if peers.iter().any(|a| a.is_ipv4() != peers[0].is_ipv4()) {
+        p.add(
+            &at.key("peers"),
+            "peers of both address families: flow sync uses one socket, give one family",
+        );
+    }
     let key = match &raw.key {
         Some(k) if k.len() >= d::SYNC_KEY_MIN => Some(k.as_bytes().to_vec()),
         Some(k) => {

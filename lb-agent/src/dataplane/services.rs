@@ -458,7 +458,7 @@ impl Dataplane {
             .programmer
             .services
             .get(&sid)
-            .filter(|p| p.ring_input == ring_input && !p.table.is_empty())
+            .filter(|p| p.ring_input == ring_input && !ring_input.is_empty() && !p.table.is_empty())
             .map(|p| p.table.clone());
         let table: Vec<u32> = match cached {
             Some(t) => t,

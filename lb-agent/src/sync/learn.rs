@@ -1,8 +1,9 @@
-//! The receiver: asks every peer for its flows at start, then checks each message
-//! (from a peer, authentic, newer than the last of the sender's run, timestamp
-//! within `MAX_SKEW_MS`) and writes its flows and NAT bindings into this node's
-//! tables with this node's slots and clock, marked learned. A flow this node's
-//! program wrote itself is never replaced; a learned one is updated.
+//! The receiver: asks every peer for its flows at start (again every pass until it
+//! answers), then checks each message (from a peer, authentic, newer than the last
+//! of the sender's run, timestamp within `MAX_SKEW_MS`) and writes its flows and
+//! NAT bindings into this node's tables with this node's slots and clock, marked
+//! learned. An entry here is replaced only by a copy seen later (the node serving
+//! the flow now) or once it expired; lifetimes are capped at `MAX_LEFT`.
 
 use std::{
     collections::HashMap,
@@ -21,8 +22,7 @@ use lb_common::{
 };
 
 use super::{
-    MAX_SKEW_MS, Stats,
-    send::send,
+    MAX_LEFT, MAX_SKEW_MS, Out, PASS, Stats,
     wire::{self, Kind, Record, Reject},
 };
 use crate::{
@@ -47,30 +47,26 @@ pub fn run(
     cfg: &SyncConfig,
     pins: &PinLayout,
     socket: &UdpSocket,
-    boot: u64,
+    out: &Out,
     stats: &Stats,
     stop: &AtomicBool,
     resync: &mpsc::Sender<SocketAddr>,
 ) {
     let key = wire::key(&cfg.key);
-    let mut seq = 0;
-    // A starting node asks its peers for everything they have.
-    for p in &cfg.peers {
-        send(
-            socket,
-            SocketAddr::new(*p, cfg.port),
-            Kind::Resync,
-            &[],
-            boot,
-            &mut seq,
-            &key,
-            stats,
-        );
-    }
+    // A starting node asks its peers for everything they have, again every pass
+    // until each has sent flows (a request may be lost, or sent before the route).
+    let mut unanswered: Vec<IpAddr> = cfg.peers.clone();
+    let mut asked_at: Option<Instant> = None;
     let mut last: HashMap<IpAddr, Last> = HashMap::new();
     let mut maps: Option<(PinnedMaps, Slots, Instant)> = None;
     let mut buf = vec![0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
+        if !unanswered.is_empty() && asked_at.is_none_or(|t| t.elapsed() >= PASS) {
+            for p in &unanswered {
+                out.send(SocketAddr::new(*p, cfg.port), Kind::Resync, &[], stats);
+            }
+            asked_at = Some(Instant::now());
+        }
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
             Err(e)
@@ -134,6 +130,7 @@ pub fn run(
                 let _ = resync.send(SocketAddr::new(peer, cfg.port));
             }
             Kind::Flows => {
+                unanswered.retain(|p| *p != peer);
                 Stats::add(&stats.records_received, records.len() as u64);
                 let fresh = maps
                     .as_ref()
@@ -165,6 +162,12 @@ pub fn run(
             }
         }
     }
+}
+
+/// Whether a peer's copy last seen at `theirs` replaces ours, last seen at `ours`
+/// and expiring at `expires` (all this node's ticks).
+fn fresher(theirs: u32, ours: u32, now: u32, expires: u32) -> bool {
+    lb_common::ticks::expired(now, expires) || (theirs.wrapping_sub(ours) as i32) > 0
 }
 
 /// An IPv4 peer reached over an IPv6 socket shows as `::ffff:a.b.c.d`.
@@ -216,13 +219,23 @@ fn learn(m: &mut PinnedMaps, slots: &Slots, records: &[Record]) -> Result<u64, S
         let Some(&(slot, generation)) = slot else {
             continue;
         };
-        let when = |l: &wire::Life| (now.wrapping_sub(l.seen_age), now.wrapping_add(l.left));
+        let when = |l: &wire::Life| {
+            (
+                now.wrapping_sub(l.seen_age),
+                now.wrapping_add(l.left.min(MAX_LEFT)),
+            )
+        };
         let (seen, expires) = when(&r.flow);
         {
             let mut flows: BpfHashMap<&mut MapData, FlowKey, FlowEntry> =
                 typed(m, MAP_FLOWS).map_err(|e| format!("{e:#}"))?;
-            if flows.get(k, 0).is_ok_and(|e| e._pad != FLOW_F_LEARNED) {
-                continue; // this node's own
+            // What this node has is kept unless the peer saw the flow later (the
+            // peer serving it now) or it expired here.
+            if flows
+                .get(k, 0)
+                .is_ok_and(|e| !fresher(seen, e.seen, now, e.expires))
+            {
+                continue;
             }
             let e = FlowEntry {
                 backend: slot,
@@ -253,11 +266,12 @@ fn learn(m: &mut PinnedMaps, slots: &Slots, records: &[Record]) -> Result<u64, S
                 family: k.family,
                 _pad: [0; 2],
             };
+            let (nat_seen, nat_expires) = when(nat);
             if !bindings
                 .get(&nk, 0)
-                .is_ok_and(|e| e._pad[0] != FLOW_F_LEARNED)
+                .is_ok_and(|e| !fresher(nat_seen, e.seen, now, e.expires))
             {
-                let (seen, expires) = when(nat);
+                let (seen, expires) = (nat_seen, nat_expires);
                 let e = NatEntry {
                     client: k.src,
                     vip: k.dst,

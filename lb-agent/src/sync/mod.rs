@@ -36,6 +36,15 @@ pub const PASS: Duration = Duration::from_secs(1);
 pub const RESEND: Duration = Duration::from_secs(30);
 /// Messages whose timestamp is further than this from ours are rejected.
 pub const MAX_SKEW_MS: u64 = 30_000;
+/// Datagrams sent back to back at most; then a pause of `PACE` (about 16 MB/s, so
+/// a whole table's answer does not overflow the peer's socket).
+pub const BURST: usize = 64;
+pub const PACE: Duration = Duration::from_millis(5);
+/// A learned lifetime is at most this many ticks (about 2 days): a peer cannot pin
+/// entries the sweep would never remove.
+pub const MAX_LEFT: u32 = 1 << 17;
+/// The receive buffer asked for (the kernel caps it at net.core.rmem_max).
+const RCVBUF: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -99,6 +108,8 @@ impl FlowSync {
                 source,
             }
         })?;
+        // A larger receive buffer for a peer's whole-table answer (best effort).
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(RCVBUF);
         socket
             .set_read_timeout(Some(Duration::from_millis(200)))
             .and_then(|()| socket.try_clone())
@@ -111,23 +122,43 @@ impl FlowSync {
                 let stats = Arc::new(Stats::default());
                 let (resync_tx, resync_rx) = mpsc::channel::<SocketAddr>();
                 let boot = boot_id();
+                // One sequence for both threads' messages (one boot id).
+                let seq = Arc::new(AtomicU64::new(0));
                 let sender = {
-                    let (cfg, pins, stop, stats) =
-                        (cfg.clone(), pins.clone(), stop.clone(), stats.clone());
+                    let (cfg, pins, stop, stats, seq) = (
+                        cfg.clone(),
+                        pins.clone(),
+                        stop.clone(),
+                        stats.clone(),
+                        seq.clone(),
+                    );
+                    let out = Out {
+                        socket: send_socket,
+                        boot,
+                        seq,
+                        key: wire::key(&cfg.key),
+                    };
                     std::thread::Builder::new()
                         .name("lb-sync-send".into())
-                        .spawn(move || {
-                            send::run(&cfg, &pins, &send_socket, boot, &stats, &stop, &resync_rx)
-                        })
+                        .spawn(move || send::run(&cfg, &pins, &out, &stats, &stop, &resync_rx))
                         .map_err(SyncError::Thread)?
                 };
                 let receiver = {
                     let (cfg, pins, stop, stats) =
                         (cfg.clone(), pins.clone(), stop.clone(), stats.clone());
+                    let out = Out {
+                        socket: socket.try_clone().map_err(|source| SyncError::Socket {
+                            port: cfg.port,
+                            source,
+                        })?,
+                        boot,
+                        seq,
+                        key: wire::key(&cfg.key),
+                    };
                     std::thread::Builder::new()
                         .name("lb-sync-learn".into())
                         .spawn(move || {
-                            learn::run(&cfg, &pins, &socket, boot, &stats, &stop, &resync_tx)
+                            learn::run(&cfg, &pins, &socket, &out, &stats, &stop, &resync_tx)
                         })
                         .map_err(SyncError::Thread)?
                 };
@@ -175,6 +206,50 @@ impl Drop for FlowSync {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+    }
+}
+
+/// Where and how a thread sends: the socket, this run's id, the shared sequence
+/// and the key.
+pub(crate) struct Out {
+    socket: UdpSocket,
+    boot: u64,
+    seq: Arc<AtomicU64>,
+    key: ring::hmac::Key,
+}
+
+impl Out {
+    /// Sends one message (records or a request) to `to`.
+    fn send(&self, to: SocketAddr, kind: wire::Kind, records: &[wire::Record], stats: &Stats) {
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let msg = wire::encode(
+            &wire::Header {
+                kind,
+                boot: self.boot,
+                seq,
+                unix_ms: now_ms(),
+            },
+            records,
+            &self.key,
+        );
+        match self.socket.send_to(&msg, to) {
+            Ok(n) => {
+                Stats::add(&stats.messages_sent, 1);
+                Stats::add(&stats.records_sent, records.len() as u64);
+                Stats::add(&stats.bytes_sent, n as u64);
+            }
+            Err(e) => log::warn!("flow sync: sending to {to}: {e}"),
+        }
+    }
+
+    /// Sends `records` to `to` in datagrams, paced (`BURST`, `PACE`).
+    fn send_all(&self, to: SocketAddr, records: &[wire::Record], stats: &Stats) {
+        for (i, chunk) in records.chunks(wire::MAX_RECORDS).enumerate() {
+            if i > 0 && i % BURST == 0 {
+                std::thread::sleep(PACE);
+            }
+            self.send(to, wire::Kind::Flows, chunk, stats);
         }
     }
 }

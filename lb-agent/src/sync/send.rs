@@ -1,11 +1,11 @@
 //! The sender: once a second, this node's flows (past `min_age`, past their SYN)
 //! with their NAT bindings, as addresses; a flow goes out when first eligible, when
-//! its backend, port or state changes, and every `RESEND`; all of them to a peer
-//! that asks (its start).
+//! its backend, port or state changes, and again after `RESEND` (spread over
+//! passes); all of them to a peer that asks (its start). Sends are paced.
 
 use std::{
     collections::HashMap,
-    net::{SocketAddr, UdpSocket},
+    net::SocketAddr,
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc,
@@ -15,13 +15,13 @@ use std::{
 
 use aya::maps::{Array, MapData};
 use lb_common::{
-    Backend, FLOW_F_LEARNED, FLOW_TCP_SYN, FlowEntry, FlowKey, MAP_BACKENDS, NatEntry,
+    Backend, FLOW_TCP_SYN, FlowKey, MAP_BACKENDS, NatEntry,
     ticks::{expired, past},
 };
 
 use super::{
-    PASS, RESEND, Stats,
-    wire::{self, Header, Kind, Life, Record},
+    Out, PASS, RESEND, Stats,
+    wire::{Life, Record},
 };
 use crate::{
     config::SyncConfig,
@@ -39,14 +39,11 @@ struct Sent {
 pub fn run(
     cfg: &SyncConfig,
     pins: &PinLayout,
-    socket: &UdpSocket,
-    boot: u64,
+    out: &Out,
     stats: &Stats,
     stop: &AtomicBool,
     resync: &mpsc::Receiver<SocketAddr>,
 ) {
-    let key = wire::key(&cfg.key);
-    let mut seq: u64 = 0;
     let mut sent: HashMap<FlowKey, Sent> = HashMap::new();
     let mut maps: Option<PinnedMaps> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -66,7 +63,7 @@ pub fn run(
             };
         }
         let Some(m) = maps.as_mut() else { continue };
-        let records = match pass(m, cfg, &mut sent) {
+        let (changed, all) = match pass(m, cfg, &mut sent, !asked.is_empty()) {
             Ok(r) => r,
             Err(e) => {
                 log::warn!("flow sync: reading the flow table: {e}");
@@ -74,16 +71,8 @@ pub fn run(
                 continue;
             }
         };
-        let (changed, all) = records;
-        let peers: Vec<SocketAddr> = cfg
-            .peers
-            .iter()
-            .map(|p| SocketAddr::new(*p, cfg.port))
-            .collect();
-        for chunk in changed.chunks(wire::MAX_RECORDS) {
-            for p in &peers {
-                send(socket, *p, Kind::Flows, chunk, boot, &mut seq, &key, stats);
-            }
+        for p in &cfg.peers {
+            out.send_all(SocketAddr::new(*p, cfg.port), &changed, stats);
         }
         for p in asked {
             log::info!(
@@ -91,69 +80,25 @@ pub fn run(
                 p.ip(),
                 all.len()
             );
-            for chunk in all.chunks(wire::MAX_RECORDS) {
-                send(socket, p, Kind::Flows, chunk, boot, &mut seq, &key, stats);
-            }
+            out.send_all(p, &all, stats);
         }
     }
 }
 
-/// Sends one message (records or a request) to `to`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn send(
-    socket: &UdpSocket,
-    to: SocketAddr,
-    kind: Kind,
-    records: &[Record],
-    boot: u64,
-    seq: &mut u64,
-    key: &ring::hmac::Key,
-    stats: &Stats,
-) {
-    *seq += 1;
-    let msg = wire::encode(
-        &Header {
-            kind,
-            boot,
-            seq: *seq,
-            unix_ms: super::now_ms(),
-        },
-        records,
-        key,
-    );
-    match socket.send_to(&msg, to) {
-        Ok(n) => {
-            Stats::add(&stats.messages_sent, 1);
-            Stats::add(&stats.records_sent, records.len() as u64);
-            Stats::add(&stats.bytes_sent, n as u64);
-        }
-        Err(e) => log::debug!("flow sync: sending to {to}: {e}"),
-    }
-}
-
-/// One read of the tables: (the records to send now, every eligible record).
+/// One read of the tables: (the records to send now, and with `want_all` every
+/// eligible record). Unchanged flows due again (`RESEND`) go out a share per pass,
+/// so a large table's refresh is spread rather than sent in one burst.
 fn pass(
     m: &mut PinnedMaps,
     cfg: &SyncConfig,
     sent: &mut HashMap<FlowKey, Sent>,
+    want_all: bool,
 ) -> Result<(Vec<Record>, Vec<Record>), String> {
     let flows = read::flows(m).map_err(|e| format!("{e:#}"))?;
-    let nat: HashMap<(FlowKey, u16), NatEntry> = read::nat_bindings(m)
+    // Bindings by their exact key (the backend's reply: backend -> SNAT address).
+    let nat: HashMap<FlowKey, NatEntry> = read::nat_bindings(m)
         .map_err(|e| format!("{e:#}"))?
         .into_iter()
-        .map(|(k, e)| {
-            // The client's side of the binding: its flow key, and the NAT port.
-            let flow = FlowKey {
-                src: e.client,
-                dst: e.vip,
-                sport: e.client_port,
-                dport: e.vip_port,
-                proto: k.proto,
-                family: k.family,
-                _pad: [0; 2],
-            };
-            ((flow, k.dport), e)
-        })
         .collect();
     let backends: Vec<Backend> = {
         let arr: Array<&mut MapData, Backend> =
@@ -167,8 +112,10 @@ fn pass(
     let life = |state: u8, seen: u32, expires: u32| Life {
         state,
         seen_age: now.wrapping_sub(seen),
-        left: u32::try_from(-past(now, expires)).unwrap_or(0),
+        left: u32::try_from(-i64::from(past(now, expires))).unwrap_or(0),
     };
+    // Unchanged flows due again: at most a thirtieth of the table (and 500) a pass.
+    let mut resend_budget = (sent.len() / RESEND.as_secs().max(1) as usize).max(500);
     let mut changed = Vec::new();
     let mut all = Vec::new();
     let mut present = std::collections::HashSet::with_capacity(flows.len());
@@ -188,23 +135,36 @@ fn pass(
         if !eligible {
             continue;
         }
+        let backend_port = if b.port == 0 { k.dport } else { b.port };
         let binding = (e.snat_port != 0)
-            .then(|| nat.get(&(k, e.snat_port)))
+            .then(|| {
+                nat.get(&FlowKey {
+                    src: b.addr,
+                    dst: e.snat_addr,
+                    sport: backend_port,
+                    dport: e.snat_port,
+                    proto: k.proto,
+                    family: k.family,
+                    _pad: [0; 2],
+                })
+            })
             .flatten();
         let r = Record {
             key: k,
-            backend: (b.addr, if b.port == 0 { k.dport } else { b.port }),
+            backend: (b.addr, backend_port),
             snat: (e.snat_addr, e.snat_port),
             flow: life(e.state, e.seen, e.expires),
             nat: binding.map(|n| life(n.state, n.seen, n.expires)),
         };
-        all.push(r);
+        if want_all {
+            all.push(r);
+        }
         let what = (e.backend, e.snat_port, e.state);
-        let stale = s.at.is_none_or(|t| instant.duration_since(t) >= RESEND);
-        // Flows learned from a peer are sent on when they change (or to a peer that
-        // asks), not every RESEND: the peer that taught them has them.
-        let learned = learned(&e) && s.what.is_some();
-        if s.what != Some(what) || (stale && !learned) {
+        let due = s.at.is_none_or(|t| instant.duration_since(t) >= RESEND) && resend_budget > 0;
+        if s.what != Some(what) || due {
+            if s.what == Some(what) {
+                resend_budget -= 1;
+            }
             s.what = Some(what);
             s.at = Some(instant);
             changed.push(r);
@@ -212,8 +172,4 @@ fn pass(
     }
     sent.retain(|k, _| present.contains(k));
     Ok((changed, all))
-}
-
-fn learned(e: &FlowEntry) -> bool {
-    e._pad == FLOW_F_LEARNED
 }

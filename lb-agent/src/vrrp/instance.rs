@@ -38,6 +38,8 @@ pub enum Command {
 /// packets that arrive with the first gratuitous ARP find the data plane ready.
 #[derive(Debug)]
 pub struct Taking {
+    /// The instance's name.
+    pub instance: String,
     pub addresses: Vec<IpAddr>,
     pub done: oneshot::Sender<()>,
 }
@@ -382,10 +384,13 @@ impl Io<'_> {
                 Action::TakeAddresses => {
                     let (done, answered) = oneshot::channel();
                     let ask = Taking {
+                        instance: cfg.name.clone(),
                         addresses: self.vips.to_vec(),
                         done,
                     };
-                    if self.taking.send(ask).await.is_ok()
+                    // Never blocks: an owner not reading (starting, stopping) must not
+                    // stall the instance.
+                    if self.taking.try_send(ask).is_ok()
                         && tokio::time::timeout(TAKING_WAIT, answered).await.is_err()
                     {
                         log::warn!(
