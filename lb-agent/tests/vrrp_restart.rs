@@ -314,10 +314,12 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
         std::thread::sleep(Duration::from_millis(10));
     }
     eprintln!("lb-agent handover: backup MASTER after {:?}", t.elapsed());
+    // (An owner slower than 200 ms to confirm, a loaded debug build, only logs a
+    // warning: the takeover goes on.)
     assert!(
-        !c.nodes[1].log().contains("did not confirm"),
-        "the data plane answers a taking instance at once:\n{}",
-        c.nodes[1].log()
+        !c.nodes[0].log().contains("did not confirm"),
+        "a resumed master does not ask its data plane:\n{}",
+        c.nodes[0].log()
     );
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(

@@ -381,7 +381,7 @@ impl Io<'_> {
                         }
                     }
                 }
-                Action::TakeAddresses => {
+                Action::TakeAddresses | Action::RetakeAddresses => {
                     let (done, answered) = oneshot::channel();
                     let ask = Taking {
                         instance: cfg.name.clone(),
@@ -389,8 +389,10 @@ impl Io<'_> {
                         done,
                     };
                     // Never blocks: an owner not reading (starting, stopping) must not
-                    // stall the instance.
-                    if self.taking.try_send(ask).is_ok()
+                    // stall the instance. A resumed master does not ask: its pinned
+                    // data plane never stopped serving the addresses.
+                    if a == Action::TakeAddresses
+                        && self.taking.try_send(ask).is_ok()
                         && tokio::time::timeout(TAKING_WAIT, answered).await.is_err()
                     {
                         log::warn!(

@@ -37,6 +37,9 @@ pub enum Action {
     Send { priority: u8 },
     /// Became master: add the addresses and announce them (GARP / NA).
     TakeAddresses,
+    /// Resumed as master after a restart: the addresses back and announced; the
+    /// pinned data plane never stopped serving them (nothing to ask first).
+    RetakeAddresses,
     /// Stopped being master: remove the addresses.
     ReleaseAddresses,
     /// The state changed (log, notify, metrics).
@@ -187,7 +190,7 @@ impl Machine {
             Action::Send {
                 priority: self.priority,
             },
-            Action::TakeAddresses,
+            Action::RetakeAddresses,
         ]
     }
 

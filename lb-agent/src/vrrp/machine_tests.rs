@@ -84,7 +84,7 @@ impl Lan {
                         }
                     }
                 }
-                Action::TakeAddresses => self.nodes[i].holds = true,
+                Action::TakeAddresses | Action::RetakeAddresses => self.nodes[i].holds = true,
                 Action::ReleaseAddresses => self.nodes[i].holds = false,
                 Action::Transition { .. } => {}
             }
@@ -337,7 +337,7 @@ async fn a_restart_that_resumes_within_master_down_changes_no_state() {
     assert!(lan.master().is_empty(), "nobody took over meanwhile");
     let mut m = Machine::new(params(1, Version::V3, SEC / 10), 150);
     let out = m.resume(Instant::now());
-    assert!(out.contains(&Action::TakeAddresses));
+    assert!(out.contains(&Action::RetakeAddresses));
     assert!(!out.iter().any(|a| matches!(a, Action::Transition { .. })));
     lan.nodes[1].m = m;
     lan.nodes[1].alive = true;
