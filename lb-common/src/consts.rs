@@ -57,6 +57,11 @@ pub const MAP_TIMEOUTS: &str = "TIMEOUTS";
 /// to a backend instead of a VIP (their peer is shown as the VIP; the agent closes
 /// them when their backend goes down).
 pub const MAP_SOCK_REVNAT: &str = "SOCK_REVNAT";
+/// `Array<u32>`, one entry: the clock tick until which a NAT connection's packet
+/// that finds no flow or binding is held (dropped, counted `drop_upgrade_hold`)
+/// instead of chosen anew or passed: the agent sets it while it carries an older
+/// agent's connections into new maps (`lb-agent/src/dataplane/migrate`); 0 = never.
+pub const MAP_UPGRADE_HOLD: &str = "UPGRADE_HOLD";
 
 // ---- Program names ----
 

@@ -88,9 +88,13 @@ counters! {
     /// Not a verdict: a TCP packet without SYN for a flow the table does not hold
     /// (evicted or swept, or begun through another LB node): chosen as a new one.
     FlowMidstream = 28, "flow_midstream";
+    /// DROP: a NAT connection's packet (a client's without SYN, or a backend's
+    /// reply) that found no flow or binding while an upgrade carries the old maps'
+    /// into new ones (`MAP_UPGRADE_HOLD`): its sender sends it again once copied.
+    DropUpgradeHold = 29, "drop_upgrade_hold";
 }
 
 /// Number of global counters ([`crate::MAP_STATS`] max_entries).
-pub const COUNTER_COUNT: u32 = 29;
+pub const COUNTER_COUNT: u32 = 30;
 
-const _: () = assert!(Counter::FlowMidstream as u32 + 1 == COUNTER_COUNT);
+const _: () = assert!(Counter::DropUpgradeHold as u32 + 1 == COUNTER_COUNT);

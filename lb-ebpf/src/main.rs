@@ -72,6 +72,12 @@ fn pass(reason: Counter) -> u32 {
 }
 
 #[inline(always)]
+fn drop(reason: Counter) -> u32 {
+    count(reason);
+    xdp_action::XDP_DROP
+}
+
+#[inline(always)]
 fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if ip.proto == PROTO_TCP || ip.proto == PROTO_UDP {
         // The whole transport header must be there before any state is created.
@@ -106,12 +112,20 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
                     return pass(Counter::PassStandby);
                 }
                 if !s.choice.found && state::midstream(ip.proto, s.flags) {
+                    // Carried over by an upgrade in a moment: a new NAT binding
+                    // would give the connection another source port.
+                    if s.vip.flags & VIP_F_DSR == 0 && maps::upgrade_holds(s.now) {
+                        return drop(Counter::DropUpgradeHold);
+                    }
                     count(Counter::FlowMidstream);
                 }
                 return new_flow(ctx, pkt, ip, s);
             }
         }
         if ip.addr_flags & ADDR_F_SNAT != 0 {
+            if maps::upgrade_holds(s.now) {
+                return drop(Counter::DropUpgradeHold);
+            }
             return pass(Counter::PassNatNoEntry);
         }
         return pass(Counter::PassNoService);

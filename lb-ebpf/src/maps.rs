@@ -77,6 +77,21 @@ pub static SNAT_CURSORS: Array<u32> = Array::with_max_entries(1, 0);
 #[map]
 pub static TIMEOUTS: Array<Timeouts> = Array::with_max_entries(1, 0);
 
+/// The tick until which NAT packets missing their flow or binding are held
+/// (`lb_common::MAP_UPGRADE_HOLD`).
+#[map]
+pub static UPGRADE_HOLD: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Whether an upgrade holds NAT packets that miss their state at tick `now`: read
+/// on those (rare) paths only.
+#[inline(always)]
+pub fn upgrade_holds(now: u32) -> bool {
+    match UPGRADE_HOLD.get(0) {
+        Some(&until) => until != 0 && !lb_common::ticks::expired(now, until),
+        None => false,
+    }
+}
+
 /// Sockets the socket programs sent to a backend instead of a VIP.
 #[map]
 pub static SOCK_REVNAT: LruHashMap<SockKey, SockOrigin> = LruHashMap::with_max_entries(1, 0);

@@ -171,7 +171,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             }
         };
     }
-    let (dp, adopted) = started!(Dataplane::load_pinned(caps, &pins, scope));
+    let (dp, adopted) = started!(Dataplane::load_pinned(
+        caps,
+        &pins,
+        scope,
+        &config.agent.timeouts
+    ));
     let known = if let Some(backends) = &adopted {
         let known = known_health(backends, &config);
         log::info!(
@@ -243,6 +248,14 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         );
     }
     agent.sockets = started!(attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins));
+    // Every link runs the new program: an upgrade of the pinned maps completes.
+    match agent.dp.finish_upgrade() {
+        Some(Ok(summary)) => log::info!("{summary}"),
+        Some(Err(e)) => log::warn!(
+            "finishing the upgrade of the pinned maps: {e:#} (the next start finishes it)"
+        ),
+        None => {}
+    }
     agent.publish();
 
     // VRRP after the data plane: a node takes the VIP only once it can serve it.

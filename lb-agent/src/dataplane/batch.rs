@@ -1,4 +1,4 @@
-//! Writing many entries of an array map with one syscall (`BPF_MAP_UPDATE_BATCH`,
+//! Reading and writing many map entries with one syscall (`BPF_MAP_*_BATCH`,
 //! Linux 5.6) instead of one per entry: a Maglev ring is 65,537 entries by default,
 //! which took about 50 ms entry by entry (several hundred in a debug build) on the
 //! owner task, delaying every other event the agent handles. aya 0.14 has no batch
@@ -25,38 +25,94 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// `BPF_NOEXIST` of the kernel's map update flags: add a key, never replace one.
+pub const NOEXIST: u64 = 1;
+
 /// Sets entries `first..first + values.len()` of the array `map` (u32 values).
 pub fn set_u32_range(map: &MapData, first: u32, values: &[u32]) -> std::io::Result<()> {
     let keys: Vec<u32> = (first..).take(values.len()).collect();
+    update(map, &keys, values, 0).map(|_| ())
+}
+
+/// Writes `values[i]` at `keys[i]` with `BPF_MAP_UPDATE_BATCH`. With `NOEXIST` in
+/// `elem_flags` a key the map already holds keeps its value: the batch command
+/// takes no such flag, so those go one `BPF_MAP_UPDATE_ELEM` each. Returns how
+/// many were written.
+pub fn update<K: aya::Pod, V: aya::Pod>(
+    map: &MapData,
+    keys: &[K],
+    values: &[V],
+    elem_flags: u64,
+) -> std::io::Result<usize> {
+    let n = keys.len().min(values.len());
     let fd = map.fd().as_fd().as_raw_fd();
-    let mut done = 0usize;
-    while done < values.len() {
-        let mut attr = BatchAttr {
-            keys: keys[done..].as_ptr() as u64,
-            values: values[done..].as_ptr() as u64,
-            count: (values.len() - done) as u32,
-            map_fd: fd as u32,
-            ..BatchAttr::default()
-        };
-        // SAFETY: `attr` is a valid `bpf_attr.batch` whose `keys` and `values` point
-        // at `count` u32s each, alive for the call; the kernel only reads them and
-        // writes back `count`.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_BATCH,
-                &raw mut attr,
-                std::mem::size_of::<BatchAttr>(),
-            )
-        };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            // Entries before `count` were written; go on from there unless none was.
-            if attr.count == 0 {
-                return Err(err);
+    if elem_flags & NOEXIST != 0 {
+        let mut written = 0;
+        for (k, v) in keys.iter().zip(values) {
+            match update_elem(fd, k, v, elem_flags) {
+                Ok(()) => written += 1,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e),
             }
         }
-        done += attr.count as usize;
+        return Ok(written);
+    }
+    let mut at = 0usize;
+    while at < n {
+        let mut attr = BatchAttr {
+            keys: keys[at..].as_ptr() as u64,
+            values: values[at..].as_ptr() as u64,
+            count: (n - at) as u32,
+            map_fd: fd as u32,
+            elem_flags,
+            ..BatchAttr::default()
+        };
+        let result = batch_call(BPF_MAP_UPDATE_BATCH, &mut attr);
+        at += attr.count as usize;
+        result?;
+    }
+    Ok(n)
+}
+
+/// `BPF_MAP_UPDATE_ELEM` of the kernel's `enum bpf_cmd`.
+const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+
+/// The element member of the kernel's `union bpf_attr`.
+#[repr(C)]
+struct ElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+fn update_elem<K: aya::Pod, V: aya::Pod>(
+    fd: std::os::fd::RawFd,
+    key: &K,
+    value: &V,
+    flags: u64,
+) -> std::io::Result<()> {
+    let mut attr = ElemAttr {
+        map_fd: fd as u32,
+        _pad: 0,
+        key: std::ptr::from_ref(key) as u64,
+        value: std::ptr::from_ref(value) as u64,
+        flags,
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` element member whose `key` and `value`
+    // point at one key and one value of the map's sizes (the callers' types),
+    // alive for the call; the kernel only reads them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_ELEM,
+            &raw mut attr,
+            std::mem::size_of::<ElemAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }

@@ -62,6 +62,13 @@ pub enum DataplaneError {
         #[source]
         source: std::io::Error,
     },
+    #[error("carrying map {name} into the new layout: {what} failed")]
+    Carry {
+        name: &'static str,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("pinned map {path} does not fit this agent: {why}")]
     PinnedMap { path: PathBuf, why: String },
     #[error("pinned link {path}")]

@@ -44,6 +44,8 @@ pub struct Dataplane {
     pub(super) ebpf: Ebpf,
     pub(super) caps: Capacities,
     pub(super) programmer: Programmer,
+    /// An upgrade of pinned maps into this layout, until `finish_upgrade`.
+    pub(super) upgrade: Option<super::migrate::Plan>,
 }
 
 impl Dataplane {
@@ -109,6 +111,7 @@ impl Dataplane {
             ebpf,
             caps,
             programmer,
+            upgrade: None,
         })
     }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use aya::maps::{Map, MapData, MapError};
+use lb_common::MAP_VIPS;
 
 use super::{Capacities, DataplaneError, PinLayout, map_shapes, services::map_err};
 
@@ -36,11 +37,16 @@ pub struct PinnedMaps {
 }
 
 impl PinnedMaps {
-    /// Opens every pinned map under `pins`; fails naming the first one missing.
+    /// Opens every pinned map under `pins`; fails when there are none (no
+    /// `VIPS`). A map an older agent did not have is left out (a reader of it
+    /// gets `MissingMap`).
     pub fn open(pins: &PinLayout) -> Result<Self, DataplaneError> {
         let mut maps = HashMap::new();
         for shape in map_shapes(&Capacities::default()) {
             let path = pins.map(shape.name);
+            if shape.name != MAP_VIPS && !path.exists() {
+                continue;
+            }
             let data = MapData::from_pin(&path).map_err(|e| DataplaneError::PinnedMap {
                 path: path.clone(),
                 why: format!("cannot open it ({e}); is the agent's pin_path right?"),

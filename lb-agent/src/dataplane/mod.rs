@@ -11,6 +11,7 @@ mod lifecycle;
 mod loader;
 mod local;
 mod mapset;
+pub mod migrate;
 mod pins;
 pub mod read;
 mod services;

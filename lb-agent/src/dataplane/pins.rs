@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <pin_path>/maps/<MAP>          every map (flows, NAT bindings, counters, services)
+//! <pin_path>/maps-old/<MAP>      an older layout's maps, while an upgrade carries them
 //! <pin_path>/prog_<program>      the programs last loaded
 //! <pin_path>/link_xdp_<iface>    the XDP link of each interface
 //! <pin_path>/link_tc_<iface>     the TC ingress companion's tcx link
@@ -9,8 +10,9 @@
 //! <pin_path>/link_sock_<program> the socket programs' cgroup links (`sockets.rs`)
 //! ```
 //!
-//! A start finding maps pinned reuses them (after checking their shapes fit) and
-//! rebuilds its bookkeeping from them; a start finding a link pinned replaces the
+//! A start finding maps pinned reuses them (when their shapes are this agent's; else
+//! it carries their entries over into new ones: `migrate.rs`) and rebuilds its
+//! bookkeeping from them; a start finding a link pinned replaces the
 //! link's program atomically (`bpf_link_update`): not one packet meets an interface
 //! without a program. Stopping (SIGTERM, a crash, `kill -9`) leaves everything in
 //! place and the old program keeps forwarding with the same maps.
@@ -21,21 +23,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use aya::{
-    maps::MapInfo,
-    programs::{
-        CgroupSockAddr, SchedClassifier, TcAttachType, Xdp,
-        links::{FdLink, PinnedLink},
-        tc::SchedClassifierLink,
-        xdp::XdpLink,
-    },
+use aya::programs::{
+    CgroupSockAddr, SchedClassifier, TcAttachType, Xdp,
+    links::{FdLink, PinnedLink},
+    tc::SchedClassifierLink,
+    xdp::XdpLink,
 };
 use lb_common::{MAP_VIPS, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP};
 
 use super::{
-    AdoptedBackend, AttachMode, Capacities, Dataplane, DataplaneError, SocketScope,
-    loader::program,
-    shapes::{MapShape, map_shapes},
+    AdoptedBackend, AttachMode, Capacities, Dataplane, DataplaneError, FlowTimeouts, SocketScope,
+    loader::program, migrate,
 };
 
 /// `statfs` magic of a bpffs.
@@ -172,29 +170,6 @@ fn prepare_dir(dir: &Path) -> Result<(), DataplaneError> {
     std::fs::create_dir_all(dir.join("maps")).map_err(|e| bad(format!("creating it: {e}")))
 }
 
-/// A pinned map must have the shape this agent would create, else the program
-/// would read it wrongly: refuse, and say what differs and how to start afresh.
-fn check_shape(path: &Path, want: &MapShape) -> Result<(), DataplaneError> {
-    let info = MapInfo::from_pin(path).map_err(|e| DataplaneError::PinnedMap {
-        path: path.to_path_buf(),
-        why: format!("cannot open it: {e}"),
-    })?;
-    let got = (info.key_size(), info.value_size(), info.max_entries());
-    let wanted = (want.key_size, want.value_size, want.max_entries);
-    if got != wanted {
-        return Err(DataplaneError::PinnedMap {
-            path: path.to_path_buf(),
-            why: format!(
-                "it has key/value/entries {}/{}/{}, this config needs {}/{}/{} (a changed \
-                 flow_table_size or agent version); to start afresh, dropping its flows, \
-                 remove the pin directory",
-                got.0, got.1, got.2, wanted.0, wanted.1, wanted.2
-            ),
-        });
-    }
-    Ok(())
-}
-
 pub(super) fn pin_err(
     what: String,
     path: &Path,
@@ -223,19 +198,52 @@ impl Dataplane {
     /// Loads with every map pinned under `pins`. When maps of an earlier agent were
     /// found they are adopted (flows, bindings and counters kept, the bookkeeping
     /// rebuilt from them) and their backends returned with the states they had.
+    /// Maps of another layout are carried over into fresh ones first (`migrate.rs`;
+    /// `finish_upgrade` completes that once the links run the new program).
     pub fn load_pinned(
         caps: Capacities,
         pins: &PinLayout,
         sockets: Option<SocketScope>,
+        lifetimes: &FlowTimeouts,
     ) -> Result<(Self, Option<Vec<AdoptedBackend>>), DataplaneError> {
         prepare_dir(&pins.dir)?;
-        let adopted = pins.map(MAP_VIPS).exists();
-        for shape in map_shapes(&caps) {
-            let path = pins.map(shape.name);
-            if path.exists() {
-                check_shape(&path, &shape)?;
+        let upgrade = migrate::plan(pins, &caps, lifetimes)?;
+        let adopted = upgrade.is_some() || pins.map(MAP_VIPS).exists();
+        let Some(mut upgrade) = upgrade else {
+            return Self::load_pins(caps, pins, sockets, adopted);
+        };
+        upgrade.set_aside(pins)?;
+        let carried = Self::load_pins(caps, pins, sockets, false).and_then(|(mut dp, _)| {
+            upgrade.carry(&mut dp)?;
+            let backends = dp.adopt()?;
+            Ok((dp, backends))
+        });
+        match carried {
+            Ok((mut dp, backends)) => {
+                dp.upgrade = Some(upgrade);
+                Ok((dp, Some(backends)))
+            }
+            Err(e) => {
+                upgrade.undo(pins);
+                Err(e)
             }
         }
+    }
+
+    /// Completes an upgrade of the pinned maps (see `load_pinned`) once every
+    /// pinned link runs the new program; `None` when there was none. An error
+    /// leaves `maps-old/` for the next start to finish.
+    pub fn finish_upgrade(&mut self) -> Option<Result<String, DataplaneError>> {
+        let plan = self.upgrade.take()?;
+        Some(plan.finish(self))
+    }
+
+    fn load_pins(
+        caps: Capacities,
+        pins: &PinLayout,
+        sockets: Option<SocketScope>,
+        adopt: bool,
+    ) -> Result<(Self, Option<Vec<AdoptedBackend>>), DataplaneError> {
         let mut dp = Self::load_with(caps, Some(&pins.maps()), sockets)?;
         let socket_programs = PROG_SOCK.iter().map(|(name, _)| *name);
         let loaded = [PROG_XDP, PROG_TC_NEIGH, PROG_TC_LOCAL_REPLY]
@@ -258,7 +266,7 @@ impl Dataplane {
                 remove_pin(&pins.program(name))?;
             }
         }
-        let backends = if adopted { Some(dp.adopt()?) } else { None };
+        let backends = if adopt { Some(dp.adopt()?) } else { None };
         Ok((dp, backends))
     }
 
@@ -275,6 +283,14 @@ impl Dataplane {
             move |source| DataplaneError::Link { path, source }
         };
         let xdp_path = pins.xdp_link(iface);
+        // An upgrade of the maps: the last changes before the new program runs.
+        if xdp_path.exists()
+            && let Some(mut upgrade) = self.upgrade.take()
+        {
+            let done = upgrade.before_switch(self);
+            self.upgrade = Some(upgrade);
+            done?;
+        }
         let attached = if xdp_path.exists() {
             let link = PinnedLink::from_pin(&xdp_path).map_err(link_err(&xdp_path))?;
             let link = XdpLink::try_from(FdLink::from(link)).map_err(link_err(&xdp_path))?;
@@ -328,6 +344,13 @@ impl Dataplane {
                 })?;
                 pin_link(link, &path, iface)?;
             }
+        }
+        // The old program no longer runs here: what it added in the moments
+        // before goes in at once (its next packets meet the new program).
+        if let Some(mut upgrade) = self.upgrade.take() {
+            let done = upgrade.after_switch(self);
+            self.upgrade = Some(upgrade);
+            done?;
         }
         Ok(attached)
     }

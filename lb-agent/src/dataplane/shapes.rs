@@ -7,8 +7,8 @@ use lb_common::{
     ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT, FlowEntry, FlowKey,
     MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS,
     MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS, MAP_SNAT_CURSORS, MAP_SOCK_REVNAT, MAP_STATS,
-    MAP_TIMEOUTS, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NatEntry, NextHop,
-    SockKey, SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta,
+    MAP_TIMEOUTS, MAP_UPGRADE_HOLD, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS,
+    NatEntry, NextHop, SockKey, SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta,
 };
 
 use super::Capacities;
@@ -32,7 +32,7 @@ const fn shape<K, V>(name: &'static str, max_entries: u32) -> MapShape {
 }
 
 /// Every map the agent owns (and pins), with its size for `caps`.
-pub fn map_shapes(caps: &Capacities) -> [MapShape; 17] {
+pub fn map_shapes(caps: &Capacities) -> [MapShape; 18] {
     [
         // Each service has a VIP address and may have SNAT addresses of its own;
         // each backend's address may be a local backend's.
@@ -56,5 +56,6 @@ pub fn map_shapes(caps: &Capacities) -> [MapShape; 17] {
         shape::<u32, Timeouts>(MAP_TIMEOUTS, caps.max_vips),
         shape::<u32, [u32; 4]>(MAP_SNAT_ADDRS, caps.max_vips * MAX_SNAT_ADDRS),
         shape::<u32, u32>(MAP_SNAT_CURSORS, caps.max_vips),
+        shape::<u32, u32>(MAP_UPGRADE_HOLD, 1),
     ]
 }
