@@ -7,6 +7,7 @@ pub mod dataplane;
 pub mod health;
 pub mod import;
 pub mod lab;
+pub mod proxy;
 pub mod status;
 pub mod sync;
 pub mod vrrp;

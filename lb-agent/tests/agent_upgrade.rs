@@ -29,7 +29,7 @@ use common::{
 };
 use lb_agent::{
     dataplane::migrate::{
-        OLD_MAPS,
+        OLD_MAPS, SWITCHED,
         v1::{FlowEntryV1, NatEntryV1, VipMetaV1},
     },
     lab::{TcpServer, lan_v4},
@@ -330,12 +330,26 @@ fn layout_1_maps_are_converted_and_every_connection_kept() {
     assert_eq!(s.vip("banner").map(|v| v.up), Some(3));
     assert!(!lab.log()[from..].contains(" DOWN: "), "{}", lab.log());
 
-    // An upgrade cut short after the switch (the agent killed before it removed
-    // the old maps): the next start keeps what the new maps hold, adds the old
-    // maps' connections and finishes.
+    // An upgrade cut short before any link switched (the agent killed while
+    // copying): the next start drops the copy and carries the old maps again.
     lab.kill9();
     layout_1_copy(&lab.pins.join("maps"), &lab.pins.join(OLD_MAPS));
-    std::fs::create_dir(lab.pins.join(OLD_MAPS).join("services-carried")).expect("marker");
+    let from = lab.log().len();
+    lab.start();
+    let line = carried(&lab, from);
+    eprintln!("{line}");
+    assert!(!line.contains("interrupted"), "{line}");
+    assert_eq!(count(&line, "services"), 2, "{line}");
+    assert!(!lab.pins.join(OLD_MAPS).exists(), "the old maps stayed");
+    assert_eq!(answers(&mut long, "after the redone upgrade"), before);
+    answers(&mut fresh, "after the redone upgrade");
+
+    // Cut short after the switch (killed before it removed the old maps): the new
+    // program wrote the new maps, so the next start keeps them, adds what only the
+    // old maps hold and finishes.
+    lab.kill9();
+    layout_1_copy(&lab.pins.join("maps"), &lab.pins.join(OLD_MAPS));
+    std::fs::create_dir(lab.pins.join(OLD_MAPS).join(SWITCHED)).expect("marker");
     let from = lab.log().len();
     lab.start();
     let line = carried(&lab, from);

@@ -10,6 +10,7 @@ extern crate std;
 
 pub mod consts;
 pub mod hash;
+pub mod map_table;
 pub mod maps;
 pub mod stats;
 pub mod ticks;
@@ -18,5 +19,6 @@ pub mod ticks;
 pub mod maglev;
 
 pub use consts::*;
+pub use map_table::{Entries, MAPS, MapDef, MapRole, MapType, PRIVATE_MAPS, map_def};
 pub use maps::*;
 pub use stats::*;

@@ -123,7 +123,11 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
             }
         }
         if ip.addr_flags & ADDR_F_SNAT != 0 {
-            if maps::upgrade_holds(s.now) {
+            // A NAT source port's reply is a binding still to copy; the node's own
+            // traffic to the address (health checks, ssh) uses other ports.
+            let (lo, hi) = maps::snat_port_range();
+            let port = u32::from(u16::from_be(s.key.dport));
+            if port >= lo && port <= hi && maps::upgrade_holds(s.now) {
                 return drop(Counter::DropUpgradeHold);
             }
             return pass(Counter::PassNatNoEntry);

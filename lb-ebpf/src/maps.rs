@@ -1,6 +1,7 @@
 //! The program's maps and load-time globals. Sizes here are placeholders: the agent
-//! sets every capacity at load time (`EbpfLoader::set_max_entries`), names and types
-//! come from `lb_common::consts` / `lb_common::maps`.
+//! sets every capacity at load time (`EbpfLoader::set_max_entries`). Each static
+//! matches its row of `lb_common::MAPS` (name, type, key, value, flags): the agent's
+//! test `the_object_declares_the_table_of_maps` checks the built object against it.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,

@@ -11,7 +11,7 @@
 //! SIGHUP or `lb-agent reload`: the config is re-read, checked, and applied whole or
 //! not at all.
 
-mod backoff;
+pub(crate) mod backoff;
 mod control;
 mod core;
 mod error;
@@ -171,12 +171,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             }
         };
     }
-    let (dp, adopted) = started!(Dataplane::load_pinned(
-        caps,
-        &pins,
-        scope,
-        &config.agent.timeouts
-    ));
+    // Loading (the verifier) and adopting take seconds in a debug build: off the
+    // runtime's worker, so a resumed master's adverts (a task on the same worker,
+    // possibly in its not-stealable next slot) keep their 100 ms pace meanwhile.
+    let (dp, adopted) = started!(tokio::task::block_in_place(|| {
+        Dataplane::load_pinned(caps, &pins, scope, &config.agent.timeouts)
+    }));
     let known = if let Some(backends) = &adopted {
         let known = known_health(backends, &config);
         log::info!(
@@ -212,9 +212,12 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     started!(agent.reconcile_checks());
     // Services before the program sees traffic (on a restart: the same content, so
     // nothing is rewritten).
-    started!(agent.apply());
+    started!(tokio::task::block_in_place(|| agent.apply()));
     for iface in &config.agent.interfaces {
-        let mode = match started!(agent.dp.attach_pinned(iface, config.agent.xdp_mode, &pins)) {
+        let attached = tokio::task::block_in_place(|| {
+            agent.dp.attach_pinned(iface, config.agent.xdp_mode, &pins)
+        });
+        let mode = match started!(attached) {
             Attached::New(m) => {
                 let m = format!("{m:?}").to_lowercase();
                 log::info!("{iface}: XDP attached in {m} mode, links pinned");
@@ -247,9 +250,11 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 .join(", ")
         );
     }
-    agent.sockets = started!(attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins));
+    agent.sockets = started!(tokio::task::block_in_place(|| {
+        attach_sockets(&mut agent.dp, &config, socket_cgroup, &pins)
+    }));
     // Every link runs the new program: an upgrade of the pinned maps completes.
-    match agent.dp.finish_upgrade() {
+    match tokio::task::block_in_place(|| agent.dp.finish_upgrade()) {
         Some(Ok(summary)) => log::info!("{summary}"),
         Some(Err(e)) => log::warn!(
             "finishing the upgrade of the pinned maps: {e:#} (the next start finishes it)"

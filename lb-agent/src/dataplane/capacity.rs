@@ -4,7 +4,8 @@ use std::ops::RangeInclusive;
 
 use lb_common::{
     DEFAULT_FLOW_TABLE_SIZE, DEFAULT_MAX_BACKENDS, DEFAULT_MAX_VIPS, DEFAULT_RING_SIZE,
-    DEFAULT_SNAT_PORT_MAX, DEFAULT_SNAT_PORT_MIN, DEFAULT_SOCK_TABLE_SIZE, maglev::is_prime,
+    DEFAULT_SNAT_PORT_MAX, DEFAULT_SNAT_PORT_MIN, DEFAULT_SOCK_TABLE_SIZE, Entries, MAX_SNAT_ADDRS,
+    maglev::is_prime,
 };
 
 use super::DataplaneError;
@@ -90,6 +91,19 @@ impl Capacities {
     /// Entries of the rings map: two rings per VIP slot.
     pub fn ring_entries(&self) -> u32 {
         self.max_vips * 2 * self.ring_size
+    }
+
+    /// A map's entries (`lb_common::MAPS`) at these capacities.
+    pub fn entries(&self, e: Entries) -> u32 {
+        match e {
+            Entries::Fixed(n) => n,
+            Entries::PerVip(n) => self.max_vips * n,
+            Entries::PerBackend => self.max_backends,
+            Entries::Addresses => self.max_vips * (1 + MAX_SNAT_ADDRS) + self.max_backends,
+            Entries::Rings => self.ring_entries(),
+            Entries::Flows => self.flow_table_size,
+            Entries::Sockets => self.sock_table_size,
+        }
     }
 }
 

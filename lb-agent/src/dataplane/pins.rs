@@ -218,16 +218,10 @@ impl Dataplane {
             let backends = dp.adopt()?;
             Ok((dp, backends))
         });
-        match carried {
-            Ok((mut dp, backends)) => {
-                dp.upgrade = Some(upgrade);
-                Ok((dp, Some(backends)))
-            }
-            Err(e) => {
-                upgrade.undo(pins);
-                Err(e)
-            }
-        }
+        // On an error `upgrade` is dropped here, putting the old maps back.
+        let (mut dp, backends) = carried?;
+        dp.upgrade = Some(upgrade);
+        Ok((dp, Some(backends)))
     }
 
     /// Completes an upgrade of the pinned maps (see `load_pinned`) once every
@@ -283,10 +277,9 @@ impl Dataplane {
             move |source| DataplaneError::Link { path, source }
         };
         let xdp_path = pins.xdp_link(iface);
-        // An upgrade of the maps: the last changes before the new program runs.
-        if xdp_path.exists()
-            && let Some(mut upgrade) = self.upgrade.take()
-        {
+        // An upgrade of the maps: the last changes before the new program runs
+        // anywhere (once).
+        if let Some(mut upgrade) = self.upgrade.take() {
             let done = upgrade.before_switch(self);
             self.upgrade = Some(upgrade);
             done?;

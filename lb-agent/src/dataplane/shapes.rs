@@ -1,15 +1,8 @@
-//! Every map's shape (key size, value size, entries) for given capacities: set at
-//! load time, and checked against maps found pinned by an earlier agent.
+//! Every map's shape (key size, value size, entries) for given capacities, from
+//! `lb_common::MAPS`: set at load time, and checked against maps found pinned by an
+//! earlier agent.
 
-use core::mem::size_of;
-
-use lb_common::{
-    ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT, FlowEntry, FlowKey,
-    MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS,
-    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS, MAP_SNAT_CURSORS, MAP_SOCK_REVNAT, MAP_STATS,
-    MAP_TIMEOUTS, MAP_UPGRADE_HOLD, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS,
-    NatEntry, NextHop, SockKey, SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta,
-};
+use lb_common::MAPS;
 
 use super::Capacities;
 
@@ -22,40 +15,80 @@ pub struct MapShape {
     pub max_entries: u32,
 }
 
-const fn shape<K, V>(name: &'static str, max_entries: u32) -> MapShape {
-    MapShape {
-        name,
-        key_size: size_of::<K>() as u32,
-        value_size: size_of::<V>() as u32,
-        max_entries,
-    }
+/// Every map the agent owns (and pins), with its size for `caps`.
+pub fn map_shapes(caps: &Capacities) -> [MapShape; MAPS.len()] {
+    MAPS.map(|d| MapShape {
+        name: d.name,
+        key_size: d.key_size,
+        value_size: d.value_size,
+        max_entries: caps.entries(d.entries),
+    })
 }
 
-/// Every map the agent owns (and pins), with its size for `caps`.
-pub fn map_shapes(caps: &Capacities) -> [MapShape; 18] {
-    [
-        // Each service has a VIP address and may have SNAT addresses of its own;
-        // each backend's address may be a local backend's.
-        shape::<AddrKey, AddrInfo>(
-            MAP_ADDRS,
-            caps.max_vips * (1 + MAX_SNAT_ADDRS) + caps.max_backends,
-        ),
-        shape::<u32, AddrSlot>(MAP_ADDR_TABLE, 2 * ADDR_TABLE_SLOTS),
-        shape::<u32, u32>(MAP_ADDR_TABLE_LIVE, 1),
-        shape::<VipKey, VipMeta>(MAP_VIPS, caps.max_vips),
-        shape::<u32, u32>(MAP_VIP_GENERATIONS, caps.max_vips),
-        shape::<u32, Backend>(MAP_BACKENDS, caps.max_backends),
-        shape::<u32, u32>(MAP_RINGS, caps.ring_entries()),
-        shape::<FlowKey, FlowEntry>(MAP_FLOWS, caps.flow_table_size),
-        shape::<FlowKey, NatEntry>(MAP_NAT, caps.flow_table_size),
-        shape::<u32, NextHop>(MAP_NEXTHOPS, caps.max_backends),
-        shape::<u32, u64>(MAP_STATS, COUNTER_COUNT),
-        shape::<u32, TrafficCounters>(MAP_VIP_STATS, caps.max_vips),
-        shape::<u32, TrafficCounters>(MAP_BACKEND_STATS, caps.max_backends),
-        shape::<SockKey, SockOrigin>(MAP_SOCK_REVNAT, caps.sock_table_size),
-        shape::<u32, Timeouts>(MAP_TIMEOUTS, caps.max_vips),
-        shape::<u32, [u32; 4]>(MAP_SNAT_ADDRS, caps.max_vips * MAX_SNAT_ADDRS),
-        shape::<u32, u32>(MAP_SNAT_CURSORS, caps.max_vips),
-        shape::<u32, u32>(MAP_UPGRADE_HOLD, 1),
-    ]
+#[cfg(test)]
+mod tests {
+    use lb_common::{PRIVATE_MAPS, map_def};
+
+    use super::*;
+    use crate::dataplane::LB_EBPF_OBJECT;
+
+    /// The built object declares every map of the table, with its type, key, value
+    /// and flags, and no other (but the program's own scratch and its globals): no
+    /// root needed.
+    #[test]
+    fn the_object_declares_the_table_of_maps() {
+        let object = aya_obj::Object::parse(LB_EBPF_OBJECT).expect("the built object parses");
+        for d in &MAPS {
+            let m = object
+                .maps
+                .get(d.name)
+                .unwrap_or_else(|| panic!("the object has no map {}", d.name));
+            assert_eq!(
+                (m.map_type(), m.key_size(), m.value_size(), m.map_flags()),
+                (
+                    d.map_type.kernel_type(),
+                    d.key_size,
+                    d.value_size,
+                    d.map_type.flags()
+                ),
+                "map {}: type, key, value, flags",
+                d.name
+            );
+        }
+        // Sections of globals (`.rodata`, `.bss`) are maps to the loader too.
+        for name in object.maps.keys().filter(|n| !n.starts_with('.')) {
+            assert!(
+                map_def(name).is_some() || PRIVATE_MAPS.contains(&name.as_str()),
+                "the object's map {name} is not in lb_common::MAPS"
+            );
+        }
+    }
+
+    #[test]
+    fn entries_follow_the_capacities() {
+        let caps = Capacities {
+            max_vips: 3,
+            max_backends: 10,
+            flow_table_size: 1000,
+            ring_size: 7,
+            sock_table_size: 50,
+            ..Capacities::default()
+        };
+        let n = |name| {
+            map_shapes(&caps)
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.max_entries)
+        };
+        use lb_common::*;
+        assert_eq!(n(MAP_ADDRS), Some(3 * 9 + 10));
+        assert_eq!(n(MAP_RINGS), Some(3 * 2 * 7));
+        assert_eq!(n(MAP_FLOWS), Some(1000));
+        assert_eq!(n(MAP_NAT), Some(1000));
+        assert_eq!(n(MAP_SNAT_ADDRS), Some(24));
+        assert_eq!(n(MAP_SOCK_REVNAT), Some(50));
+        assert_eq!(n(MAP_BACKENDS), Some(10));
+        assert_eq!(n(MAP_STATS), Some(COUNTER_COUNT));
+        assert_eq!(n(MAP_UPGRADE_HOLD), Some(1));
+    }
 }

@@ -32,14 +32,13 @@ use std::{
 
 use aya::{
     Pod,
-    maps::{Array, Map, MapData, MapInfo, PerCpuArray},
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError, MapInfo, PerCpuArray},
 };
 use lb_common::{
     AddrInfo, AddrKey, AddrSlot, Backend, FlowEntry, FlowKey, MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE,
-    MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_NEXTHOPS, MAP_RINGS,
-    MAP_SNAT_ADDRS, MAP_SNAT_CURSORS, MAP_SOCK_REVNAT, MAP_STATS, MAP_TIMEOUTS, MAP_UPGRADE_HOLD,
-    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NatEntry, SockKey, SockOrigin,
-    Timeouts, TrafficCounters, VipKey, VipMeta,
+    MAP_ADDRS, MAP_BACKENDS, MAP_FLOWS, MAP_NAT, MAP_SNAT_ADDRS, MAP_SOCK_REVNAT, MAP_STATS,
+    MAP_TIMEOUTS, MAP_UPGRADE_HOLD, MAP_VIP_GENERATIONS, MAP_VIPS, MAX_SNAT_ADDRS, MapRole,
+    NatEntry, SockKey, SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta, map_def,
 };
 
 use super::{
@@ -52,9 +51,14 @@ use v1::{FlowEntryV1, Lifetimes, NatEntryV1, VipMetaV1};
 /// with a dot).
 pub const OLD_MAPS: &str = "maps-old";
 
-/// A directory made in `maps-old/` once services and counters are in `maps/`:
-/// from then on a start only adds connections (bpffs holds no plain files).
-const CARRIED: &str = "services-carried";
+/// A directory made in `maps-old/` just before the first link gets the new
+/// program: from then on the new program may have written `maps/`, so a start
+/// finishing the upgrade only adds to it (bpffs holds no plain files).
+pub const SWITCHED: &str = "switched";
+
+/// Where `maps-old/` goes, whole and at once, when an upgrade is done, before its
+/// pins are removed one by one.
+const GONE_MAPS: &str = "maps-gone";
 
 /// How long the new program holds NAT packets missing their state at most, in
 /// ticks (about 3 s): the switch's copies take well under a second for a full
@@ -75,23 +79,14 @@ enum Carry {
     Rebuilt,
 }
 
-/// What the map holds, which decides when it is copied.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// Written by the agent from its config (copied into fresh maps only).
-    Service,
-    /// Counters (copied into fresh maps only).
-    Counter,
-    /// Written by the program per connection: copied before the switch and again
-    /// after it, never over an entry the new program wrote.
-    Connection,
+/// What `name` holds (`lb_common::MAPS`), which decides when it is copied.
+fn role(name: &str) -> MapRole {
+    map_def(name).map_or(MapRole::Rebuilt, |d| d.role)
 }
 
-fn kind(name: &str) -> Kind {
-    match name {
-        MAP_FLOWS | MAP_NAT | MAP_SOCK_REVNAT => Kind::Connection,
-        MAP_STATS | MAP_VIP_STATS | MAP_BACKEND_STATS => Kind::Counter,
-        _ => Kind::Service,
+impl Drop for Plan {
+    fn drop(&mut self) {
+        self.undo();
     }
 }
 
@@ -120,9 +115,13 @@ pub struct Plan {
     /// `maps-old/`.
     old: PathBuf,
     steps: Vec<Step>,
-    /// An interrupted upgrade had carried the services into `maps/`: only
-    /// connections are added to it.
+    /// An interrupted upgrade had switched links to the new program: what `maps/`
+    /// holds is kept, connections are added or refreshed.
     resumed: bool,
+    /// `maps/`, for `undo`.
+    maps: PathBuf,
+    /// `finish` ran (or failed after the switch).
+    finished: bool,
     lifetimes: FlowTimeouts,
     /// Time spent copying (the rest of the start loads and applies as always).
     copying: Duration,
@@ -153,7 +152,7 @@ fn carry_of(from: &MapShape, to: &MapShape) -> Result<Carry, String> {
     let size = |t: usize| t as u32;
     Ok(match to.name {
         // Tables the agent writes again from its config, or caches.
-        MAP_RINGS | MAP_NEXTHOPS | MAP_SNAT_CURSORS | MAP_UPGRADE_HOLD => Carry::Rebuilt,
+        _ if role(to.name) == MapRole::Rebuilt => Carry::Rebuilt,
         _ if same => Carry::Same,
         MAP_FLOWS if old(size(size_of::<FlowKey>()), size(size_of::<FlowEntryV1>())) => {
             Carry::FromV1
@@ -186,16 +185,34 @@ pub fn plan(
 ) -> Result<Option<Plan>, DataplaneError> {
     let want = map_shapes(caps);
     let old = pins.dir.join(OLD_MAPS);
-    let interrupted = old.join(MAP_VIPS).exists();
+    // What a finished upgrade left if it died deleting the old maps.
+    let gone = pins.dir.join(GONE_MAPS);
+    if gone.exists() {
+        remove_all(&gone).map_err(|source| DataplaneError::Pin {
+            what: "removing the maps of a finished upgrade".into(),
+            path: gone.clone(),
+            source,
+        })?;
+    }
+    let interrupted = old.exists();
+    if interrupted && !old.join(MAP_VIPS).exists() {
+        return Err(DataplaneError::PinnedMap {
+            path: old,
+            why: "it holds no VIPS: not the maps an upgrade set aside; remove it".into(),
+        });
+    }
+    // Before the switch the new maps are only a copy: an interrupted upgrade that
+    // did not switch starts over from the old ones.
+    let resumed = interrupted && old.join(SWITCHED).exists();
     let mut differs = false;
     for w in &want {
         let path = pins.map(w.name);
-        if !path.exists() {
+        if !path.exists() || (interrupted && !resumed) {
             continue;
         }
         let got = shape_of(&path, w.name)?;
         if got != *w {
-            if interrupted {
+            if resumed {
                 return Err(DataplaneError::PinnedMap {
                     path,
                     why: format!(
@@ -242,11 +259,12 @@ pub fn plan(
         });
     }
     check_fits(&source, &steps, caps)?;
-    let resumed = interrupted && old.join(CARRIED).exists();
     Ok(Some(Plan {
         old,
         steps,
         resumed,
+        maps: pins.maps(),
+        finished: false,
         lifetimes: *lifetimes,
         copying: Duration::ZERO,
         since: 0,
@@ -329,41 +347,103 @@ fn read<K: Pod + Default, V: Pod + Default>(
     .map_err(carry_err(name, "reading the old map"))
 }
 
-/// Copies every entry of `from` that `f` turns into a value into `to`; with
-/// `batch::NOEXIST` never over an entry `to` holds. Returns how many were written.
+/// How `copy` writes into the new map.
+#[derive(Clone, Copy)]
+enum Write<B> {
+    /// Every entry, over what is there (in batches).
+    Over,
+    /// Keys the new map lacks are added; an entry it holds is replaced only when
+    /// `newer(copy, held)` (one lookup each: for the few entries of a pass after
+    /// the switch).
+    Merge(fn(&B, &B) -> bool),
+}
+
+/// The later of two copies of a flow or binding, by refresh tick.
+fn seen_later<T: Seen>(copy: &T, held: &T) -> bool {
+    copy.seen().wrapping_sub(held.seen()) as i32 > 0
+}
+
+fn never<T>(_: &T, _: &T) -> bool {
+    false
+}
+
+/// A value with a refresh tick.
+trait Seen {
+    fn seen(&self) -> u32;
+}
+
+impl Seen for FlowEntry {
+    fn seen(&self) -> u32 {
+        self.seen
+    }
+}
+
+impl Seen for NatEntry {
+    fn seen(&self) -> u32 {
+        self.seen
+    }
+}
+
+/// Copies every entry of `from` that `f` turns into a value into `to` as `write`
+/// says. Returns how many were written.
 fn copy<K: Pod + Default, A: Pod + Default, B: Pod>(
     from: &MapData,
-    to: &MapData,
+    to: &Map,
     name: &'static str,
-    flags: u64,
+    write: Write<B>,
     mut f: impl FnMut(&K, &A) -> Option<B>,
 ) -> Result<usize, DataplaneError> {
+    let data = map_data(to, name)?;
+    let held: Option<BpfHashMap<&MapData, K, B>> = match write {
+        Write::Over => None,
+        Write::Merge(_) => Some(BpfHashMap::try_from(to).map_err(map_err(name, "type check"))?),
+    };
     let mut written = 0;
     let mut failed = None;
-    batch::walk::<K, A>(from, CHUNK, |keys, values| {
-        let (mut ks, mut vs) = (
+    let walked = batch::walk::<K, A>(from, CHUNK, |keys, values| {
+        let mut add = (Vec::new(), Vec::new());
+        let mut over = (
             Vec::with_capacity(keys.len()),
             Vec::with_capacity(keys.len()),
         );
         for (k, v) in keys.iter().zip(values) {
-            if let Some(b) = f(k, v) {
-                ks.push(*k);
-                vs.push(b);
+            let Some(b) = f(k, v) else { continue };
+            match (write, &held) {
+                (Write::Merge(newer), Some(held)) => match held.get(k, 0) {
+                    Ok(h) if newer(&b, &h) => {
+                        over.0.push(*k);
+                        over.1.push(b);
+                    }
+                    Ok(_) => {}
+                    Err(MapError::KeyNotFound) => {
+                        add.0.push(*k);
+                        add.1.push(b);
+                    }
+                    Err(e) => {
+                        failed = Some(map_err(name, "lookup")(e));
+                        return Err(std::io::Error::other("stopped"));
+                    }
+                },
+                _ => {
+                    over.0.push(*k);
+                    over.1.push(b);
+                }
             }
         }
-        match batch::update(to, &ks, &vs, flags) {
+        let wrote = batch::update(data, &over.0, &over.1, 0)
+            .and_then(|n| batch::update(data, &add.0, &add.1, batch::NOEXIST).map(|m| n + m));
+        match wrote {
             Ok(n) => written += n,
             Err(e) => {
-                failed = Some(e);
+                failed = Some(carry_err(name, "writing the new map")(e));
                 return Err(std::io::Error::other("stopped"));
             }
         }
         Ok(())
-    })
-    .map_err(|e| match failed.take() {
-        Some(e) => carry_err(name, "writing the new map")(e),
-        None => carry_err(name, "reading the old map")(e),
-    })?;
+    });
+    if let Err(e) = walked {
+        return Err(failed.unwrap_or_else(|| carry_err(name, "reading the old map")(e)));
+    }
     Ok(written)
 }
 
@@ -375,16 +455,22 @@ fn new_len(dp: &Dataplane, name: &str) -> u32 {
         .map_or(0, |s| s.max_entries)
 }
 
-/// The new object's map `name`, for batch writes.
-fn new_map<'a>(dp: &'a Dataplane, name: &'static str) -> Result<&'a MapData, DataplaneError> {
-    match dp.ebpf.map(name) {
-        Some(Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuArray(d)) => Ok(d),
+/// The new object's map `name`.
+fn new_map<'a>(dp: &'a Dataplane, name: &'static str) -> Result<&'a Map, DataplaneError> {
+    dp.ebpf.map(name).ok_or(DataplaneError::MissingMap { name })
+}
+
+/// The descriptor of `map`, for batch writes.
+fn map_data<'a>(map: &'a Map, name: &'static str) -> Result<&'a MapData, DataplaneError> {
+    match map {
+        Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuArray(d) => Ok(d),
         _ => Err(DataplaneError::MissingMap { name }),
     }
 }
 
 impl Plan {
-    /// Renames `maps/` to `maps-old/` (unless an interrupted upgrade did).
+    /// Renames `maps/` to `maps-old/` (unless an interrupted upgrade did; its copy
+    /// in `maps/` is dropped when it had not switched).
     pub fn set_aside(&self, pins: &PinLayout) -> Result<(), DataplaneError> {
         let err = |what: &str, path: &Path| {
             let (what, path) = (what.to_string(), path.to_path_buf());
@@ -393,33 +479,39 @@ impl Plan {
         if !self.old.exists() {
             std::fs::rename(pins.maps(), &self.old)
                 .map_err(err("setting the old maps aside", &self.old))?;
+        } else if !self.resumed && pins.maps().exists() {
+            remove_all(&pins.maps()).map_err(err("dropping an unfinished copy", &pins.maps()))?;
         }
         std::fs::create_dir_all(pins.maps())
             .map_err(err("a directory for the new maps", &pins.maps()))
     }
 
-    /// Undoes `set_aside` after a failed load or copy: the new maps' pins go and
-    /// `maps-old/` is `maps/` again, as before the start.
-    pub fn undo(&self, pins: &PinLayout) {
-        if self.resumed {
+    /// Puts the old maps back as they were when the upgrade ends before any link
+    /// switched (a failed copy, or a start that failed later): the new maps' pins
+    /// go and `maps-old/` is `maps/` again, so the agent that pinned them (or this
+    /// one) can start on them. Runs when the plan is dropped unfinished.
+    fn undo(&mut self) {
+        // Not set aside yet (the rename failed): nothing to put back.
+        if self.resumed || self.switched || self.finished || !self.old.exists() {
             return;
         }
+        self.finished = true;
         let back = || -> std::io::Result<()> {
-            match std::fs::remove_dir(self.old.join(CARRIED)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+            if self.maps.exists() {
+                remove_all(&self.maps)?;
             }
-            if pins.maps().exists() {
-                remove_all(&pins.maps())?;
-            }
-            std::fs::rename(&self.old, pins.maps())
+            std::fs::rename(&self.old, &self.maps)
         };
-        if let Err(e) = back() {
-            log::error!(
-                "putting {} back as {} failed: {e}; the next start finishes the upgrade",
+        match back() {
+            Ok(()) => log::warn!(
+                "the upgrade of the pinned maps did not complete: the old maps are back in {}",
+                self.maps.display()
+            ),
+            Err(e) => log::error!(
+                "putting {} back as {} failed: {e}; the next start redoes the upgrade",
                 self.old.display(),
-                pins.maps().display()
-            );
+                self.maps.display()
+            ),
         }
     }
 
@@ -436,22 +528,15 @@ impl Plan {
         let since = self.since;
         self.since = now_tick();
         for s in &self.steps.clone() {
-            let n = match kind(s.name) {
-                Kind::Connection => self.connections(dp, s, pass, since)?,
-                Kind::Service if fresh => self.service(dp, s)?,
-                Kind::Counter if fresh => self.counters(dp, s)?,
+            let n = match role(s.name) {
+                MapRole::Connection => self.connections(dp, s, pass, since)?,
+                MapRole::Config if fresh => self.service(dp, s)?,
+                MapRole::Counter if fresh => self.counters(dp, s)?,
                 _ => continue,
             };
             self.carried.push((s.name, n));
         }
         self.copying += started.elapsed();
-        if fresh {
-            std::fs::create_dir(self.old.join(CARRIED)).map_err(|source| DataplaneError::Pin {
-                what: "marking the services carried".into(),
-                path: self.old.join(CARRIED),
-                source,
-            })?;
-        }
         Ok(())
     }
 
@@ -461,6 +546,13 @@ impl Plan {
     pub fn before_switch(&mut self, dp: &mut Dataplane) -> Result<(), DataplaneError> {
         if self.switched {
             return Ok(());
+        }
+        if !self.resumed {
+            std::fs::create_dir(self.old.join(SWITCHED)).map_err(|source| DataplaneError::Pin {
+                what: "marking the switch".into(),
+                path: self.old.join(SWITCHED),
+                source,
+            })?;
         }
         self.switched = true;
         // From the switch until `finish`, a NAT packet missing its flow or binding
@@ -488,13 +580,17 @@ impl Plan {
     /// program added since the last pass (never over what the new program wrote),
     /// then `maps-old/` removed. Returns a summary for the log.
     pub fn finish(mut self, dp: &mut Dataplane) -> Result<String, DataplaneError> {
+        self.finished = true;
         self.delta(dp, Pass::AfterSwitch)?;
         hold(dp, 0)?;
-        remove_all(&self.old).map_err(|source| DataplaneError::Pin {
-            what: "removing the old maps".into(),
-            path: self.old.clone(),
-            source,
-        })?;
+        // Out of `plan`'s sight at once, then removed pin by pin.
+        let gone = self.old.with_file_name(GONE_MAPS);
+        let err = |what: &str, path: &Path| {
+            let (what, path) = (what.to_string(), path.to_path_buf());
+            move |source| DataplaneError::Pin { what, path, source }
+        };
+        std::fs::rename(&self.old, &gone).map_err(err("retiring the old maps", &self.old))?;
+        remove_all(&gone).map_err(err("removing the old maps", &gone))?;
         Ok(self.summary())
     }
 
@@ -505,7 +601,7 @@ impl Plan {
         self.since = now_tick();
         let mut written = 0;
         for s in &self.steps.clone() {
-            if kind(s.name) != Kind::Connection {
+            if role(s.name) != MapRole::Connection {
                 continue;
             }
             let n = self.connections(dp, s, pass, since)?;
@@ -576,34 +672,58 @@ impl Plan {
             tcp: ticks(self.lifetimes.tcp_established),
             udp: ticks(self.lifetimes.udp),
         };
-        let flags = match pass {
-            Pass::Fresh | Pass::BeforeSwitch => 0,
-            Pass::AfterSwitch => batch::NOEXIST,
-        };
+        // After the switch the new program writes too: add what it lacks, replace
+        // only what the old one saw later.
+        let after = pass == Pass::AfterSwitch;
         let touched = |seen: u32| pass == Pass::Fresh || seen.wrapping_sub(since) as i32 >= 0;
         match (s.name, s.carry) {
             (MAP_FLOWS, Carry::Same) => {
-                copy::<FlowKey, FlowEntry, _>(&old, to, s.name, flags, |_, v| {
+                let w = if after {
+                    Write::Merge(seen_later)
+                } else {
+                    Write::Over
+                };
+                copy::<FlowKey, FlowEntry, _>(&old, to, s.name, w, |_, v| {
                     touched(v.seen).then_some(*v)
                 })
             }
             (MAP_FLOWS, Carry::FromV1) => {
-                copy::<FlowKey, FlowEntryV1, _>(&old, to, s.name, flags, |k, v| {
+                let w = if after {
+                    Write::Merge(never)
+                } else {
+                    Write::Over
+                };
+                copy::<FlowKey, FlowEntryV1, _>(&old, to, s.name, w, |k, v| {
                     Some(v.upgrade(k, &life))
                 })
             }
             (MAP_NAT, Carry::Same) => {
-                copy::<FlowKey, NatEntry, _>(&old, to, s.name, flags, |_, v| {
+                let w = if after {
+                    Write::Merge(seen_later)
+                } else {
+                    Write::Over
+                };
+                copy::<FlowKey, NatEntry, _>(&old, to, s.name, w, |_, v| {
                     touched(v.seen).then_some(*v)
                 })
             }
             (MAP_NAT, Carry::FromV1) => {
-                copy::<FlowKey, NatEntryV1, _>(&old, to, s.name, flags, |k, v| {
+                let w = if after {
+                    Write::Merge(never)
+                } else {
+                    Write::Over
+                };
+                copy::<FlowKey, NatEntryV1, _>(&old, to, s.name, w, |k, v| {
                     Some(v.upgrade(k, &life))
                 })
             }
             (MAP_SOCK_REVNAT, Carry::Same) => {
-                copy::<SockKey, SockOrigin, _>(&old, to, s.name, flags, |_, v| Some(*v))
+                let w = if after {
+                    Write::Merge(never)
+                } else {
+                    Write::Over
+                };
+                copy::<SockKey, SockOrigin, _>(&old, to, s.name, w, |_, v| Some(*v))
             }
             _ => Ok(0),
         }
@@ -622,7 +742,7 @@ impl Plan {
         match (s.name, s.carry) {
             (MAP_VIPS, Carry::FromV1) => {
                 let mut snats = Vec::new();
-                let n = copy::<VipKey, VipMetaV1, _>(&old, to, s.name, 0, |_, m| {
+                let n = copy::<VipKey, VipMetaV1, _>(&old, to, s.name, Write::Over, |_, m| {
                     let meta = m.upgrade();
                     if meta.snat_count > 0 {
                         snats.push((meta.id, meta.snat_addr));
@@ -636,23 +756,31 @@ impl Plan {
                 }
                 Ok(n)
             }
-            (MAP_VIPS, _) => copy::<VipKey, VipMeta, _>(&old, to, s.name, 0, |_, v| Some(*v)),
-            (MAP_ADDRS, _) => copy::<AddrKey, AddrInfo, _>(&old, to, s.name, 0, |_, v| Some(*v)),
+            (MAP_VIPS, _) => {
+                copy::<VipKey, VipMeta, _>(&old, to, s.name, Write::Over, |_, v| Some(*v))
+            }
+            (MAP_ADDRS, _) => {
+                copy::<AddrKey, AddrInfo, _>(&old, to, s.name, Write::Over, |_, v| Some(*v))
+            }
             (MAP_ADDR_TABLE, _) => {
-                copy::<u32, AddrSlot, _>(&old, to, s.name, 0, |k, v| slot(k).then_some(*v))
+                copy::<u32, AddrSlot, _>(&old, to, s.name, Write::Over, |k, v| {
+                    slot(k).then_some(*v)
+                })
             }
             (MAP_ADDR_TABLE_LIVE | MAP_VIP_GENERATIONS, _) => {
-                copy::<u32, u32, _>(&old, to, s.name, 0, |k, v| slot(k).then_some(*v))
+                copy::<u32, u32, _>(&old, to, s.name, Write::Over, |k, v| slot(k).then_some(*v))
             }
             (MAP_BACKENDS, _) => {
-                copy::<u32, Backend, _>(&old, to, s.name, 0, |k, v| slot(k).then_some(*v))
+                copy::<u32, Backend, _>(&old, to, s.name, Write::Over, |k, v| slot(k).then_some(*v))
             }
             (MAP_SNAT_ADDRS, _) => {
-                copy::<u32, [u32; 4], _>(&old, to, s.name, 0, |k, v| slot(k).then_some(*v))
+                copy::<u32, [u32; 4], _>(&old, to, s.name, Write::Over, |k, v| {
+                    slot(k).then_some(*v)
+                })
             }
-            (MAP_TIMEOUTS, _) => {
-                copy::<u32, Timeouts, _>(&old, to, s.name, 0, |k, v| slot(k).then_some(*v))
-            }
+            (MAP_TIMEOUTS, _) => copy::<u32, Timeouts, _>(&old, to, s.name, Write::Over, |k, v| {
+                slot(k).then_some(*v)
+            }),
             _ => Ok(0),
         }
     }
@@ -706,6 +834,8 @@ fn per_cpu<V: Pod>(
 
 #[cfg(test)]
 mod tests {
+    use lb_common::{MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_CURSORS};
+
     use super::*;
 
     fn shape(name: &'static str, k: usize, v: usize, n: u32) -> MapShape {
@@ -752,10 +882,18 @@ mod tests {
     }
 
     #[test]
-    fn connections_are_copied_twice_and_services_once() {
-        assert_eq!(kind(MAP_FLOWS), Kind::Connection);
-        assert_eq!(kind(MAP_SOCK_REVNAT), Kind::Connection);
-        assert_eq!(kind(MAP_STATS), Kind::Counter);
-        assert_eq!(kind(MAP_BACKENDS), Kind::Service);
+    fn caches_and_rings_are_rebuilt_whatever_their_shape() {
+        for name in [MAP_NEXTHOPS, MAP_SNAT_CURSORS, MAP_UPGRADE_HOLD] {
+            let to = shape(name, 4, 4, 10);
+            assert_eq!(
+                carry_of(&shape(name, 4, 8, 3), &to),
+                Ok(Carry::Rebuilt),
+                "{name}"
+            );
+        }
+        assert_eq!(role(MAP_FLOWS), MapRole::Connection);
+        assert_eq!(role(MAP_SOCK_REVNAT), MapRole::Connection);
+        assert_eq!(role(MAP_STATS), MapRole::Counter);
+        assert_eq!(role(MAP_BACKENDS), MapRole::Config);
     }
 }

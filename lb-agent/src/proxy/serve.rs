@@ -1,0 +1,325 @@
+//! One routed listener: each connection's first bytes (a ClientHello's server name
+//! or an HTTP request's host) pick a pool, Maglev over the pool's backends picks
+//! one by the client's address and port, and the connection to it starts with the
+//! pool's PROXY header and the bytes read so far; then bytes flow both ways with
+//! half-close, an idle timeout and backpressure (tokio's `copy_bidirectional`).
+//! Bounded everywhere: the first bytes by size and time, connects by time, the
+//! connections at once by a limit (beyond it a new one is closed at once).
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use lb_common::{
+    NO_BACKEND,
+    maglev::{self, MaglevBackend},
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+
+use super::{
+    client_hello::{self, Hello},
+    http_host::{self, Head},
+    names::Routes,
+    proxy_header::{self, Version},
+};
+
+/// Ring entries per pool (a prime; pools are small).
+const POOL_RING: u32 = 1_021;
+
+/// What a routed listener looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteBy {
+    /// The TLS ClientHello's server name.
+    Sni,
+    /// The HTTP/1.x request's host.
+    Host,
+}
+
+/// A backend pool of a routed listener.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    pub name: String,
+    /// The backends taking connections now (healthy, not drained), with weights.
+    pub backends: Vec<(SocketAddr, u32)>,
+    /// The PROXY header to start each connection with.
+    pub send_proxy: Option<Version>,
+    ring: Vec<u32>,
+}
+
+impl Pool {
+    pub fn new(
+        name: &str,
+        backends: Vec<(SocketAddr, u32)>,
+        send_proxy: Option<Version>,
+    ) -> Result<Self, String> {
+        let keys: Vec<String> = backends.iter().map(|(a, _)| a.to_string()).collect();
+        let input: Vec<MaglevBackend<'_>> = keys
+            .iter()
+            .zip(&backends)
+            .map(|(k, (_, w))| MaglevBackend {
+                key: k.as_bytes(),
+                weight: *w,
+            })
+            .collect();
+        let ring = maglev::build(&input, POOL_RING).map_err(|e| format!("pool {name}: {e}"))?;
+        Ok(Self {
+            name: name.to_string(),
+            backends,
+            send_proxy,
+            ring,
+        })
+    }
+
+    /// The backend for a client, by its address and port; `None` when no backend
+    /// takes connections.
+    pub fn pick(&self, client: SocketAddr) -> Option<SocketAddr> {
+        let key = client.to_string();
+        let h = lb_common::hash::bytes_hash(key.as_bytes(), 0x5eed);
+        match self.ring.get((h % POOL_RING) as usize) {
+            Some(&i) if i != NO_BACKEND => self.backends.get(i as usize).map(|b| b.0),
+            _ => None,
+        }
+    }
+}
+
+/// When no rule matches (or the client names nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Otherwise {
+    /// Closed with a reset.
+    Reset,
+    /// This pool.
+    Pool(usize),
+}
+
+/// A routed listener's rules.
+#[derive(Clone, Debug)]
+pub struct Router {
+    pub by: RouteBy,
+    pub routes: Routes<usize>,
+    pub otherwise: Otherwise,
+    pub pools: Vec<Pool>,
+}
+
+/// Bounds, as HAProxy's `tcp-request inspect-delay` and `timeout connect`,
+/// `timeout client`/`server`/`tunnel` (one idle timeout both ways) and `maxconn`.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub inspect: Duration,
+    pub connect: Duration,
+    pub idle: Duration,
+    /// The first bytes at most (the ClientHello or request head).
+    pub first_bytes: usize,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            inspect: Duration::from_secs(5),
+            connect: Duration::from_secs(5),
+            idle: Duration::from_secs(3600),
+            first_bytes: 16 * 1024,
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Counters of a routed listener.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    /// Sent to a pool's backend (per pool).
+    pub routed: Vec<AtomicU64>,
+    pub no_match_reset: AtomicU64,
+    /// First bytes that were not a ClientHello / HTTP request, or too large.
+    pub invalid: AtomicU64,
+    pub inspect_timeout: AtomicU64,
+    pub no_backend: AtomicU64,
+    pub connect_failed: AtomicU64,
+    pub over_limit: AtomicU64,
+    pub active: AtomicU64,
+}
+
+impl Stats {
+    pub fn new(pools: usize) -> Self {
+        Self {
+            routed: (0..pools).map(|_| AtomicU64::new(0)).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Serves `listener` until the task is dropped or aborted. Each connection is its
+/// own task; an accept error waits a moment (out of descriptors) and goes on.
+pub async fn serve(listener: TcpListener, router: Arc<Router>, limits: Limits, stats: Arc<Stats>) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = crate::agent::backoff::Backoff::default();
+    loop {
+        let (conn, client) = match listener.accept().await {
+            Ok(c) => {
+                backoff.succeeded();
+                c
+            }
+            Err(e) => {
+                backoff.failed("routed listener", &e).await;
+                continue;
+            }
+        };
+        bump(&stats.accepted);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            bump(&stats.over_limit);
+            reset(conn);
+            continue;
+        };
+        let (router, stats) = (router.clone(), stats.clone());
+        tokio::spawn(async move {
+            stats.active.fetch_add(1, Ordering::Relaxed);
+            handle(conn, client, &router, &limits, &stats).await;
+            stats.active.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+/// Closes with a RST (SO_LINGER 0), as HAProxy's `tcp-request content reject`.
+fn reset(conn: TcpStream) {
+    let _ = socket2::SockRef::from(&conn).set_linger(Some(Duration::ZERO));
+    drop(conn);
+}
+
+/// What the first bytes named.
+enum Named {
+    Name(String),
+    Nothing,
+}
+
+async fn handle(
+    mut conn: TcpStream,
+    client: SocketAddr,
+    router: &Router,
+    limits: &Limits,
+    stats: &Stats,
+) {
+    let mut buf = Vec::with_capacity(2048);
+    let inspect = tokio::time::timeout(limits.inspect, async {
+        loop {
+            let seen = match router.by {
+                RouteBy::Sni => match client_hello::parse(&buf, limits.first_bytes) {
+                    Hello::NeedMore => None,
+                    Hello::Sni(n) => Some(Ok(Named::Name(n))),
+                    Hello::NoSni => Some(Ok(Named::Nothing)),
+                    Hello::NotTls | Hello::Invalid(_) => Some(Err(())),
+                },
+                RouteBy::Host => match http_host::parse(&buf, limits.first_bytes) {
+                    Head::NeedMore => None,
+                    Head::Host(h) => Some(Ok(Named::Name(h))),
+                    Head::NoHost => Some(Ok(Named::Nothing)),
+                    Head::Invalid(_) => Some(Err(())),
+                },
+            };
+            if let Some(s) = seen {
+                return Some(s);
+            }
+            let mut chunk = [0u8; 4096];
+            match conn.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
+    let named = match inspect {
+        Err(_) => {
+            bump(&stats.inspect_timeout);
+            return reset(conn);
+        }
+        // The client closed before saying enough.
+        Ok(None) => return,
+        Ok(Some(Err(()))) => {
+            bump(&stats.invalid);
+            return reset(conn);
+        }
+        Ok(Some(Ok(n))) => n,
+    };
+    let (pool_index, authority) = match &named {
+        Named::Name(n) => (router.routes.get(n).copied(), Some(n.as_str())),
+        Named::Nothing => (None, None),
+    };
+    let pool_index = match (pool_index, router.otherwise) {
+        (Some(p), _) | (None, Otherwise::Pool(p)) => p,
+        (None, Otherwise::Reset) => {
+            bump(&stats.no_match_reset);
+            return reset(conn);
+        }
+    };
+    let Some(pool) = router.pools.get(pool_index) else {
+        bump(&stats.no_backend);
+        return reset(conn);
+    };
+    let Some(backend) = pool.pick(client) else {
+        bump(&stats.no_backend);
+        return reset(conn);
+    };
+    let to = conn.local_addr().unwrap_or(client);
+    let upstream = tokio::time::timeout(limits.connect, TcpStream::connect(backend)).await;
+    let Ok(Ok(mut upstream)) = upstream else {
+        bump(&stats.connect_failed);
+        return reset(conn);
+    };
+    if let Some(v) = pool.send_proxy {
+        buf.splice(0..0, proxy_header::header(v, client, to, authority));
+    }
+    if upstream.write_all(&buf).await.is_err() {
+        bump(&stats.connect_failed);
+        return reset(conn);
+    }
+    if let Some(c) = stats.routed.get(pool_index) {
+        bump(c);
+    }
+    let _ = upstream.set_nodelay(true);
+    let _ = conn.set_nodelay(true);
+    relay(conn, upstream, limits.idle).await;
+}
+
+/// Moves bytes both ways until both sides are done (each half-close passed on) or
+/// nothing moved for `idle`.
+async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration) {
+    let (mut ar, mut aw) = a.split();
+    let (mut br, mut bw) = b.split();
+    let up = pipe(&mut ar, &mut bw, idle);
+    let down = pipe(&mut br, &mut aw, idle);
+    let _ = tokio::join!(up, down);
+}
+
+/// Copies `from` into `to` until EOF (then shuts `to` down for writing) or an error
+/// or `idle` without bytes.
+async fn pipe(
+    from: &mut (impl AsyncReadExt + Unpin),
+    to: &mut (impl AsyncWriteExt + Unpin),
+    idle: Duration,
+) -> std::io::Result<()> {
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match tokio::time::timeout(idle, from.read(&mut chunk)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        };
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        to.write_all(&chunk[..n]).await?;
+    }
+}

@@ -1,0 +1,331 @@
+//! The proxy path routes by TLS server name and HTTP host, with real peers on both
+//! sides inside a namespace of the test's own: clients are rustls (TLS) and plain
+//! HTTP/1.1; the backends are HAProxy frontends with `accept-proxy` (two "clusters",
+//! TLS terminated there) answering with the client address they read from our
+//! PROXY header and the name they were asked for. Bad input (garbage, oversized,
+//! silent clients) is closed and counted without disturbing the others. Needs root
+//! and haproxy.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant},
+};
+
+use lb_agent::{
+    lab::Netns,
+    proxy::{
+        names::{Pattern, Routes},
+        proxy_header::Version,
+        serve::{Limits, Otherwise, Pool, RouteBy, Router, Stats, serve},
+    },
+};
+
+const NAMES: [&str; 5] = ["*.a.lan", "a.lan", "*.b.lan", "b.lan", "other.lan"];
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+struct Haproxy {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Two clusters, A on 127.0.0.11 and B on 127.0.0.12: TLS on 8443 and HTTP on
+/// 8080, each answering "<cluster> <client address> <client port> <name>".
+fn clusters(ns: &Netns) -> (Haproxy, String) {
+    let dir = std::env::temp_dir().join(format!("lb-proxy-routing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ck =
+        rcgen::generate_simple_self_signed(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("certificate");
+    let pem = dir.join("site.pem");
+    std::fs::write(
+        &pem,
+        format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem()),
+    )
+    .expect("pem");
+    let mut cfg = String::from(
+        "global\n  log stdout format raw local0\n\
+         defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n",
+    );
+    for (c, ip) in [("A", "127.0.0.11"), ("B", "127.0.0.12")] {
+        cfg.push_str(&format!(
+            "frontend tls{c}\n  bind {ip}:8443 accept-proxy ssl crt {}\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \
+             \"{c} %[src] %[src_port] %[ssl_fc_sni]\"\n\
+             frontend http{c}\n  bind {ip}:8080 accept-proxy\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \
+             \"{c} %[src] %[src_port] %[req.hdr(host)]\"\n",
+            pem.display()
+        ));
+    }
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("config");
+    let check = Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&path)
+        .output()
+        .expect("haproxy -c");
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "haproxy", "-db", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy");
+    (Haproxy { child, dir }, ck.cert.pem())
+}
+
+fn router(by: RouteBy, port: u16, otherwise: Otherwise) -> Router {
+    let p = |s| Pattern::parse(s).expect("pattern");
+    let pool = |name: &str, ip: &str, v| {
+        Pool::new(name, vec![(addr(&format!("{ip}:{port}")), 1)], Some(v)).expect("pool")
+    };
+    Router {
+        by,
+        routes: Routes::new([
+            (p("*.a.lan"), 0),
+            (p("a.lan"), 0),
+            (p("*.b.lan"), 1),
+            (p("b.lan"), 1),
+        ])
+        .expect("routes"),
+        otherwise,
+        pools: vec![
+            pool("A", "127.0.0.11", Version::V2),
+            pool("B", "127.0.0.12", Version::V1),
+        ],
+    }
+}
+
+/// The proxy: SNI on 127.0.0.10:443 (no match: reset), Host on 127.0.0.10:80 (no
+/// match: cluster B), on a runtime of its own inside `ns`.
+fn proxy(ns: &Netns, limits: Limits) -> (Arc<Stats>, Arc<Stats>) {
+    let (sni, host) = (Arc::new(Stats::new(2)), Arc::new(Stats::new(2)));
+    let (s, h) = (sni.clone(), host.clone());
+    let entry = ns.entry().expect("netns");
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        entry.enter().expect("enter");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l443 = tokio::net::TcpListener::bind("127.0.0.10:443")
+                .await
+                .expect("443");
+            let l80 = tokio::net::TcpListener::bind("127.0.0.10:80")
+                .await
+                .expect("80");
+            let _ = ready_tx.send(());
+            tokio::join!(
+                serve(
+                    l443,
+                    Arc::new(router(RouteBy::Sni, 8443, Otherwise::Reset)),
+                    limits,
+                    s
+                ),
+                serve(
+                    l80,
+                    Arc::new(router(RouteBy::Host, 8080, Otherwise::Pool(1))),
+                    limits,
+                    h
+                ),
+            );
+        });
+    });
+    ready.recv().expect("proxy up");
+    (sni, host)
+}
+
+/// A TLS request for `name` through the proxy; the body, or the error.
+fn tls_get(pem: &str, name: &str, split: bool) -> Result<(String, u16), String> {
+    let mut roots = rustls::RootCertStore::empty();
+    let der = rustls_pemfile_cert(pem);
+    roots.add(der).map_err(|e| e.to_string())?;
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let server =
+        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+    let mut conn =
+        rustls::ClientConnection::new(Arc::new(config), server).map_err(|e| e.to_string())?;
+    let mut sock = TcpStream::connect(addr("127.0.0.10:443")).map_err(|e| e.to_string())?;
+    let port = sock.local_addr().map_err(|e| e.to_string())?.port();
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    sock.set_nodelay(true).map_err(|e| e.to_string())?;
+    if split {
+        // The ClientHello in three segments, 50 ms apart.
+        let mut hello = Vec::new();
+        while conn.wants_write() {
+            conn.write_tls(&mut hello).map_err(|e| e.to_string())?;
+        }
+        let third = hello.len() / 3;
+        for part in [
+            &hello[..third],
+            &hello[third..2 * third],
+            &hello[2 * third..],
+        ] {
+            sock.write_all(part).map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    tls.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok((
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+        port,
+    ))
+}
+
+fn rustls_pemfile_cert(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("certificate PEM")
+}
+
+/// A plain HTTP request with `host`; the body.
+fn http_get(head: &[u8]) -> Result<(String, u16), String> {
+    let mut s = TcpStream::connect(addr("127.0.0.10:80")).map_err(|e| e.to_string())?;
+    let port = s.local_addr().map_err(|e| e.to_string())?.port();
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(head).map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok((
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+        port,
+    ))
+}
+
+/// Raw bytes to a proxy port; whether it was closed on us (reset or EOF) and when.
+fn closed_after(port: u16, bytes: &[u8]) -> Duration {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(addr(&format!("127.0.0.10:{port}"))).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) | Err(_) => start.elapsed(),
+        Ok(n) => panic!("answered {:?}", String::from_utf8_lossy(&buf[..n])),
+    }
+}
+
+#[test]
+fn names_pick_the_cluster_and_the_backend_sees_the_client() {
+    let ns = Netns::new("lbpr").expect("namespace");
+    let limits = Limits {
+        inspect: Duration::from_millis(500),
+        first_bytes: 8192,
+        ..Limits::default()
+    };
+    let (_h, pem) = clusters(&ns);
+    let (sni, host) = proxy(&ns, limits);
+    let pem2 = pem.clone();
+    ns.run(move || {
+        let pem = pem2;
+        // HAProxy up.
+        let start = Instant::now();
+        while TcpStream::connect(addr("127.0.0.12:8080")).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "haproxy did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SNI: each name to its cluster, the client's own address and port seen.
+        for (name, cluster) in [
+            ("x.a.lan", "A"),
+            ("a.lan", "A"),
+            ("y.b.lan", "B"),
+            ("b.lan", "B"),
+        ] {
+            let (body, port) = tls_get(&pem, name, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(body, format!("{cluster} 127.0.0.1 {port} {name}"), "{name}");
+        }
+        // A ClientHello in three segments routes the same.
+        let (body, port) = tls_get(&pem, "split.a.lan", true).expect("split ClientHello");
+        assert_eq!(body, format!("A 127.0.0.1 {port} split.a.lan"));
+        // No rule for the name: reset, no answer.
+        assert!(
+            tls_get(&pem, "other.lan", false).is_err(),
+            "an unrouted name was served"
+        );
+        // Host: the header picks the cluster; no match goes to the default (B).
+        for (h, cluster) in [("web.a.lan:80", "A"), ("B.LAN", "B"), ("unknown.lan", "B")] {
+            let req = format!("GET / HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n");
+            let (body, port) = http_get(req.as_bytes()).unwrap_or_else(|e| panic!("{h}: {e}"));
+            assert_eq!(body, format!("{cluster} 127.0.0.1 {port} {h}"), "{h}");
+        }
+
+        // Bad input: closed, counted, and nothing else disturbed.
+        let garbage = closed_after(443, &[0x16, 3, 1, 0xff, 0xff, 1, 2, 3]);
+        assert!(
+            garbage < Duration::from_millis(400),
+            "garbage took {garbage:?}"
+        );
+        let not_tls = closed_after(443, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(not_tls < Duration::from_millis(400), "{not_tls:?}");
+        // A ClientHello claiming more than the bound (8 KiB here).
+        let mut big = vec![0x16, 3, 1, 0x40, 0x00, 1, 0, 0x3f, 0xfc];
+        big.extend(std::iter::repeat_n(0u8, 9000));
+        closed_after(443, &big);
+        // Silent clients are closed at the inspect timeout.
+        let silent = closed_after(443, &[]);
+        assert!(
+            silent >= Duration::from_millis(450) && silent < Duration::from_secs(2),
+            "a silent TLS client was closed after {silent:?}"
+        );
+        let silent = closed_after(80, b"GET / HTT");
+        assert!(silent >= Duration::from_millis(450), "{silent:?}");
+        // A 64 KB request line.
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(65536));
+        closed_after(80, long.as_bytes());
+        // Still serving.
+        let (body, _) = tls_get(&pem, "z.a.lan", false).expect("after the bad input");
+        assert!(body.starts_with("A 127.0.0.1 "), "{body}");
+    })
+    .expect("in the namespace");
+
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    eprintln!("sni: {sni:?}\nhost: {host:?}");
+    assert_eq!(n(&sni.routed[0]), 4, "SNI to A");
+    assert_eq!(n(&sni.routed[1]), 2, "SNI to B");
+    assert_eq!(n(&sni.no_match_reset), 1);
+    assert_eq!(n(&sni.invalid), 3, "garbage, not TLS, oversized");
+    assert_eq!(n(&sni.inspect_timeout), 1);
+    assert_eq!(n(&host.routed[0]), 1);
+    assert_eq!(n(&host.routed[1]), 2);
+    assert_eq!(n(&host.invalid), 1, "the 64 KB request line");
+    assert_eq!(n(&host.inspect_timeout), 1);
+}
