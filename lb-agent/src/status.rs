@@ -41,6 +41,25 @@ pub struct Status {
     /// capacity of the config (daemon only).
     #[serde(default)]
     pub flow_table: Option<FlowTableStatus>,
+    /// The routed VIPs' listeners (the proxy path; daemon only).
+    #[serde(default)]
+    pub routed: Vec<RoutedStatus>,
+}
+
+/// A routed VIP's listener: connections by outcome, and per pool.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RoutedStatus {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// "sni" or "host".
+    pub route_by: String,
+    pub active: u64,
+    /// Connections by outcome: accepted, no_match_reset, invalid, inspect_timeout,
+    /// no_backend, connect_failed, over_limit.
+    pub connections: std::collections::BTreeMap<String, u64>,
+    /// Connections sent to each pool's backends, by pool name.
+    pub pools: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

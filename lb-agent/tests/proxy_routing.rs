@@ -137,20 +137,14 @@ fn proxy(ns: &Netns, limits: Limits) -> (Arc<Stats>, Arc<Stats>) {
                 .await
                 .expect("80");
             let _ = ready_tx.send(());
-            tokio::join!(
-                serve(
-                    l443,
-                    Arc::new(router(RouteBy::Sni, 8443, Otherwise::Reset)),
-                    limits,
-                    s
-                ),
-                serve(
-                    l80,
-                    Arc::new(router(RouteBy::Host, 8080, Otherwise::Pool(1))),
-                    limits,
-                    h
-                ),
-            );
+            let (_t443, r443) =
+                tokio::sync::watch::channel(Arc::new(router(RouteBy::Sni, 8443, Otherwise::Reset)));
+            let (_t80, r80) = tokio::sync::watch::channel(Arc::new(router(
+                RouteBy::Host,
+                8080,
+                Otherwise::Pool(1),
+            )));
+            tokio::join!(serve(l443, r443, limits, s), serve(l80, r80, limits, h));
         });
     });
     ready.recv().expect("proxy up");

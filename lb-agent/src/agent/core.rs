@@ -90,6 +90,8 @@ pub struct Agent {
     pub(super) sweep: Option<super::sweep::SweepThread>,
     /// Flow sync with the other LB nodes, when configured.
     pub(super) sync: Option<crate::sync::FlowSync>,
+    /// The routed VIPs' listeners, once started.
+    pub(super) routed: Vec<super::routed::Listener>,
 }
 
 /// Key of a backend of `vip`.
@@ -140,6 +142,7 @@ impl Agent {
             taking: BTreeMap::new(),
             sweep: None,
             sync: None,
+            routed: Vec::new(),
         }
     }
 
@@ -163,6 +166,7 @@ impl Agent {
             s.standby = standby.contains(&s.vip);
         }
         self.dp.apply(&specs)?;
+        self.update_routed();
         self.standby = standby;
         self.log_local_backends();
         let mut states = HashMap::new();
@@ -427,6 +431,38 @@ impl Agent {
     pub(super) fn serving(&self, v: &VipConfig) -> Vec<BackendState> {
         let own: Vec<BackendState> = v.backends.iter().map(|b| self.effective(v, b)).collect();
         crate::config::backup::serving(v, &own)
+    }
+
+    /// Starts a listener for each routed VIP (the proxy path), serving the pools'
+    /// backends that are up now.
+    pub(super) fn start_routed(&mut self) -> Result<(), AgentError> {
+        for vip in &self.config.routed {
+            let router = super::routed::router(&self.config, vip, |v| self.serving(v))
+                .map_err(|why| AgentError::Refused(format!("routed VIP {}: {why}", vip.name)))?;
+            self.routed.push(super::routed::listen(vip, router)?);
+            log::info!(
+                "routed VIP {}: listening on {}:{}, routing by {:?} to {} pools",
+                vip.name,
+                vip.address,
+                vip.port,
+                vip.by,
+                vip.pools.len()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends each routed listener the pools' backends as they are now.
+    fn update_routed(&self) {
+        for l in &self.routed {
+            let Some(vip) = self.config.routed.iter().find(|r| r.name == l.config.name) else {
+                continue;
+            };
+            match super::routed::router(&self.config, vip, |v| self.serving(v)) {
+                Ok(r) => l.update(r),
+                Err(e) => log::error!("routed VIP {}: {e}", vip.name),
+            }
+        }
     }
 
     pub(super) fn uptime(&self) -> Duration {

@@ -10,6 +10,14 @@ pub enum AgentError {
     Config(ConfigErrors),
     #[error("data plane")]
     Dataplane(#[from] DataplaneError),
+    #[error("routed VIP {vip}: {what} on {at} failed")]
+    Routed {
+        vip: String,
+        what: &'static str,
+        at: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("health checks of VIP {vip}")]
     Health {
         vip: String,

@@ -268,10 +268,51 @@ pub fn render(s: &Status) -> String {
     if s.sync.is_some() {
         sync(&mut o);
     }
+    routed(&mut o);
     o.text
 }
 
 /// Flow sync with the other LB nodes.
+fn routed(o: &mut Out<'_>) {
+    let r = &o.s.routed;
+    if r.is_empty() {
+        return;
+    }
+    o.family(
+        "lb_routed_connections_total",
+        "counter",
+        "Connections of a routed VIP (the proxy path) by outcome.",
+        r.iter().flat_map(|v| {
+            v.connections.iter().map(|(outcome, n)| {
+                (
+                    vec![("vip", v.name.as_str()), ("outcome", outcome.as_str())],
+                    *n as f64,
+                )
+            })
+        }),
+    );
+    o.family(
+        "lb_routed_pool_connections_total",
+        "counter",
+        "Connections a routed VIP sent to a pool's backends.",
+        r.iter().flat_map(|v| {
+            v.pools.iter().map(|(pool, n)| {
+                (
+                    vec![("vip", v.name.as_str()), ("pool", pool.as_str())],
+                    *n as f64,
+                )
+            })
+        }),
+    );
+    o.family(
+        "lb_routed_active_connections",
+        "gauge",
+        "Connections a routed VIP is proxying now.",
+        r.iter()
+            .map(|v| (vec![("vip", v.name.as_str())], v.active as f64)),
+    );
+}
+
 fn sync(o: &mut Out<'_>) {
     let Some(y) = &o.s.sync else {
         return;

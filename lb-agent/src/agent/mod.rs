@@ -22,6 +22,7 @@ mod metrics;
 mod page;
 pub mod protocol;
 mod reload;
+mod routed;
 pub mod snapshot;
 mod sweep;
 
@@ -233,6 +234,8 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             mode,
         });
     }
+    // The proxy path's listeners, with the data plane's health.
+    started!(agent.start_routed());
     for gone in started!(detach_others(&pins, &config.agent.interfaces)) {
         log::info!("{gone}: no longer configured, detached");
     }

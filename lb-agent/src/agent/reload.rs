@@ -91,6 +91,33 @@ impl Agent {
         self.dp
             .check(&new.services(|_, _| true))
             .map_err(|e| format!("{e}"))?;
+        // A routed VIP's listener (address, port, route_by, timeouts, limits) is
+        // made at start; its pools, names and backends follow a reload.
+        let listener = |r: &crate::config::routed::RoutedVip| {
+            (
+                r.name.clone(),
+                r.address,
+                r.port,
+                r.by,
+                r.inspect_timeout,
+                r.connect_timeout,
+                r.idle_timeout,
+                r.max_connections,
+                r.pools.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+            )
+        };
+        let (was, now): (Vec<_>, Vec<_>) = (
+            self.config.routed.iter().map(listener).collect(),
+            new.routed.iter().map(listener).collect(),
+        );
+        if was != now {
+            return Err(
+                "routed VIPs added, removed, or with another address, port, route_by, \
+                 timeout, max_connections or set of pools: their listeners change at the \
+                 next start (restart the agent); nothing applied"
+                    .into(),
+            );
+        }
         let old = mem::replace(&mut self.config, new);
         if let Err(e) = self.reconcile_checks().and_then(|()| self.apply()) {
             // Not expected after the checks above (a map write failing): go back.

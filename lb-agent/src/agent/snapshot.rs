@@ -187,7 +187,11 @@ impl Agent {
                 address: v.address.to_string(),
                 port: v.port,
                 protocol: protocol_name(v.protocol).into(),
-                forwarding: forwarding_name(v.forwarding).into(),
+                forwarding: if v.routed.is_some() {
+                    "proxy".into()
+                } else {
+                    forwarding_name(v.forwarding).into()
+                },
                 node_local: v.node_local(),
                 check: check_name(v.check.kind).into(),
                 up,
@@ -207,6 +211,11 @@ impl Agent {
         dataplane_problems.extend(routing_problem(&counters));
         let flow_table = self.flow_table_status();
         let status = Status {
+            routed: self
+                .routed
+                .iter()
+                .map(super::routed::Listener::status)
+                .collect(),
             sync: self.sync.as_ref().map(crate::sync::FlowSync::status),
             dataplane_problems,
             sockets: self.sockets.clone(),
@@ -433,6 +442,7 @@ pub fn offline_status(
         });
     }
     Ok(Status {
+        routed: Vec::new(),
         sync: None,
         source: "pinned maps".into(),
         version: env!("CARGO_PKG_VERSION").into(),

@@ -97,3 +97,17 @@ pub const TRACK_RISE: u32 = 1;
 pub const TRACK_FALL: u32 = 1;
 /// `[[vrrp.track]] interval` (script).
 pub const TRACK_INTERVAL: Duration = Duration::from_secs(2);
+
+// ---- Routed VIPs (the proxy path) ----
+
+/// How long a routed VIP waits for the ClientHello or request head (HAProxy's
+/// `tcp-request inspect-delay`).
+pub const ROUTED_INSPECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connecting to a pool's backend (`timeout connect`).
+pub const ROUTED_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// A proxied connection with no bytes either way (`timeout tunnel`).
+pub const ROUTED_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Proxied connections of one routed VIP at once (`maxconn`).
+pub const ROUTED_MAX_CONNECTIONS: u32 = 10_000;
+/// The ClientHello or request head at most.
+pub const ROUTED_FIRST_BYTES: usize = 16 * 1024;

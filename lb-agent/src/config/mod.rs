@@ -12,6 +12,9 @@ mod error;
 mod locate;
 mod model;
 mod raw;
+pub mod routed;
+#[cfg(test)]
+mod routed_tests;
 #[cfg(test)]
 mod tests;
 mod validate;

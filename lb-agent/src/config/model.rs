@@ -14,7 +14,11 @@ use crate::dataplane::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
     pub agent: AgentConfig,
+    /// The services: the data plane's, and each pool of a routed VIP (`routed`
+    /// set; checked and shown like the others, served by the proxy path).
     pub vips: Vec<VipConfig>,
+    /// The routed VIPs' listeners (`route_by`).
+    pub routed: Vec<super::routed::RoutedVip>,
     pub vrrp: Vec<super::vrrp::VrrpConfig>,
 }
 
@@ -97,6 +101,9 @@ pub struct VipConfig {
     pub timeouts: FlowTimeouts,
     pub check: CheckConfig,
     pub backends: Vec<BackendConfig>,
+    /// A pool of a routed VIP (named `<vip>/<pool>`): not programmed into the data
+    /// plane; the proxy path takes its backends that are up.
+    pub routed: Option<super::routed::PoolOf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,13 +199,15 @@ impl Config {
         self.services_with(|v, b| b.state.effective(healthy(v, b)))
     }
 
-    /// The services to program, each backend in the state `state(vip, backend)`.
+    /// The services to program (routed pools are not), each backend in the state
+    /// `state(vip, backend)`.
     pub fn services_with(
         &self,
         state: impl Fn(&VipConfig, &BackendConfig) -> BackendState,
     ) -> Vec<ServiceSpec> {
         self.vips
             .iter()
+            .filter(|v| v.routed.is_none())
             .map(|v| ServiceSpec {
                 name: v.name.clone(),
                 vip: v.address,

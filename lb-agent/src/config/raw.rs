@@ -77,6 +77,28 @@ pub struct Vip {
     pub check: Option<Check>,
     #[serde(default)]
     pub backend: Vec<Backend>,
+    /// A routed VIP (`"sni"` or `"host"`): served by the proxy path, its `pool`s.
+    pub route_by: Option<String>,
+    pub otherwise: Option<String>,
+    pub inspect_timeout: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<i64>,
+    #[serde(default)]
+    pub pool: Vec<Pool>,
+}
+
+/// A backend pool of a routed VIP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub names: Vec<String>,
+    pub send_proxy: Option<String>,
+    pub check: Option<Check>,
+    #[serde(default)]
+    pub backend: Vec<Backend>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -181,8 +181,34 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
     let mut names = HashSet::new();
     let mut services = HashSet::new();
     let base = agent.as_ref().map_or_else(d::timeouts, |a| a.timeouts);
+    let mut routed = Vec::new();
     for (i, v) in f.vip.iter().enumerate() {
         let at = root.key("vip").index(i);
+        if v.route_by.is_some() || !v.pool.is_empty() {
+            let Some((listener, pools)) = super::routed::vip(p, &at, v, base) else {
+                continue;
+            };
+            if !services.insert((listener.address, listener.port, Protocol::Tcp)) {
+                p.add(
+                    &at.key("port"),
+                    format!(
+                        "{} port {} Tcp is already a service of another [[vip]]",
+                        listener.address, listener.port
+                    ),
+                );
+            }
+            for name in std::iter::once(&listener.name).chain(pools.iter().map(|s| &s.name)) {
+                if !names.insert(name.clone()) {
+                    p.add(
+                        &at.key("name"),
+                        format!("\"{name}\" is used by another [[vip]]"),
+                    );
+                }
+            }
+            vips.extend(pools);
+            routed.push(listener);
+            continue;
+        }
         if let Some(v) = vip(p, &at, v, base) {
             if !names.insert(v.name.clone()) {
                 p.add(
@@ -225,6 +251,7 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
     Some(Config {
         agent: agent?,
         vips,
+        routed,
         vrrp,
     })
 }
@@ -464,8 +491,9 @@ fn sync(p: &mut Problems, at: &KeyPath, raw: &raw::Sync) -> Option<SyncConfig> {
     })
 }
 
-fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Option<VipConfig> {
-    let name = match &v.name {
+/// A `name` key: letters, digits, '-', '_' or '.'.
+pub(super) fn name_of(p: &mut Problems, at: &KeyPath, name: Option<&String>) -> Option<String> {
+    match name {
         Some(n)
             if !n.is_empty()
                 && n.chars()
@@ -481,10 +509,29 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Opti
             None
         }
         None => {
-            p.add(&at.key("name"), "missing: expected a name for the service");
+            p.add(&at.key("name"), "missing: expected a name");
             None
         }
-    };
+    }
+}
+
+fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Option<VipConfig> {
+    let name = name_of(p, at, v.name.as_ref());
+    // The proxy path's keys belong to routed VIPs only.
+    for (key, given) in [
+        ("otherwise", v.otherwise.is_some()),
+        ("inspect_timeout", v.inspect_timeout.is_some()),
+        ("connect_timeout", v.connect_timeout.is_some()),
+        ("idle_timeout", v.idle_timeout.is_some()),
+        ("max_connections", v.max_connections.is_some()),
+    ] {
+        if given {
+            p.add(
+                &at.key(key),
+                "only for a routed VIP (route_by = \"sni\" or \"host\", with [[vip.pool]]s)",
+            );
+        }
+    }
     let address = ip(p, &at.key("address"), v.address.as_deref());
     let port = match v.port {
         Some(n) => {
@@ -639,10 +686,11 @@ fn vip(p: &mut Problems, at: &KeyPath, v: &raw::Vip, base: FlowTimeouts) -> Opti
         timeouts: timeouts(p, &at.key("timeouts"), v.timeouts.as_ref(), base),
         check: check?,
         backends,
+        routed: None,
     })
 }
 
-fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<CheckConfig> {
+pub(super) fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<CheckConfig> {
     let empty = raw::Check::default();
     let c = c.unwrap_or(&empty);
     let kind = choice(
@@ -772,7 +820,7 @@ fn check(p: &mut Problems, at: &KeyPath, c: Option<&raw::Check>) -> Option<Check
     })
 }
 
-fn backend(
+pub(super) fn backend(
     p: &mut Problems,
     at: &KeyPath,
     b: &raw::Backend,

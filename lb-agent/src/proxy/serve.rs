@@ -22,7 +22,7 @@ use lb_common::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::Semaphore,
+    sync::{Semaphore, watch},
 };
 
 use super::{
@@ -162,9 +162,14 @@ fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Serves `listener` until the task is dropped or aborted. Each connection is its
+/// Serves `listener` with the router `routes` holds until the task is aborted. Each connection is its
 /// own task; an accept error waits a moment (out of descriptors) and goes on.
-pub async fn serve(listener: TcpListener, router: Arc<Router>, limits: Limits, stats: Arc<Stats>) {
+pub async fn serve(
+    listener: TcpListener,
+    routes: watch::Receiver<Arc<Router>>,
+    limits: Limits,
+    stats: Arc<Stats>,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = crate::agent::backoff::Backoff::default();
     loop {
@@ -184,7 +189,10 @@ pub async fn serve(listener: TcpListener, router: Arc<Router>, limits: Limits, s
             reset(conn);
             continue;
         };
-        let (router, stats) = (router.clone(), stats.clone());
+        // The rules and healthy backends as they are now; a later change applies
+        // to later connections.
+        let router = routes.borrow().clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
             stats.active.fetch_add(1, Ordering::Relaxed);
             handle(conn, client, &router, &limits, &stats).await;

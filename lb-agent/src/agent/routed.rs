@@ -1,0 +1,160 @@
+//! The routed VIPs' listeners (the proxy path): bound at start, each serving with
+//! the rules of its config and the pools' backends that are up, which the owner
+//! task sends again whenever health, drain or a reload changes them.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::Ordering},
+};
+
+use socket2::{Domain, Socket, Type};
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::AgentError;
+use crate::{
+    config::{Config, routed::RoutedVip},
+    dataplane::BackendState,
+    proxy::{
+        names::Routes,
+        serve::{Limits, Otherwise, Pool, RouteBy, Router, Stats, serve},
+    },
+    status::RoutedStatus,
+};
+
+/// One routed VIP's listener.
+pub struct Listener {
+    pub config: RoutedVip,
+    stats: Arc<Stats>,
+    routes: watch::Sender<Arc<Router>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `vip`'s address and port even before the address is this node's (a VRRP
+/// backup: `IP_FREEBIND`), and serves it with `router`.
+pub fn listen(vip: &RoutedVip, router: Router) -> Result<Listener, AgentError> {
+    let at = SocketAddr::new(vip.address, vip.port);
+    let err = |what: &'static str| {
+        let name = vip.name.clone();
+        move |source: std::io::Error| AgentError::Routed {
+            vip: name,
+            what,
+            at,
+            source,
+        }
+    };
+    let socket = Socket::new(Domain::for_address(at), Type::STREAM, None).map_err(err("socket"))?;
+    socket
+        .set_reuse_address(true)
+        .map_err(err("SO_REUSEADDR"))?;
+    if at.is_ipv4() {
+        socket.set_freebind_v4(true).map_err(err("IP_FREEBIND"))?;
+    } else {
+        socket.set_freebind_v6(true).map_err(err("IPV6_FREEBIND"))?;
+    }
+    socket.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+    socket.bind(&at.into()).map_err(err("bind"))?;
+    socket.listen(1024).map_err(err("listen"))?;
+    let listener = tokio::net::TcpListener::from_std(socket.into())
+        .map_err(err("registering with the runtime"))?;
+    let stats = Arc::new(Stats::new(vip.pools.len()));
+    let (routes, rx) = watch::channel(Arc::new(router));
+    let limits = Limits {
+        inspect: vip.inspect_timeout,
+        connect: vip.connect_timeout,
+        idle: vip.idle_timeout,
+        first_bytes: crate::config::defaults::ROUTED_FIRST_BYTES,
+        max_connections: vip.max_connections as usize,
+    };
+    let task = tokio::spawn(serve(listener, rx, limits, stats.clone()));
+    Ok(Listener {
+        config: vip.clone(),
+        stats,
+        routes,
+        task,
+    })
+}
+
+/// The router of `vip` for backend states `state(service, backend index)` (the
+/// states the data plane would get: health, drain, backups).
+pub fn router(
+    config: &Config,
+    vip: &RoutedVip,
+    serving: impl Fn(&crate::config::VipConfig) -> Vec<BackendState>,
+) -> Result<Router, String> {
+    let mut pools = Vec::new();
+    for pool in &vip.pools {
+        let service = config
+            .vips
+            .iter()
+            .find(|v| v.name == pool.service)
+            .ok_or_else(|| format!("pool {} has no service", pool.service))?;
+        let up: Vec<(SocketAddr, u32)> = service
+            .backends
+            .iter()
+            .zip(serving(service))
+            .filter(|(_, s)| *s == BackendState::Up)
+            .map(|(b, _)| (SocketAddr::new(b.address, b.port), b.weight))
+            .collect();
+        pools.push(Pool::new(&pool.name, up, pool.send_proxy)?);
+    }
+    let rules = vip
+        .pools
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| p.names.iter().map(move |n| (n.clone(), i)));
+    Ok(Router {
+        by: vip.by,
+        routes: Routes::new(rules)?,
+        otherwise: vip.otherwise.map_or(Otherwise::Reset, Otherwise::Pool),
+        pools,
+    })
+}
+
+impl Listener {
+    /// Serves later connections with `router`.
+    pub fn update(&self, router: Router) {
+        self.routes.send_replace(Arc::new(router));
+    }
+
+    /// What `lb-agent status` and `/metrics` show of it.
+    pub fn status(&self) -> RoutedStatus {
+        let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let s = &self.stats;
+        RoutedStatus {
+            name: self.config.name.clone(),
+            address: self.config.address.to_string(),
+            port: self.config.port,
+            route_by: match self.config.by {
+                RouteBy::Sni => "sni",
+                RouteBy::Host => "host",
+            }
+            .into(),
+            active: n(&s.active),
+            connections: [
+                ("accepted", n(&s.accepted)),
+                ("no_match_reset", n(&s.no_match_reset)),
+                ("invalid", n(&s.invalid)),
+                ("inspect_timeout", n(&s.inspect_timeout)),
+                ("no_backend", n(&s.no_backend)),
+                ("connect_failed", n(&s.connect_failed)),
+                ("over_limit", n(&s.over_limit)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+            pools: self
+                .config
+                .pools
+                .iter()
+                .zip(&s.routed)
+                .map(|(p, c)| (p.name.clone(), n(c)))
+                .collect(),
+        }
+    }
+}

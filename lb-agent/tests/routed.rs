@@ -1,0 +1,288 @@
+//! Routed VIPs through the real agent: `lb-agent run` with a VIP routing on :443 by
+//! TLS server name and on :80 by HTTP host to two pools, whose backends are HAProxy
+//! (`accept-proxy`, TLS terminated there) in the backends' namespaces, answering with
+//! their name, the client address they read from our PROXY header, and the name
+//! asked for. The client is a real TLS client (rustls) in its own namespace, across
+//! the lab's veths. A pool follows its backends' health; the listeners' counters are
+//! in `/metrics`. Needs root and haproxy.
+
+mod common;
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::Duration,
+};
+
+use common::{AgentLab, BACKENDS, CLIENT, VIP, name};
+use lb_agent::lab::{Netns, lan_v4};
+
+const NAMES: [&str; 4] = ["*.a.lan", "a.lan", "*.b.lan", "b.lan"];
+
+struct Haproxy {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// HAProxy on backend `n`: TLS on 8443 and HTTP on 8080, both `accept-proxy`.
+fn haproxy(ns: &Netns, n: u8, pem: &str) -> Haproxy {
+    let dir = std::env::temp_dir().join(format!("lb-routed-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let pem_path = dir.join("site.pem");
+    std::fs::write(&pem_path, pem).expect("pem");
+    let ip = lan_v4(n);
+    let who = name(n);
+    let cfg = format!(
+        "global\n  log stdout format raw local0\n\
+         defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
+         frontend tls\n  bind {ip}:8443 accept-proxy ssl crt {}\n\
+         \x20 http-request return status 200 content-type text/plain lf-string \
+         \"{who} %[src] %[src_port] %[ssl_fc_sni]\"\n\
+         frontend http\n  bind {ip}:8080 accept-proxy\n\
+         \x20 http-request return status 200 content-type text/plain lf-string \
+         \"{who} %[src] %[src_port] %[req.hdr(host)]\"\n",
+        pem_path.display()
+    );
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg).expect("config");
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns.name(), "haproxy", "-db", "-f"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy");
+    Haproxy { child, dir }
+}
+
+fn config() -> String {
+    let vip = lan_v4(VIP);
+    let b = |n: u8, port: u16| {
+        format!(
+            "[[vip.pool.backend]]\naddress = \"{}\"\nport = {port}\n",
+            lan_v4(n)
+        )
+    };
+    let check = "[vip.pool.check]\ninterval = \"300ms\"\nfall = 2\nrise = 2\n";
+    format!(
+        "[[vip]]\nname = \"front-tls\"\naddress = \"{vip}\"\nport = 443\nroute_by = \"sni\"\n\
+         otherwise = \"reset\"\ninspect_timeout = \"1s\"\n\
+         [[vip.pool]]\nname = \"a\"\nnames = [\"*.a.lan\", \"a.lan\"]\nsend_proxy = \"v2\"\n{check}{}\
+         [[vip.pool]]\nname = \"b\"\nnames = [\"*.b.lan\", \"b.lan\"]\nsend_proxy = \"v1\"\n{check}{}{}\
+         [[vip]]\nname = \"front-http\"\naddress = \"{vip}\"\nport = 80\nroute_by = \"host\"\n\
+         otherwise = \"b\"\n\
+         [[vip.pool]]\nname = \"a\"\nnames = [\"*.a.lan\"]\nsend_proxy = \"v2\"\n{check}{}\
+         [[vip.pool]]\nname = \"b\"\nsend_proxy = \"v1\"\n{check}{}{}",
+        b(BACKENDS[0], 8443),
+        b(BACKENDS[1], 8443),
+        b(BACKENDS[2], 8443),
+        b(BACKENDS[0], 8080),
+        b(BACKENDS[1], 8080),
+        b(BACKENDS[2], 8080),
+    )
+}
+
+fn tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(pem.as_bytes()).expect("certificate"))
+        .expect("root");
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    )
+}
+
+/// A TLS request for `name` to the VIP; (body, client port) or the error.
+fn tls_get(config: &Arc<rustls::ClientConfig>, name: &str) -> Result<(String, u16), String> {
+    let server =
+        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
+    let mut conn =
+        rustls::ClientConnection::new(config.clone(), server).map_err(|e| e.to_string())?;
+    let mut sock =
+        TcpStream::connect_timeout(&SocketAddr::new(lan_v4(VIP), 443), Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
+    let port = sock.local_addr().map_err(|e| e.to_string())?.port();
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+    tls.write_all(
+        format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    tls.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok((
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+        port,
+    ))
+}
+
+fn http_get(host: &str) -> Result<(String, u16), String> {
+    let mut s =
+        TcpStream::connect_timeout(&SocketAddr::new(lan_v4(VIP), 80), Duration::from_secs(2))
+            .map_err(|e| e.to_string())?;
+    let port = s.local_addr().map_err(|e| e.to_string())?.port();
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok((
+        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
+        port,
+    ))
+}
+
+#[test]
+fn the_agent_routes_by_name_with_proxy_headers_and_health() {
+    let mut lab = AgentLab::new();
+    lab.write_config(&config());
+    let ck =
+        rcgen::generate_simple_self_signed(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("certificate");
+    let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
+    let mut servers: Vec<Option<Haproxy>> = (0..3)
+        .map(|i| Some(haproxy(&lab.backends[i].ns, BACKENDS[i], &pem)))
+        .collect();
+    lab.start();
+    lab.wait_for("pools healthy", Duration::from_secs(10), |s| {
+        ["front-tls/a", "front-tls/b", "front-http/a", "front-http/b"]
+            .iter()
+            .all(|n| s.vip(n).is_some_and(|v| v.up == v.total && v.total > 0))
+    });
+    assert!(
+        lab.log().contains("routed VIP front-tls: listening on"),
+        "{}",
+        lab.log()
+    );
+    let client = lan_v4(CLIENT).to_string();
+    let tls = tls_config(&ck.cert.pem());
+    let seen = lab
+        .client
+        .ns
+        .run({
+            let tls = tls.clone();
+            move || {
+                let mut out = Vec::new();
+                for name in ["x.a.lan", "a.lan", "y.b.lan", "b.lan", "z.b.lan", "w.b.lan"] {
+                    out.push((name, tls_get(&tls, name)));
+                }
+                out.push(("other.lan", tls_get(&tls, "other.lan")));
+                for host in ["web.a.lan", "B.lan", "unknown.lan"] {
+                    out.push((host, http_get(host)));
+                }
+                out
+            }
+        })
+        .expect("client");
+    for (name, got) in &seen {
+        eprintln!("{name}: {got:?}");
+    }
+    let body = |name: &str| {
+        seen.iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, r)| r.as_ref().ok())
+            .unwrap_or_else(|| panic!("{name}: {:?}", seen))
+            .clone()
+    };
+    // Pool a is backend 11; pool b backends 12 and 13. Each backend saw the client's
+    // own address and port and the name it asked for.
+    for name in ["x.a.lan", "a.lan"] {
+        let (b, port) = body(name);
+        assert_eq!(b, format!("{} {client} {port} {name}", common::name(11)));
+    }
+    for name in ["y.b.lan", "b.lan", "z.b.lan", "w.b.lan"] {
+        let (b, port) = body(name);
+        let from12 = format!("{} {client} {port} {name}", common::name(12));
+        let from13 = format!("{} {client} {port} {name}", common::name(13));
+        assert!(b == from12 || b == from13, "{name}: {b}");
+    }
+    assert!(
+        seen.iter().any(|(n, r)| *n == "other.lan" && r.is_err()),
+        "an unrouted name was served"
+    );
+    let (b, port) = body("web.a.lan");
+    assert_eq!(b, format!("{} {client} {port} web.a.lan", common::name(11)));
+    for host in ["B.lan", "unknown.lan"] {
+        let (b, _) = body(host);
+        assert!(
+            b.starts_with(&common::name(12)) || b.starts_with(&common::name(13)),
+            "{host}: {b}"
+        );
+    }
+
+    // Backend 12 stops: pool b takes only 13 once its checks say so.
+    servers[1] = None;
+    lab.wait_for("backend 12 down", Duration::from_secs(5), |s| {
+        s.vip("front-tls/b").is_some_and(|v| v.up == 1)
+    });
+    let after = lab
+        .client
+        .ns
+        .run(move || {
+            (0..6)
+                .map(|i| tls_get(&tls, &format!("n{i}.b.lan")))
+                .collect::<Vec<_>>()
+        })
+        .expect("client");
+    for r in &after {
+        let (b, _) = r.as_ref().expect("pool b after a backend went down");
+        assert!(b.starts_with(&common::name(13)), "{b}");
+    }
+
+    // The status (and /metrics) is refreshed once a second.
+    let b_total = "lb_routed_pool_connections_total{vip=\"front-tls\",pool=\"b\"} 10";
+    let start = std::time::Instant::now();
+    let metrics = loop {
+        let (code, metrics) = lab.http_get("/metrics", None);
+        assert_eq!(code, 200);
+        if metrics.contains(b_total) || start.elapsed() > Duration::from_secs(5) {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let line = |needle: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no {needle} in\n{metrics}"))
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(
+        line("lb_routed_pool_connections_total{vip=\"front-tls\",pool=\"a\"}"),
+        2.0
+    );
+    assert_eq!(
+        line("lb_routed_pool_connections_total{vip=\"front-tls\",pool=\"b\"}"),
+        10.0
+    );
+    assert_eq!(
+        line("lb_routed_connections_total{vip=\"front-tls\",outcome=\"no_match_reset\"}"),
+        1.0
+    );
+    assert_eq!(
+        line("lb_routed_pool_connections_total{vip=\"front-http\",pool=\"b\"}"),
+        2.0
+    );
+}
