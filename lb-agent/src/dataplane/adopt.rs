@@ -103,6 +103,8 @@ impl Dataplane {
                     meta: Some(meta),
                     backends: by_vip.remove(&meta.id).unwrap_or_default(),
                     table: Vec::new(),
+                    // Unknown: the first write of a table after adoption is whole.
+                    standby: None,
                     ring_input: Vec::new(),
                     snats: {
                         let first = (meta.id * MAX_SNAT_ADDRS) as usize;

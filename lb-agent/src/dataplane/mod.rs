@@ -31,7 +31,9 @@ pub use local::node_addresses;
 pub use mapset::{MapSet, PinnedMaps, typed};
 pub use pins::{Attached, PinLayout, detach_others};
 pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
-pub use services::{BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec};
+pub use services::{
+    BackendSpec, BackendState, Forwarding, LiveRing, NoBackend, Protocol, ServiceSpec,
+};
 pub use shapes::{MapShape, map_shapes};
 pub use simulate::{ClientFlow, Simulated};
 pub use sock_destroy::{DownBackend, close_balanced_sockets};

@@ -130,6 +130,9 @@ pub(super) struct Programmed {
     pub(super) backends: HashMap<BackendId, u32>,
     /// The live ring's content, to skip rewriting an unchanged table.
     pub(super) table: Vec<u32>,
+    /// The other ring's content when known (it was live before the last flip):
+    /// the next table is written there as the entries that differ, not whole.
+    pub(super) standby: Option<Vec<u32>>,
     /// What `table` was built from (each backend's name, weight in the ring and
     /// slot): the same input reuses it instead of building the table again.
     pub(super) ring_input: Vec<(String, u32, u32)>,
@@ -361,6 +364,7 @@ impl Dataplane {
                     backends: HashMap::new(),
                     table: Vec::new(),
                     ring_input: Vec::new(),
+                    standby: None,
                     snats: Vec::new(),
                 },
             );
@@ -477,11 +481,17 @@ impl Dataplane {
                 })
                 .collect(),
         };
-        let (id, mut ring, unchanged, previous) = match self.programmer.services.get(&sid) {
-            Some(p) => (p.id, p.ring, p.table == table, p.meta),
+        let (id, mut ring, unchanged, previous, standby) = match self.programmer.services.get(&sid)
+        {
+            Some(p) => (p.id, p.ring, p.table == table, p.meta, p.standby.clone()),
             None => return Ok(()),
         };
         if !unchanged {
+            // Unknown until this write is done: a failure half way leaves the next
+            // write whole.
+            if let Some(p) = self.programmer.services.get_mut(&sid) {
+                p.standby = None;
+            }
             ring ^= 1;
             let base = (id * 2 + ring) * self.caps.ring_size;
             let rings = self
@@ -494,11 +504,24 @@ impl Dataplane {
                     why: format!("map {MAP_RINGS} is not an array"),
                 });
             };
-            batch::set_u32_range(data, base, &table).map_err(|source| {
-                DataplaneError::MapWrite {
-                    name: MAP_RINGS,
-                    source,
+            // A change of a few backends moves a few entries: only those are
+            // written when the other ring's content is known.
+            let written = match standby.filter(|old| old.len() == table.len()) {
+                Some(old) => {
+                    let (keys, values): (Vec<u32>, Vec<u32>) = old
+                        .iter()
+                        .zip(&table)
+                        .enumerate()
+                        .filter(|(_, (was, now))| was != now)
+                        .map(|(i, (_, now))| (base + i as u32, *now))
+                        .unzip();
+                    batch::update(data, &keys, &values, 0).map(|_| ())
                 }
+                None => batch::set_u32_range(data, base, &table),
+            };
+            written.map_err(|source| DataplaneError::MapWrite {
+                name: MAP_RINGS,
+                source,
             })?;
         }
         let flags = match spec.forwarding {
@@ -556,8 +579,12 @@ impl Dataplane {
         vips.insert(key, meta, 0)
             .map_err(map_err(MAP_VIPS, "update"))?;
         if let Some(p) = self.programmer.services.get_mut(&sid) {
+            if p.ring != ring {
+                p.standby = Some(std::mem::replace(&mut p.table, table));
+            } else {
+                p.table = table;
+            }
             p.ring = ring;
-            p.table = table;
             p.ring_input = ring_input;
             p.meta = Some(meta);
             p.snats = snats;
@@ -648,6 +675,34 @@ impl Dataplane {
 
     /// Entries of a service's live Maglev ring per backend slot (`NO_BACKEND` for
     /// entries without one), from the agent's copy of the ring.
+    /// Forgets what the services' standby rings hold, so each next table is
+    /// written whole (benchmarks compare that with writing the changed entries).
+    pub fn forget_ring_contents(&mut self) {
+        for p in self.programmer.services.values_mut() {
+            p.standby = None;
+        }
+    }
+
+    /// The live ring of a service as the agent wrote it (its bookkeeping) and as
+    /// the map holds it (read back entry by entry): for tests.
+    pub fn live_ring(
+        &mut self,
+        vip: IpAddr,
+        port: u16,
+        protocol: Protocol,
+    ) -> Result<Option<LiveRing>, DataplaneError> {
+        let Some(p) = self.programmer.services.get(&(vip, port, protocol)) else {
+            return Ok(None);
+        };
+        let (table, base) = (p.table.clone(), (p.id * 2 + p.ring) * self.caps.ring_size);
+        let size = self.caps.ring_size;
+        let map: Array<&mut MapData, u32> = self.map_mut(MAP_RINGS)?;
+        let held = (base..base + size)
+            .map(|i| map.get(&i, 0).map_err(map_err(MAP_RINGS, "lookup")))
+            .collect::<Result<Vec<u32>, _>>()?;
+        Ok(Some(LiveRing { table, held }))
+    }
+
     pub fn ring_shares(&self, vip: IpAddr, port: u16, protocol: Protocol) -> HashMap<u32, u32> {
         let mut shares = HashMap::new();
         if let Some(p) = self.programmer.services.get(&(vip, port, protocol)) {
@@ -816,4 +871,11 @@ mod tests {
         assert!(s.node_local());
         assert!(validate(&[s], &Capacities::default()).is_ok());
     }
+}
+
+/// A service's live ring as the agent built it and as the map holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveRing {
+    pub table: Vec<u32>,
+    pub held: Vec<u32>,
 }

@@ -64,9 +64,12 @@ pub struct MaglevRow {
     /// in percent of the ideal.
     pub max_share_dev_pct: f64,
     /// `Dataplane::apply` of the service after one backend went down (table rebuilt,
-    /// the whole idle ring written with one map update per entry, VIP flipped to it),
-    /// median of the runs; `None` if the data plane could not be loaded.
+    /// the whole idle ring written, VIP flipped to it), median of the runs; `None`
+    /// if the data plane could not be loaded.
     pub apply_ms: Option<f64>,
+    /// The same with only the ring entries that changed written (what the agent
+    /// does once it knows the idle ring's content), in the same runs.
+    pub apply_changed_ms: Option<f64>,
 }
 
 /// Times the Maglev table build for 10, 100 and 1000 equal-weight backends at the
@@ -118,9 +121,12 @@ pub fn maglev_rebuild(quick: bool) -> Result<Vec<MaglevRow>> {
         let counts = maglev::slot_counts(&ring, n);
         let ideal = f64::from(ring_size) / n as f64;
         let largest = counts.iter().copied().max().unwrap_or(0);
-        let apply_ms = match dp.as_mut() {
-            Some(dp) => Some(time_apply(dp, spec, runs)?),
-            None => None,
+        let (apply_ms, apply_changed_ms) = match dp.as_mut() {
+            Some(dp) => {
+                let (whole, changed) = time_apply(dp, spec, runs)?;
+                (Some(whole), Some(changed))
+            }
+            None => (None, None),
         };
         let row = MaglevRow {
             backends: n,
@@ -128,12 +134,15 @@ pub fn maglev_rebuild(quick: bool) -> Result<Vec<MaglevRow>> {
             build_ms: median(&mut times),
             max_share_dev_pct: (f64::from(largest) - ideal) / ideal * 100.0,
             apply_ms,
+            apply_changed_ms,
         };
+        let show = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |a| format!("{a:.2} ms"));
         eprintln!(
-            "bench: maglev {n} backends: build {:.2} ms, apply {}, largest share +{:.2}%",
+            "bench: maglev {n} backends: build {:.2} ms, apply {} (whole ring), {} (changed \
+             entries), largest share +{:.2}%",
             row.build_ms,
-            row.apply_ms
-                .map_or_else(|| "n/a".to_string(), |a| format!("{a:.1} ms")),
+            show(row.apply_ms),
+            show(row.apply_changed_ms),
             row.max_share_dev_pct
         );
         rows.push(row);
@@ -169,26 +178,31 @@ fn maglev_service(n: usize) -> ServiceSpec {
     }
 }
 
-/// Applies `spec` once, then `runs` times with a different backend down each time
-/// (each apply changes the ring); the median of those, in ms. Removes the service
-/// afterwards.
-fn time_apply(dp: &mut Dataplane, spec: ServiceSpec, runs: usize) -> Result<f64> {
+/// Applies `spec` once, then `runs` times twice with a different backend down each
+/// time (each apply changes the ring): once with the idle ring's content forgotten
+/// (written whole), once as the agent runs (the changed entries written). The
+/// medians of both, in ms. Removes the service afterwards.
+fn time_apply(dp: &mut Dataplane, spec: ServiceSpec, runs: usize) -> Result<(f64, f64)> {
     let name = spec.name.clone();
     dp.apply(std::slice::from_ref(&spec))
         .map_err(|e| anyhow::anyhow!("apply {name}: {}", chain(&e)))?;
-    let mut times = Vec::with_capacity(runs);
-    for r in 0..runs {
-        let mut changed = spec.clone();
-        let down = r % changed.backends.len();
-        changed.backends[down].state = BackendState::Down;
+    let (mut whole, mut changed) = (Vec::with_capacity(runs), Vec::with_capacity(runs));
+    for r in 0..2 * runs {
+        let mut next = spec.clone();
+        let down = r % next.backends.len();
+        next.backends[down].state = BackendState::Down;
+        let forget = r % 2 == 0;
+        if forget {
+            dp.forget_ring_contents();
+        }
         let start = Instant::now();
-        dp.apply(&[changed])
+        dp.apply(&[next])
             .map_err(|e| anyhow::anyhow!("apply {name}: {}", chain(&e)))?;
-        times.push(ms(start));
+        if forget { &mut whole } else { &mut changed }.push(ms(start));
     }
     dp.apply(&[])
         .map_err(|e| anyhow::anyhow!("remove {name}: {}", chain(&e)))?;
-    Ok(median(&mut times))
+    Ok((median(&mut whole), median(&mut changed)))
 }
 
 // ---------------------------------------------------------------------------------

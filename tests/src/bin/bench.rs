@@ -20,6 +20,8 @@ struct Args {
     only: Vec<Peer>,
     out: PathBuf,
     quick: bool,
+    /// Only the Maglev rebuild and apply timings (`--maglev`).
+    maglev_only: bool,
 }
 
 fn args() -> Result<Args> {
@@ -32,6 +34,7 @@ fn args() -> Result<Args> {
         out: PathBuf::from("bench/latest"),
         quick: false,
         only: Vec::new(),
+        maglev_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -56,6 +59,7 @@ fn args() -> Result<Args> {
                 }
             }
             "--out" => a.out = PathBuf::from(value("--out")?),
+            "--maglev" => a.maglev_only = true,
             "--only" => {
                 let name = value("--only")?;
                 let peer = Peer::ALL
@@ -68,7 +72,7 @@ fn args() -> Result<Args> {
                 a.only.push(peer);
             }
             other => bail!(
-                "unknown argument {other} (expected --quick, --seconds N, --threads N, --out DIR, --only PEER)"
+                "unknown argument {other} (expected --quick, --seconds N, --threads N, --out DIR, --only PEER, --maglev)"
             ),
         }
     }
@@ -89,6 +93,20 @@ fn main() -> Result<()> {
     // balancer's threads are pinned to the other.
     pin(std::process::id(), ENDPOINT_CPU)?;
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+    if a.maglev_only {
+        // Only the control plane's Maglev rebuild and apply (no lab, no traffic).
+        eprintln!("bench: Maglev table builds and applies (10, 100, 1000 backends)");
+        for m in scale::maglev_rebuild(a.quick)? {
+            println!(
+                "maglev {} backends: build {:.2} ms, apply whole ring {} ms, changed entries {} ms",
+                m.backends,
+                m.build_ms,
+                m.apply_ms.map_or("-".into(), |v| format!("{v:.2}")),
+                m.apply_changed_ms.map_or("-".into(), |v| format!("{v:.2}"))
+            );
+        }
+        return Ok(());
+    }
     let peers: Vec<Peer> = if a.only.is_empty() {
         Peer::ALL.to_vec()
     } else {
@@ -314,16 +332,17 @@ fn stacked_report(
 fn scale_report(maglev: &[scale::MaglevRow], f: &scale::ScaleResult) -> String {
     use std::fmt::Write as _;
     let mut s = String::from(
-        "\n| Maglev backends | ring size | table build ms | apply to the maps ms | largest share off ideal |\n|---:|---:|---:|---:|---:|\n",
+        "\n| Maglev backends | ring size | table build ms | apply, whole ring written ms | apply, changed entries written ms | largest share off ideal |\n|---:|---:|---:|---:|---:|---:|\n",
     );
     for m in maglev {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {} | {:.2}% |",
+            "| {} | {} | {:.2} | {} | {} | {:.2}% |",
             m.backends,
             m.ring_size,
             m.build_ms,
-            m.apply_ms.map_or("-".into(), |v| format!("{v:.1}")),
+            m.apply_ms.map_or("-".into(), |v| format!("{v:.2}")),
+            m.apply_changed_ms.map_or("-".into(), |v| format!("{v:.2}")),
             m.max_share_dev_pct
         );
     }
