@@ -36,10 +36,19 @@ fn spec(name: &str, vip: u8, backends: &[(u8, u32, BackendState)]) -> ServiceSpe
 }
 
 fn check(dp: &mut Dataplane, s: &ServiceSpec, step: &str) {
-    let LiveRing { table, held } = dp
+    let LiveRing {
+        table,
+        held,
+        ring,
+        live,
+    } = dp
         .live_ring(s.vip, s.port, s.protocol)
         .expect("read the ring")
         .expect("a programmed service");
+    assert_eq!(
+        ring, live,
+        "{step}: the service names another ring than was written"
+    );
     assert_eq!(table.len(), held.len(), "{step}");
     let wrong = table.iter().zip(&held).filter(|(a, b)| a != b).count();
     assert_eq!(

@@ -165,8 +165,9 @@ impl Agent {
         for s in &mut specs {
             s.standby = standby.contains(&s.vip);
         }
-        self.dp.apply(&specs)?;
+        // The proxy's pools follow health even should a map write fail.
         self.update_routed();
+        self.dp.apply(&specs)?;
         self.standby = standby;
         self.log_local_backends();
         let mut states = HashMap::new();

@@ -203,6 +203,16 @@ pub(super) fn vip(
                 backends.push(b);
             }
         }
+        if raw_pool.backend.len() > lb_common::DEFAULT_MAX_BACKENDS as usize {
+            p.add(
+                &pat.key("backend"),
+                format!(
+                    "{} backends, at most {} in a pool",
+                    raw_pool.backend.len(),
+                    lb_common::DEFAULT_MAX_BACKENDS
+                ),
+            );
+        }
         if raw_pool.backend.is_empty() {
             p.add(
                 &pat.key("backend"),

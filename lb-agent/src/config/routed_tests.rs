@@ -140,4 +140,24 @@ fn routed_mistakes_are_named() {
          snat_address = \"198.18.1.2\"\n[[vip.backend]]\naddress = \"198.18.1.11\"\n"
     );
     has(&errors(&twice), "already a service of another [[vip]]");
+    // An every-port data-plane VIP of the same address would take the port first.
+    let every = format!(
+        "{ROUTED}\n[[vip]]\nname = \"all\"\naddress = \"198.18.1.10\"\nport = 0\n\
+         snat_address = \"198.18.1.2\"\n[vip.check]\nport = 80\n\
+         [[vip.backend]]\naddress = \"198.18.1.11\"\n"
+    );
+    has(
+        &errors(&every),
+        "vip[0].address: VIP all takes every TCP port",
+    );
+    // A tracker names the routed VIP instead of a pool.
+    let tracked = format!(
+        "{ROUTED}\n[[vrrp]]\nname = \"v\"\ninterface = \"eth0\"\nvrid = 1\npriority = 100\n\
+         addresses = [\"198.18.1.10/24\"]\n[[vrrp.track]]\nkind = \"vip_healthy\"\n\
+         vip = \"front\"\nweight = -50\n"
+    );
+    has(
+        &errors(&tracked),
+        "is a routed VIP: track one of its pools (front/a, front/b)",
+    );
 }

@@ -182,6 +182,8 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
     let mut services = HashSet::new();
     let base = agent.as_ref().map_or_else(d::timeouts, |a| a.timeouts);
     let mut routed = Vec::new();
+    // The [[vip]] each entry of `vips` came from (a routed VIP gives several).
+    let mut from = Vec::new();
     for (i, v) in f.vip.iter().enumerate() {
         let at = root.key("vip").index(i);
         if v.route_by.is_some() || !v.pool.is_empty() {
@@ -205,8 +207,9 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
                     );
                 }
             }
+            from.extend(std::iter::repeat_n(i, pools.len()));
             vips.extend(pools);
-            routed.push(listener);
+            routed.push((i, listener));
             continue;
         }
         if let Some(v) = vip(p, &at, v, base) {
@@ -225,13 +228,34 @@ pub fn file(p: &mut Problems, f: &raw::File) -> Option<Config> {
                     ),
                 );
             }
+            from.push(i);
             vips.push(v);
         }
     }
+    // An every-port service of the address would take the routed port's packets
+    // in the data plane before they reach the proxy.
+    for (i, r) in &routed {
+        if let Some(v) = vips.iter().find(|v| {
+            v.routed.is_none()
+                && v.address == r.address
+                && v.port == 0
+                && v.protocol == Protocol::Tcp
+        }) {
+            p.add(
+                &root.key("vip").index(*i).key("address"),
+                format!(
+                    "VIP {} takes every TCP port of {} in the data plane, port {} included: \
+                     give the routed VIP another address, or that VIP explicit ports",
+                    v.name, r.address, r.port
+                ),
+            );
+        }
+    }
+    let routed: Vec<_> = routed.into_iter().map(|(_, r)| r).collect();
     // Node-local VIPs exist only through the socket programs.
     let socket_lb_off = f.agent.as_ref().and_then(|a| a.socket_lb) == Some(false);
     if socket_lb_off {
-        for (i, v) in vips.iter().enumerate() {
+        for (v, &i) in vips.iter().zip(&from) {
             if v.node_local() {
                 p.add(
                     &root.key("vip").index(i).key("address"),

@@ -377,7 +377,22 @@ fn track(
                     Some(TrackKind::VipHealthy { vip: v.clone() })
                 }
                 Some(v) => {
-                    p.add(&at.key("vip"), format!("no [[vip]] is named \"{v}\""));
+                    let pools: Vec<&str> = vips
+                        .iter()
+                        .filter(|x| x.routed.as_ref().is_some_and(|r| &r.vip == v))
+                        .map(|x| x.name.as_str())
+                        .collect();
+                    if pools.is_empty() {
+                        p.add(&at.key("vip"), format!("no [[vip]] is named \"{v}\""));
+                    } else {
+                        p.add(
+                            &at.key("vip"),
+                            format!(
+                                "\"{v}\" is a routed VIP: track one of its pools ({})",
+                                pools.join(", ")
+                            ),
+                        );
+                    }
                     None
                 }
                 None => {

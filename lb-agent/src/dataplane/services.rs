@@ -481,17 +481,18 @@ impl Dataplane {
                 })
                 .collect(),
         };
-        let (id, mut ring, unchanged, previous, standby) = match self.programmer.services.get(&sid)
-        {
-            Some(p) => (p.id, p.ring, p.table == table, p.meta, p.standby.clone()),
+        let (id, mut ring, unchanged, previous) = match self.programmer.services.get(&sid) {
+            Some(p) => (p.id, p.ring, p.table == table, p.meta),
             None => return Ok(()),
         };
         if !unchanged {
-            // Unknown until this write is done: a failure half way leaves the next
-            // write whole.
-            if let Some(p) = self.programmer.services.get_mut(&sid) {
-                p.standby = None;
-            }
+            // Unknown until this write is done (taken): a failure half way leaves
+            // the next write whole.
+            let standby = self
+                .programmer
+                .services
+                .get_mut(&sid)
+                .and_then(|p| p.standby.take());
             ring ^= 1;
             let base = (id * 2 + ring) * self.caps.ring_size;
             let rings = self
@@ -673,8 +674,6 @@ impl Dataplane {
             .and_then(|p| p.backends.get(&(backend, backend_port)).copied())
     }
 
-    /// Entries of a service's live Maglev ring per backend slot (`NO_BACKEND` for
-    /// entries without one), from the agent's copy of the ring.
     /// Forgets what the services' standby rings hold, so each next table is
     /// written whole (benchmarks compare that with writing the changed entries).
     pub fn forget_ring_contents(&mut self) {
@@ -694,15 +693,25 @@ impl Dataplane {
         let Some(p) = self.programmer.services.get(&(vip, port, protocol)) else {
             return Ok(None);
         };
-        let (table, base) = (p.table.clone(), (p.id * 2 + p.ring) * self.caps.ring_size);
+        let (table, ring, key) = (p.table.clone(), p.ring, p.key);
+        let base = (p.id * 2 + p.ring) * self.caps.ring_size;
         let size = self.caps.ring_size;
+        let vips: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
+        let live = vips.get(&key, 0).map_err(map_err(MAP_VIPS, "lookup"))?.ring;
         let map: Array<&mut MapData, u32> = self.map_mut(MAP_RINGS)?;
         let held = (base..base + size)
             .map(|i| map.get(&i, 0).map_err(map_err(MAP_RINGS, "lookup")))
             .collect::<Result<Vec<u32>, _>>()?;
-        Ok(Some(LiveRing { table, held }))
+        Ok(Some(LiveRing {
+            table,
+            held,
+            ring,
+            live,
+        }))
     }
 
+    /// Entries of a service's live Maglev ring per backend slot (`NO_BACKEND` for
+    /// entries without one), from the agent's copy of the ring.
     pub fn ring_shares(&self, vip: IpAddr, port: u16, protocol: Protocol) -> HashMap<u32, u32> {
         let mut shares = HashMap::new();
         if let Some(p) = self.programmer.services.get(&(vip, port, protocol)) {
@@ -878,4 +887,7 @@ mod tests {
 pub struct LiveRing {
     pub table: Vec<u32>,
     pub held: Vec<u32>,
+    /// Which of the two rings the agent wrote last, and which one `VIPS` names.
+    pub ring: u32,
+    pub live: u32,
 }

@@ -6,8 +6,9 @@
 /// What the bytes so far say.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Hello {
-    /// Not complete yet: read more (within the bound and the inspect timeout).
-    NeedMore,
+    /// Not complete yet: nothing can change before the buffer holds this many
+    /// bytes (read more, within the bound and the inspect timeout).
+    NeedMore(usize),
     /// A complete ClientHello naming this server (lowercase, no trailing dot).
     Sni(String),
     /// A complete ClientHello without a server name (or with an empty one).
@@ -31,7 +32,7 @@ const MAX_RECORD: usize = 1 << 14;
 /// (records included): one that needs more is `Invalid`.
 pub fn parse(buf: &[u8], max: usize) -> Hello {
     let Some(&first) = buf.first() else {
-        return Hello::NeedMore;
+        return Hello::NeedMore(1);
     };
     if first != CONTENT_HANDSHAKE {
         return Hello::NotTls;
@@ -41,7 +42,7 @@ pub fn parse(buf: &[u8], max: usize) -> Hello {
     let mut at = 0;
     loop {
         let Some(header) = buf.get(at..at + RECORD_HEADER) else {
-            return more(buf, max);
+            return more(buf, max, at + RECORD_HEADER);
         };
         if header[0] != CONTENT_HANDSHAKE {
             return Hello::Invalid("a record other than handshake inside the ClientHello");
@@ -54,7 +55,7 @@ pub fn parse(buf: &[u8], max: usize) -> Hello {
             return Hello::Invalid("a record length out of range");
         }
         let Some(payload) = buf.get(at + RECORD_HEADER..at + RECORD_HEADER + len) else {
-            return more(buf, max);
+            return more(buf, max, at + RECORD_HEADER + len);
         };
         handshake.extend_from_slice(payload);
         at += RECORD_HEADER + len;
@@ -78,11 +79,12 @@ pub fn parse(buf: &[u8], max: usize) -> Hello {
     }
 }
 
-fn more(buf: &[u8], max: usize) -> Hello {
-    if buf.len() > max {
+/// More is needed, up to `need` bytes: beyond the bound it never comes.
+fn more(buf: &[u8], max: usize, need: usize) -> Hello {
+    if buf.len() > max || need > max {
         Hello::Invalid("a ClientHello larger than the bound")
     } else {
-        Hello::NeedMore
+        Hello::NeedMore(need)
     }
 }
 
@@ -206,7 +208,10 @@ mod tests {
         let hello = client_hello("App.Example.org");
         assert_eq!(parse(&hello, 16384), Hello::Sni("app.example.org".into()));
         for cut in 0..hello.len() {
-            assert_eq!(parse(&hello[..cut], 16384), Hello::NeedMore, "cut at {cut}");
+            match parse(&hello[..cut], 16384) {
+                Hello::NeedMore(n) => assert!(n > cut && n <= hello.len(), "cut at {cut}: {n}"),
+                other => panic!("cut at {cut}: {other:?}"),
+            }
         }
     }
 
@@ -227,9 +232,8 @@ mod tests {
             Hello::Sni("split.example.org".into())
         );
         for cut in 0..framed.len() {
-            assert_eq!(
-                parse(&framed[..cut], 16384),
-                Hello::NeedMore,
+            assert!(
+                matches!(parse(&framed[..cut], 16384), Hello::NeedMore(n) if n > cut),
                 "cut at {cut}"
             );
         }

@@ -2,7 +2,8 @@
 //! or an HTTP request's host) pick a pool, Maglev over the pool's backends picks
 //! one by the client's address and port, and the connection to it starts with the
 //! pool's PROXY header and the bytes read so far; then bytes flow both ways with
-//! half-close, an idle timeout and backpressure (tokio's `copy_bidirectional`).
+//! half-close, one idle timeout for both directions, backpressure (a side is read
+//! only as fast as the other takes it) and a reset passed on as a reset.
 //! Bounded everywhere: the first bytes by size and time, connects by time, the
 //! connections at once by a limit (beyond it a new one is closed at once).
 
@@ -12,7 +13,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use lb_common::{
@@ -32,8 +33,8 @@ use super::{
     proxy_header::{self, Version},
 };
 
-/// Ring entries per pool (a prime; pools are small).
-const POOL_RING: u32 = 1_021;
+/// Ring entries per pool (the data plane's: any pool size the config allows).
+const POOL_RING: u32 = lb_common::DEFAULT_RING_SIZE;
 
 /// What a routed listener looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,21 +223,35 @@ async fn handle(
     stats: &Stats,
 ) {
     let mut buf = Vec::with_capacity(2048);
+    // Parsed again only when it can say more: a ClientHello once the length it
+    // needs has arrived, a request head once a line has ended (a client sending a
+    // byte a segment costs one pass over the buffer, not one per byte).
+    let mut need = 1usize;
+    let mut new_line = false;
     let inspect = tokio::time::timeout(limits.inspect, async {
         loop {
             let seen = match router.by {
-                RouteBy::Sni => match client_hello::parse(&buf, limits.first_bytes) {
-                    Hello::NeedMore => None,
-                    Hello::Sni(n) => Some(Ok(Named::Name(n))),
-                    Hello::NoSni => Some(Ok(Named::Nothing)),
-                    Hello::NotTls | Hello::Invalid(_) => Some(Err(())),
-                },
-                RouteBy::Host => match http_host::parse(&buf, limits.first_bytes) {
-                    Head::NeedMore => None,
-                    Head::Host(h) => Some(Ok(Named::Name(h))),
-                    Head::NoHost => Some(Ok(Named::Nothing)),
-                    Head::Invalid(_) => Some(Err(())),
-                },
+                RouteBy::Sni if buf.len() >= need => {
+                    match client_hello::parse(&buf, limits.first_bytes) {
+                        Hello::NeedMore(n) => {
+                            need = n;
+                            None
+                        }
+                        Hello::Sni(n) => Some(Ok(Named::Name(n))),
+                        Hello::NoSni => Some(Ok(Named::Nothing)),
+                        Hello::NotTls | Hello::Invalid(_) => Some(Err(())),
+                    }
+                }
+                RouteBy::Host if new_line || buf.len() > limits.first_bytes => {
+                    new_line = false;
+                    match http_host::parse(&buf, limits.first_bytes) {
+                        Head::NeedMore => None,
+                        Head::Host(h) => Some(Ok(Named::Name(h))),
+                        Head::NoHost => Some(Ok(Named::Nothing)),
+                        Head::Invalid(_) => Some(Err(())),
+                    }
+                }
+                _ => None,
             };
             if let Some(s) = seen {
                 return Some(s);
@@ -244,7 +259,10 @@ async fn handle(
             let mut chunk = [0u8; 4096];
             match conn.read(&mut chunk).await {
                 Ok(0) | Err(_) => return None,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    new_line |= chunk[..n].contains(&b'\n');
+                    buf.extend_from_slice(&chunk[..n]);
+                }
             }
         }
     })
@@ -290,10 +308,12 @@ async fn handle(
     if let Some(v) = pool.send_proxy {
         buf.splice(0..0, proxy_header::header(v, client, to, authority));
     }
-    if upstream.write_all(&buf).await.is_err() {
+    let sent = tokio::time::timeout(limits.connect, upstream.write_all(&buf)).await;
+    if !matches!(sent, Ok(Ok(()))) {
         bump(&stats.connect_failed);
         return reset(conn);
     }
+    drop(buf);
     if let Some(c) = stats.routed.get(pool_index) {
         bump(c);
     }
@@ -302,32 +322,84 @@ async fn handle(
     relay(conn, upstream, limits.idle).await;
 }
 
-/// Moves bytes both ways until both sides are done (each half-close passed on) or
-/// nothing moved for `idle`.
+/// Moves bytes both ways until both sides are done (each half-close passed on),
+/// nothing moved either way for `idle`, or one side failed (then both are reset,
+/// so a backend's RST reaches the client as one).
 async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration) {
-    let (mut ar, mut aw) = a.split();
-    let (mut br, mut bw) = b.split();
-    let up = pipe(&mut ar, &mut bw, idle);
-    let down = pipe(&mut br, &mut aw, idle);
-    let _ = tokio::join!(up, down);
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let failed = {
+        let (mut ar, mut aw) = a.split();
+        let (mut br, mut bw) = b.split();
+        let up = pipe(&mut ar, &mut bw, idle, start, &last);
+        let down = pipe(&mut br, &mut aw, idle, start, &last);
+        tokio::pin!(up, down);
+        let (mut up_done, mut down_done) = (false, false);
+        loop {
+            tokio::select! {
+                r = &mut up, if !up_done => {
+                    if r.is_err() {
+                        break true;
+                    }
+                    up_done = true;
+                }
+                r = &mut down, if !down_done => {
+                    if r.is_err() {
+                        break true;
+                    }
+                    down_done = true;
+                }
+            }
+            if up_done && down_done {
+                break false;
+            }
+        }
+    };
+    if failed {
+        reset(a);
+        reset(b);
+    }
 }
 
-/// Copies `from` into `to` until EOF (then shuts `to` down for writing) or an error
-/// or `idle` without bytes.
+/// Milliseconds since `start`.
+fn since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Copies `from` into `to` until EOF (then shuts `to` down for writing) or an
+/// error. `last` is the time of the last bytes either way: a read waits as long as
+/// one direction or the other moved within `idle`; a write may wait `idle`.
 async fn pipe(
     from: &mut (impl AsyncReadExt + Unpin),
     to: &mut (impl AsyncWriteExt + Unpin),
     idle: Duration,
+    start: Instant,
+    last: &AtomicU64,
 ) -> std::io::Result<()> {
-    let mut chunk = vec![0u8; 64 * 1024];
+    let mut chunk = vec![0u8; 16 * 1024];
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
     loop {
-        let n = match tokio::time::timeout(idle, from.read(&mut chunk)).await {
+        let quiet = since(start).saturating_sub(last.load(Ordering::Relaxed));
+        let left = Duration::from_millis(idle_ms.saturating_sub(quiet).max(1));
+        let n = match tokio::time::timeout(left, from.read(&mut chunk)).await {
             Ok(r) => r?,
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Err(_) => {
+                let quiet = since(start).saturating_sub(last.load(Ordering::Relaxed));
+                if quiet >= idle_ms {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                // The other direction moved meanwhile: the connection is not idle.
+                continue;
+            }
         };
+        last.store(since(start), Ordering::Relaxed);
         if n == 0 {
             return to.shutdown().await;
         }
-        to.write_all(&chunk[..n]).await?;
+        match tokio::time::timeout(idle, to.write_all(&chunk[..n])).await {
+            Ok(r) => r?,
+            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+        }
+        last.store(since(start), Ordering::Relaxed);
     }
 }

@@ -39,6 +39,14 @@ impl NodeSeen {
     pub fn is_master(&self) -> bool {
         self.vrrp_state() == "MASTER"
     }
+
+    /// State changes of its VRRP instance so far.
+    fn transitions(&self) -> u64 {
+        self.status
+            .as_ref()
+            .and_then(|s| s.vrrp.first())
+            .map_or(0, |v| v.transitions)
+    }
 }
 
 /// Asks the agent behind `socket` for its status; `None` when it does not answer.
@@ -64,10 +72,17 @@ pub fn changes(before: &[NodeSeen], after: &[NodeSeen]) -> Vec<String> {
             } else {
                 ""
             };
+            // First seen as MASTER after more than one change: it was BACKUP in
+            // between (an election starts there), only between two readings.
+            let from = if b.vrrp_state() == "-" && a.is_master() && a.transitions() > 1 {
+                out.push(format!("{}: VRRP - -> BACKUP", a.name));
+                "BACKUP"
+            } else {
+                b.vrrp_state()
+            };
             out.push(format!(
-                "{}: VRRP {} -> {}{why}",
+                "{}: VRRP {from} -> {}{why}",
                 a.name,
-                b.vrrp_state(),
                 a.vrrp_state()
             ));
         }
