@@ -4,13 +4,15 @@
 //! (`src`, `src_port`, `dst`, `dst_port`, `fc_pp_authority`). Inside a namespace of
 //! the test's own. Needs root and haproxy.
 
+mod common;
+
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
+use common::haproxy::{HEAD, Haproxy};
 use lb_agent::{
     lab::Netns,
     proxy::proxy_header::{Version, header},
@@ -18,66 +20,13 @@ use lb_agent::{
 
 const PORT: u16 = 18_080;
 
-struct Haproxy {
-    child: Child,
-    _dir: tempdir::Dir,
-}
-
-mod tempdir {
-    /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
-
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn haproxy(ns: &Netns) -> Haproxy {
-    let dir = std::env::temp_dir().join(format!("lb-proxy-header-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let cfg = dir.join("haproxy.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "global\n  log stdout format raw local0\n\
-             defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
-             frontend f\n  bind 127.0.0.1:{PORT} accept-proxy\n  bind [::1]:{PORT} accept-proxy\n\
-             \x20 http-request return status 200 content-type text/plain lf-string \
-             \"%[src] %[src_port] %[dst] %[dst_port] %[fc_pp_authority]\"\n"
-        ),
-    )
-    .expect("config");
-    let check = Command::new("haproxy")
-        .arg("-c")
-        .arg("-f")
-        .arg(&cfg)
-        .output()
-        .expect("haproxy -c");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
+    let config = format!(
+        "{HEAD}frontend f\n  bind 127.0.0.1:{PORT} accept-proxy\n  bind [::1]:{PORT} accept-proxy\n\
+         \x20 http-request return status 200 content-type text/plain lf-string \
+         \"%[src] %[src_port] %[dst] %[dst_port] %[fc_pp_authority]\"\n"
     );
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "haproxy", "-db", "-f"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
-    Haproxy {
-        child,
-        _dir: tempdir::Dir(dir),
-    }
+    Haproxy::spawn(ns, "header", &config, &[])
 }
 
 /// Sends `head` then a request to HAProxy in `ns` at `at`; returns the body.

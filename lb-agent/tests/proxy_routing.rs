@@ -6,14 +6,16 @@
 //! silent clients) is closed and counted without disturbing the others. Needs root
 //! and haproxy.
 
+mod common;
+
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    process::{Child, Command, Stdio},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
+use common::haproxy::{HEAD, Haproxy};
 use lb_agent::{
     lab::Netns,
     proxy::{
@@ -29,68 +31,28 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
-struct Haproxy {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Two clusters, A on 127.0.0.11 and B on 127.0.0.12: TLS on 8443 and HTTP on
 /// 8080, each answering "<cluster> <client address> <client port> <name>".
 fn clusters(ns: &Netns) -> (Haproxy, String) {
-    let dir = std::env::temp_dir().join(format!("lb-proxy-routing-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
     let ck =
         rcgen::generate_simple_self_signed(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .expect("certificate");
-    let pem = dir.join("site.pem");
-    std::fs::write(
-        &pem,
-        format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem()),
-    )
-    .expect("pem");
-    let mut cfg = String::from(
-        "global\n  log stdout format raw local0\n\
-         defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n",
-    );
+    let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
+    let mut config = HEAD.to_string();
     for (c, ip) in [("A", "127.0.0.11"), ("B", "127.0.0.12")] {
-        cfg.push_str(&format!(
-            "frontend tls{c}\n  bind {ip}:8443 accept-proxy ssl crt {}\n\
+        config.push_str(&format!(
+            "frontend tls{c}\n  bind {ip}:8443 accept-proxy ssl crt {{dir}}/site.pem\n\
              \x20 http-request return status 200 content-type text/plain lf-string \
              \"{c} %[src] %[src_port] %[ssl_fc_sni]\"\n\
              frontend http{c}\n  bind {ip}:8080 accept-proxy\n\
              \x20 http-request return status 200 content-type text/plain lf-string \
-             \"{c} %[src] %[src_port] %[req.hdr(host)]\"\n",
-            pem.display()
+             \"{c} %[src] %[src_port] %[req.hdr(host)]\"\n"
         ));
     }
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("config");
-    let check = Command::new("haproxy")
-        .args(["-c", "-f"])
-        .arg(&path)
-        .output()
-        .expect("haproxy -c");
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "haproxy", "-db", "-f"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
-    (Haproxy { child, dir }, ck.cert.pem())
+    (
+        Haproxy::spawn(ns, "routing", &config, &[("site.pem", &pem)]),
+        ck.cert.pem(),
+    )
 }
 
 fn router(by: RouteBy, port: u16, otherwise: Otherwise) -> Router {

@@ -11,58 +11,31 @@ mod common;
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::Duration,
 };
 
-use common::{AgentLab, BACKENDS, CLIENT, VIP, name};
+use common::{
+    AgentLab, BACKENDS, CLIENT, VIP,
+    haproxy::{HEAD, Haproxy},
+    name,
+};
 use lb_agent::lab::{Netns, lan_v4};
 
 const NAMES: [&str; 4] = ["*.a.lan", "a.lan", "*.b.lan", "b.lan"];
 
-struct Haproxy {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// HAProxy on backend `n`: TLS on 8443 and HTTP on 8080, both `accept-proxy`.
 fn haproxy(ns: &Netns, n: u8, pem: &str) -> Haproxy {
-    let dir = std::env::temp_dir().join(format!("lb-routed-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let pem_path = dir.join("site.pem");
-    std::fs::write(&pem_path, pem).expect("pem");
-    let ip = lan_v4(n);
-    let who = name(n);
-    let cfg = format!(
-        "global\n  log stdout format raw local0\n\
-         defaults\n  mode http\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n\
-         frontend tls\n  bind {ip}:8443 accept-proxy ssl crt {}\n\
+    let (ip, who) = (lan_v4(n), name(n));
+    let config = format!(
+        "{HEAD}frontend tls\n  bind {ip}:8443 accept-proxy ssl crt {{dir}}/site.pem\n\
          \x20 http-request return status 200 content-type text/plain lf-string \
          \"{who} %[src] %[src_port] %[ssl_fc_sni]\"\n\
          frontend http\n  bind {ip}:8080 accept-proxy\n\
          \x20 http-request return status 200 content-type text/plain lf-string \
-         \"{who} %[src] %[src_port] %[req.hdr(host)]\"\n",
-        pem_path.display()
+         \"{who} %[src] %[src_port] %[req.hdr(host)]\"\n"
     );
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("config");
-    let child = Command::new("ip")
-        .args(["netns", "exec", ns.name(), "haproxy", "-db", "-f"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy");
-    Haproxy { child, dir }
+    Haproxy::spawn(ns, &format!("routed-{n}"), &config, &[("site.pem", pem)])
 }
 
 fn config() -> String {

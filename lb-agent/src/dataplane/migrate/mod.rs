@@ -449,10 +449,7 @@ fn copy<K: Pod + Default, A: Pod + Default, B: Pod>(
 
 /// Entries of the new object's map `name`.
 fn new_len(dp: &Dataplane, name: &str) -> u32 {
-    map_shapes(&dp.caps)
-        .iter()
-        .find(|s| s.name == name)
-        .map_or(0, |s| s.max_entries)
+    map_def(name).map_or(0, |d| dp.caps.entries(d.entries))
 }
 
 /// The new object's map `name`.
