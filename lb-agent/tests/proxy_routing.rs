@@ -15,7 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::haproxy::{HEAD, Haproxy};
+use common::{
+    clients::{self, tls_config},
+    haproxy::{HEAD, Haproxy},
+};
 use lb_agent::{
     lab::Netns,
     proxy::{
@@ -113,76 +116,6 @@ fn proxy(ns: &Netns, limits: Limits) -> (Arc<Stats>, Arc<Stats>) {
     (sni, host)
 }
 
-/// A TLS request for `name` through the proxy; the body, or the error.
-fn tls_get(pem: &str, name: &str, split: bool) -> Result<(String, u16), String> {
-    let mut roots = rustls::RootCertStore::empty();
-    let der = rustls_pemfile_cert(pem);
-    roots.add(der).map_err(|e| e.to_string())?;
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let server =
-        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
-    let mut conn =
-        rustls::ClientConnection::new(Arc::new(config), server).map_err(|e| e.to_string())?;
-    let mut sock = TcpStream::connect(addr("127.0.0.10:443")).map_err(|e| e.to_string())?;
-    let port = sock.local_addr().map_err(|e| e.to_string())?.port();
-    sock.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    sock.set_nodelay(true).map_err(|e| e.to_string())?;
-    if split {
-        // The ClientHello in three segments, 50 ms apart.
-        let mut hello = Vec::new();
-        while conn.wants_write() {
-            conn.write_tls(&mut hello).map_err(|e| e.to_string())?;
-        }
-        let third = hello.len() / 3;
-        for part in [
-            &hello[..third],
-            &hello[third..2 * third],
-            &hello[2 * third..],
-        ] {
-            sock.write_all(part).map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    tls.write_all(
-        format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    tls.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    Ok((
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-        port,
-    ))
-}
-
-fn rustls_pemfile_cert(pem: &str) -> rustls::pki_types::CertificateDer<'static> {
-    use rustls::pki_types::pem::PemObject;
-    rustls::pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("certificate PEM")
-}
-
-/// A plain HTTP request with `host`; the body.
-fn http_get(head: &[u8]) -> Result<(String, u16), String> {
-    let mut s = TcpStream::connect(addr("127.0.0.10:80")).map_err(|e| e.to_string())?;
-    let port = s.local_addr().map_err(|e| e.to_string())?.port();
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(head).map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    Ok((
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-        port,
-    ))
-}
-
 /// Raw bytes to a proxy port; whether it was closed on us (reset or EOF) and when.
 fn closed_after(port: u16, bytes: &[u8]) -> Duration {
     let start = Instant::now();
@@ -207,9 +140,11 @@ fn names_pick_the_cluster_and_the_backend_sees_the_client() {
     };
     let (_h, pem) = clusters(&ns);
     let (sni, host) = proxy(&ns, limits);
-    let pem2 = pem.clone();
+    let tls = tls_config(&pem);
+    let (v443, v80) = (addr("127.0.0.10:443"), addr("127.0.0.10:80"));
+    let tls_get = move |name: &str, split| clients::tls_get(&tls, v443, name, split);
+    let http_get = move |head: &[u8]| clients::http_get(v80, head);
     ns.run(move || {
-        let pem = pem2;
         // HAProxy up.
         let start = Instant::now();
         while TcpStream::connect(addr("127.0.0.12:8080")).is_err() {
@@ -226,15 +161,15 @@ fn names_pick_the_cluster_and_the_backend_sees_the_client() {
             ("y.b.lan", "B"),
             ("b.lan", "B"),
         ] {
-            let (body, port) = tls_get(&pem, name, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (body, port) = tls_get(name, false).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(body, format!("{cluster} 127.0.0.1 {port} {name}"), "{name}");
         }
         // A ClientHello in three segments routes the same.
-        let (body, port) = tls_get(&pem, "split.a.lan", true).expect("split ClientHello");
+        let (body, port) = tls_get("split.a.lan", true).expect("split ClientHello");
         assert_eq!(body, format!("A 127.0.0.1 {port} split.a.lan"));
         // No rule for the name: reset, no answer.
         assert!(
-            tls_get(&pem, "other.lan", false).is_err(),
+            tls_get("other.lan", false).is_err(),
             "an unrouted name was served"
         );
         // Host: the header picks the cluster; no match goes to the default (B).
@@ -268,7 +203,7 @@ fn names_pick_the_cluster_and_the_backend_sees_the_client() {
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(65536));
         closed_after(80, long.as_bytes());
         // Still serving.
-        let (body, _) = tls_get(&pem, "z.a.lan", false).expect("after the bad input");
+        let (body, _) = tls_get("z.a.lan", false).expect("after the bad input");
         assert!(body.starts_with("A 127.0.0.1 "), "{body}");
     })
     .expect("in the namespace");

@@ -8,15 +8,11 @@
 
 mod common;
 
-use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
-    sync::Arc,
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use common::{
     AgentLab, BACKENDS, CLIENT, VIP,
+    clients::{self, request_for, tls_config},
     haproxy::{HEAD, Haproxy},
     name,
 };
@@ -65,65 +61,6 @@ fn config() -> String {
     )
 }
 
-fn tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_slice(pem.as_bytes()).expect("certificate"))
-        .expect("root");
-    Arc::new(
-        rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth(),
-    )
-}
-
-/// A TLS request for `name` to the VIP; (body, client port) or the error.
-fn tls_get(config: &Arc<rustls::ClientConfig>, name: &str) -> Result<(String, u16), String> {
-    let server =
-        rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| e.to_string())?;
-    let mut conn =
-        rustls::ClientConnection::new(config.clone(), server).map_err(|e| e.to_string())?;
-    let mut sock =
-        TcpStream::connect_timeout(&SocketAddr::new(lan_v4(VIP), 443), Duration::from_secs(2))
-            .map_err(|e| e.to_string())?;
-    let port = sock.local_addr().map_err(|e| e.to_string())?.port();
-    sock.set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    tls.write_all(
-        format!("GET / HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    tls.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    Ok((
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-        port,
-    ))
-}
-
-fn http_get(host: &str) -> Result<(String, u16), String> {
-    let mut s =
-        TcpStream::connect_timeout(&SocketAddr::new(lan_v4(VIP), 80), Duration::from_secs(2))
-            .map_err(|e| e.to_string())?;
-    let port = s.local_addr().map_err(|e| e.to_string())?.port();
-    s.set_read_timeout(Some(Duration::from_secs(3)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    Ok((
-        out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string(),
-        port,
-    ))
-}
-
 #[test]
 fn the_agent_routes_by_name_with_proxy_headers_and_health() {
     let mut lab = AgentLab::new();
@@ -148,6 +85,13 @@ fn the_agent_routes_by_name_with_proxy_headers_and_health() {
     );
     let client = lan_v4(CLIENT).to_string();
     let tls = tls_config(&ck.cert.pem());
+    let (v443, v80) = (
+        SocketAddr::new(lan_v4(VIP), 443),
+        SocketAddr::new(lan_v4(VIP), 80),
+    );
+    let tls_get =
+        move |tls: &Arc<rustls::ClientConfig>, name: &str| clients::tls_get(tls, v443, name, false);
+    let http_get = move |host: &str| clients::http_get(v80, &request_for(host));
     let seen = lab
         .client
         .ns

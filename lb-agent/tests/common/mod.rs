@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod clients;
 pub mod haproxy;
 pub mod keepalived;
 pub mod servers;
