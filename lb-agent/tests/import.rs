@@ -237,14 +237,51 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
     assert_eq!(
         names,
         [
-            "https-in-1",
-            "https-in-2",
+            "https-in-1/nextcloud",
+            "https-in-1/ingress-https",
+            "https-in-2/nextcloud",
+            "https-in-2/ingress-https",
+            "http-in/nextcloud-http",
+            "http-in/ingress-http",
             "gitea-ssh",
             "vs-192.168.1.12-53"
         ]
     );
+    // The SNI frontend: a routed VIP per bind, its rule a pool, default_backend
+    // the otherwise, send-proxy-v2 the pool's PROXY header, inspect-delay its wait.
+    let routed: Vec<String> = c
+        .routed
+        .iter()
+        .map(|r| {
+            let pools: Vec<String> = r
+                .pools
+                .iter()
+                .map(|p| {
+                    let names: Vec<String> = p.names.iter().map(ToString::to_string).collect();
+                    format!("{}={}:{:?}", p.name, names.join("|"), p.send_proxy)
+                })
+                .collect();
+            format!(
+                "{} {}:{} {:?} otherwise={:?} inspect={:?} [{}]",
+                r.name,
+                r.address,
+                r.port,
+                r.by,
+                r.otherwise.map(|i| r.pools[i].name.as_str()),
+                r.inspect_timeout,
+                pools.join(", ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        routed,
+        [
+            "https-in-1 192.168.1.10:443 Sni otherwise=Some(\"ingress-https\") inspect=5s [nextcloud=cloud.home.example:None, ingress-https=:Some(V2)]",
+            "https-in-2 192.168.1.11:443 Sni otherwise=Some(\"ingress-https\") inspect=5s [nextcloud=cloud.home.example:None, ingress-https=:Some(V2)]",
+            "http-in 192.168.1.10:80 Host otherwise=Some(\"ingress-http\") inspect=60s [nextcloud-http=cloud.home.example:None, ingress-http=:None]",
+        ]
+    );
     let https = &c.vips[1];
-    assert_eq!(https.address.to_string(), "192.168.1.11");
     assert_eq!(https.check.kind, CheckKind::Tcp);
     assert_eq!(
         https.check.interval,
@@ -257,10 +294,10 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
         "the backup server"
     );
     assert!(https.backends[2].backup && !https.backends[1].backup);
-    let gitea = &c.vips[2];
+    let gitea = &c.vips[6];
     assert_eq!(gitea.backends[0].weight, 10);
     assert_eq!(format!("{:?}", gitea.backends[1].state), "Disabled");
-    let dns = &c.vips[3];
+    let dns = &c.vips[7];
     assert_eq!(
         format!("{:?} {:?}", dns.protocol, dns.forwarding),
         "Udp Dsr"
@@ -278,23 +315,10 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
         ("haproxy.cfg:7", "stats socket"),
         ("haproxy.cfg:23", "/stats"),
         ("haproxy.cfg:24", "stats refresh"),
-        ("haproxy.cfg:30", "tcp-request inspect-delay"),
-        ("haproxy.cfg:32", "SNI routing"),
-        (
-            "haproxy.cfg:35",
-            "frontend http-in (lines 35-41) is in mode http",
-        ),
+        ("haproxy.cfg:39", "http-request redirect"),
         ("haproxy.cfg:45", "stick-table"),
         ("haproxy.cfg:47", "tcp-request connection reject"),
         ("haproxy.cfg:51", "balance source"),
-        ("haproxy.cfg:53", "send-proxy-v2"),
-        ("haproxy.cfg:54", "send-proxy-v2"),
-        ("haproxy.cfg:55", "send-proxy-v2"),
-        ("haproxy.cfg:57", "backend nextcloud is not used"),
-        (
-            "haproxy.cfg:60",
-            "backend ingress-http (lines 60-62) is in mode http",
-        ),
         ("haproxy.cfg:69", "stick on src"),
         ("keepalived.conf:3", "mail alerts"),
         ("keepalived.conf:12", "watches HAProxy"),
@@ -309,10 +333,13 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
         }
         assert_warned(&err, at, what);
     }
-    // The http frontend is one warning: none for its acl, http-request and
-    // use_backend lines.
+    // What routing converted is not warned about: the inspect-delay, the accept
+    // of a ClientHello, the SNI and Host rules and acls, send-proxy-v2, the http
+    // sections but for their redirect.
     let at = warned_at(&err);
-    for line in 36..=41 {
+    for line in [
+        30, 31, 32, 35, 36, 37, 38, 40, 41, 53, 54, 55, 57, 60, 61, 62, 64, 65, 66,
+    ] {
         assert!(
             !at.contains(&format!("haproxy.cfg:{line}")),
             "line {line} warned:\n{err}"

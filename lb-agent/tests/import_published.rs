@@ -407,3 +407,67 @@ fn haproxy_edge_cases_keep_haproxy_s_meaning() {
     );
     assert!(!err.contains("error"), "{err}");
 }
+
+#[test]
+fn the_homelab_front_door_s_sni_and_host_rules_become_routed_vips() {
+    let (c, err, text) = imported(
+        "front-door",
+        &["--haproxy", "haproxy.cfg", "--interface", "eth0"],
+    );
+    let routed: Vec<String> = c
+        .routed
+        .iter()
+        .map(|r| {
+            let pools: Vec<String> = r
+                .pools
+                .iter()
+                .map(|p| {
+                    let names: Vec<String> = p.names.iter().map(ToString::to_string).collect();
+                    format!("{}=[{}]{:?}", p.name, names.join(" "), p.send_proxy)
+                })
+                .collect();
+            format!(
+                "{}:{} {:?} otherwise={:?} inspect={:?} connect={:?} idle={:?} max={} {}",
+                r.address,
+                r.port,
+                r.by,
+                r.otherwise.map(|i| r.pools[i].name.as_str()),
+                r.inspect_timeout,
+                r.connect_timeout,
+                r.idle_timeout,
+                r.max_connections,
+                pools.join(" ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        routed,
+        [
+            "192.0.2.10:443 Sni otherwise=Some(\"fallback-tls\") inspect=5s connect=4s idle=3600s max=5000 \
+             cluster-a-tls=[a.lan *.a.lan]Some(V2) cluster-b-tls=[b.lan *.b.lan shared.lan]Some(V1) fallback-tls=[]Some(V2)",
+            "192.0.2.10:80 Host otherwise=Some(\"cluster-b-http\") inspect=10s connect=4s idle=3600s max=10000 \
+             cluster-a-http=[a.lan www.a.lan]Some(V1) cluster-b-http=[b.lan *.b.lan]Some(V2)",
+        ],
+        "{text}"
+    );
+    // What a routed VIP cannot say is warned at its line; what it says is not.
+    assert_warned(
+        &err,
+        "haproxy.cfg:29",
+        "HAProxy never routes old.a.lan here",
+    );
+    assert_warned(&err, "haproxy.cfg:30", "`-m beg`");
+    assert_warned(&err, "haproxy.cfg:36", "send_proxy");
+    assert_warned(&err, "haproxy.cfg:51", "backend legacy-tls is not used");
+    assert_warned(&err, "haproxy.cfg:63", "X-Cluster");
+    let at = warned_at(&err);
+    for line in (18..=28).chain([31, 33, 34, 35]).chain(38..=62) {
+        if line == 51 {
+            continue;
+        }
+        assert!(
+            !at.contains(&format!("haproxy.cfg:{line}")),
+            "line {line} warned:\n{err}"
+        );
+    }
+}

@@ -9,6 +9,7 @@ use super::{
     Options,
     model::{AgentPlan, Plan, Service, VipPlan, VrrpPlan},
     proxy::{Bind, BindAddr},
+    routed,
     stats::Stats,
     warning::{Diagnostics, Loc},
 };
@@ -116,7 +117,7 @@ pub fn plan(
                     "a loopback address: a node-local VIP, served to this node's own connects by the socket programs ([agent] socket_lb)",
                 );
             }
-            let snat_address = if s.forwarding == "nat" && !node_local {
+            let snat_address = if s.forwarding == "nat" && !node_local && s.routing.is_none() {
                 let snat = snat(address, &instances, opts);
                 match snat {
                     Some((a, note)) => {
@@ -159,6 +160,12 @@ pub fn plan(
                 notes,
                 check: s.check.clone(),
                 backends,
+                routing: s.routing.clone().map(|mut r| {
+                    for pool in &mut r.pools {
+                        routed::with_ports(&mut pool.backends, b.port);
+                    }
+                    r
+                }),
             });
         }
     }

@@ -5,7 +5,9 @@ use std::{fmt::Write as _, net::IpAddr, time::Duration};
 
 use crate::config::duration;
 
-use super::model::{BackendPlan, CheckPlan, Notes, Plan, TrackPlan, VipPlan, VrrpPlan};
+use super::model::{
+    BackendPlan, CheckPlan, Notes, Plan, PoolPlan, RoutingPlan, TrackPlan, VipPlan, VrrpPlan,
+};
 
 /// A TOML basic string.
 pub fn string(s: &str) -> String {
@@ -144,6 +146,10 @@ fn vip(out: &mut String, v: &VipPlan) {
     t.key("name", string(&v.name));
     t.key("address", ip(v.address));
     t.key("port", v.port.to_string());
+    if let Some(r) = &v.routing {
+        routed(out, r);
+        return;
+    }
     t.key("protocol", string(v.protocol));
     t.key("forwarding", string(v.forwarding));
     t.opt("snat_address", v.snat_address, ip);
@@ -151,16 +157,56 @@ fn vip(out: &mut String, v: &VipPlan) {
         t.key("all_backups", "true".into());
     }
     out.push('\n');
-    check(out, &v.check);
+    check(out, "[vip.check]", &v.check);
     for b in &v.backends {
         out.push('\n');
-        backend(out, b);
+        backend(out, "[[vip.backend]]", b);
     }
 }
 
-fn check(out: &mut String, c: &CheckPlan) {
+/// The rest of a routed VIP's table, and its pools.
+fn routed(out: &mut String, r: &RoutingPlan) {
+    let mut t = Table {
+        out,
+        notes: &r.notes,
+    };
+    t.key("route_by", string(r.by));
+    t.key(
+        "otherwise",
+        string(r.otherwise.as_deref().unwrap_or("reset")),
+    );
+    t.opt("inspect_timeout", r.inspect_timeout, dur);
+    t.opt("connect_timeout", r.connect_timeout, dur);
+    t.opt("idle_timeout", r.idle_timeout, dur);
+    t.opt("max_connections", r.max_connections, |n| n.to_string());
+    for p in &r.pools {
+        out.push('\n');
+        pool(out, p);
+    }
+}
+
+fn pool(out: &mut String, p: &PoolPlan) {
+    Table::header(out, &p.comments, "[[vip.pool]]", None);
+    let mut t = Table {
+        out,
+        notes: &p.notes,
+    };
+    t.key("name", string(&p.name));
+    if !p.names.is_empty() {
+        t.key("names", strings(&p.names));
+    }
+    t.opt("send_proxy", p.send_proxy, string);
+    out.push('\n');
+    check(out, "[vip.pool.check]", &p.check);
+    for b in &p.backends {
+        out.push('\n');
+        backend(out, "[[vip.pool.backend]]", b);
+    }
+}
+
+fn check(out: &mut String, header: &str, c: &CheckPlan) {
     let origin = (!c.origin.is_empty()).then_some(c.origin.as_str());
-    Table::header(out, &[], "[vip.check]", origin);
+    Table::header(out, &[], header, origin);
     let mut t = Table {
         out,
         notes: &c.notes,
@@ -181,8 +227,8 @@ fn check(out: &mut String, c: &CheckPlan) {
     t.opt("sni", c.sni.as_deref(), string);
 }
 
-fn backend(out: &mut String, b: &BackendPlan) {
-    Table::header(out, &[], "[[vip.backend]]", Some(&b.origin));
+fn backend(out: &mut String, header: &str, b: &BackendPlan) {
+    Table::header(out, &[], header, Some(&b.origin));
     let mut t = Table {
         out,
         notes: &b.notes,

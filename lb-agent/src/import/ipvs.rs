@@ -59,6 +59,7 @@ pub fn virtual_server(n: &Node, file: &str, d: &mut Diagnostics) -> Option<Servi
         notes: Notes::default(),
         check: CheckPlan::default(),
         backends: Vec::new(),
+        routing: None,
     };
     let mut interval = None;
     let mut sorry = None;

@@ -18,6 +18,8 @@ mod ipvs;
 mod keepalived;
 mod model;
 mod proxy;
+mod routed;
+mod routing;
 mod server;
 mod service;
 mod stats;
@@ -168,7 +170,18 @@ pub fn convert(
     }
     let summary = Summary {
         vips: plan.vips.len(),
-        backends: plan.vips.iter().map(|v| v.backends.len()).sum(),
+        backends: plan
+            .vips
+            .iter()
+            .map(|v| {
+                v.backends.len()
+                    + v.routing
+                        .iter()
+                        .flat_map(|r| &r.pools)
+                        .map(|p| p.backends.len())
+                        .sum::<usize>()
+            })
+            .sum(),
         vrrp_instances: plan.vrrp.len(),
         warnings: d.warning_count(),
     };

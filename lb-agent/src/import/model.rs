@@ -82,6 +82,36 @@ pub struct Service {
     pub notes: Notes,
     pub check: CheckPlan,
     pub backends: Vec<BackendPlan>,
+    /// A routed VIP (by TLS server name or HTTP Host): its pools instead of
+    /// `check` and `backends`.
+    pub routing: Option<RoutingPlan>,
+}
+
+/// What a routed VIP adds: how it picks a pool, its timeouts, its pools.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutingPlan {
+    /// "sni" / "host".
+    pub by: &'static str,
+    /// A pool's name, or None: reset.
+    pub otherwise: Option<String>,
+    pub inspect_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    pub max_connections: Option<i64>,
+    pub notes: Notes,
+    pub pools: Vec<PoolPlan>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolPlan {
+    pub comments: Vec<String>,
+    pub name: String,
+    pub names: Vec<String>,
+    /// "v1" / "v2".
+    pub send_proxy: Option<&'static str>,
+    pub notes: Notes,
+    pub check: CheckPlan,
+    pub backends: Vec<BackendPlan>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +127,7 @@ pub struct VipPlan {
     pub notes: Notes,
     pub check: CheckPlan,
     pub backends: Vec<BackendPlan>,
+    pub routing: Option<RoutingPlan>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

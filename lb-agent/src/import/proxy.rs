@@ -1,13 +1,18 @@
 //! HAProxy sections read into proxies: `defaults` pass their settings to the
 //! proxies after them, `frontend`/`listen` give binds and a backend, `backend`/
-//! `listen` give servers and checks. Sections in mode http are skipped whole, a
-//! stats listener becomes `[agent]` settings, every other directive is warned about.
+//! `listen` give servers and checks. A frontend's `acl`s and conditional
+//! `use_backend` rules are kept for `routed.rs` (a routed VIP), with the warnings
+//! they get if it is not one. Sections in mode http are read with their warnings
+//! held: they apply if the section routes by Host (or is a pool of one that does),
+//! otherwise the section is skipped whole. A stats listener becomes `[agent]`
+//! settings, every other directive is warned about.
 
 use std::{collections::HashMap, net::IpAddr, time::Duration};
 
 use super::{
     check_rules::{self, CheckOption, CheckRules},
     haproxy::{Line, Section, SectionKind, time},
+    routing::{self, Acl, Rule},
     server::{self, AddressProblem, Server, ServerOpts},
     stats::{self, Stats},
     warning::{Diagnostics, Loc},
@@ -30,6 +35,16 @@ pub struct Settings {
     pub all_backups: Option<usize>,
     /// `default_backend` and its line.
     pub default_backend: Option<(String, usize)>,
+    /// `timeout client`, `server`, `tunnel`, `http-request` and their lines (a
+    /// routed VIP's idle and inspect timeouts).
+    pub timeout_client: Option<(Duration, usize)>,
+    pub timeout_server: Option<(Duration, usize)>,
+    pub timeout_tunnel: Option<(Duration, usize)>,
+    pub timeout_http_request: Option<(Duration, usize)>,
+    /// `tcp-request inspect-delay` and its line.
+    pub inspect_delay: Option<(Duration, usize)>,
+    /// `maxconn` (of a frontend) and its line.
+    pub maxconn: Option<(i64, usize)>,
 }
 
 /// The address families a wildcard bind listens on.
@@ -70,7 +85,18 @@ pub struct Bind {
     pub port: u16,
 }
 
-/// A frontend, backend or listen section in mode tcp.
+/// A section in a mode other than tcp (http).
+#[derive(Clone, Debug)]
+pub struct OtherMode {
+    pub mode: String,
+    /// The `mode` line.
+    pub line: usize,
+    pub end_line: usize,
+    /// The section's warnings, held until it is known to be converted.
+    pub held: Diagnostics,
+}
+
+/// A frontend, backend or listen section in mode tcp (or http, see `OtherMode`).
 #[derive(Clone, Debug)]
 pub struct Proxy {
     pub kind: SectionKind,
@@ -84,6 +110,15 @@ pub struct Proxy {
     /// Lines of `server` entries dropped for errors (so the section is not
     /// reported as having no servers).
     pub dropped_servers: usize,
+    pub acls: Vec<Acl>,
+    /// Conditional `use_backend` rules, in order.
+    pub rules: Vec<Rule>,
+    /// Lines of `tcp-request content accept if` a ClientHello (or HTTP) arrived.
+    pub hello_accepts: Vec<usize>,
+    /// The warnings of the lines above if the frontend is not a routed VIP.
+    pub pending: Vec<(usize, String)>,
+    /// Set when the section is in mode http.
+    pub other_mode: Option<OtherMode>,
 }
 
 impl Proxy {
@@ -105,8 +140,8 @@ impl Proxy {
 pub struct Haproxy {
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
-    /// Names of backends/listens skipped (mode http, disabled): a frontend using
-    /// one says so.
+    /// Names of backends/listens skipped (disabled, or in a mode neither tcp nor
+    /// http): a frontend using one says so.
     pub skipped: HashMap<String, String>,
     /// `ssl-server-verify` of `global`: whether servers' TLS is verified unless their
     /// `verify` says (HAProxy's default: required).
@@ -209,6 +244,7 @@ fn proxy(s: &Section, base: Settings, file: &str, d: &mut Diagnostics, out: &mut
     }
     if let Some((m, line)) = &mode
         && m != "tcp"
+        && m != "http"
     {
         d.warn(
             at,
@@ -236,6 +272,15 @@ fn proxy(s: &Section, base: Settings, file: &str, d: &mut Diagnostics, out: &mut
             .insert(name, format!("it is disabled ({file}:{})", l.number));
         return;
     }
+    let mut other_mode = mode
+        .as_ref()
+        .filter(|(m, _)| m == "http")
+        .map(|(m, line)| OtherMode {
+            mode: m.clone(),
+            line: *line,
+            end_line: s.end_line,
+            held: Diagnostics::default(),
+        });
     let mut p = Proxy {
         kind: s.kind.clone(),
         name,
@@ -245,10 +290,20 @@ fn proxy(s: &Section, base: Settings, file: &str, d: &mut Diagnostics, out: &mut
         use_backend: None,
         servers: Vec::new(),
         dropped_servers: 0,
+        acls: Vec::new(),
+        rules: Vec::new(),
+        hello_accepts: Vec::new(),
+        pending: Vec::new(),
+        other_mode: None,
+    };
+    let d = match other_mode.as_mut() {
+        Some(o) => &mut o.held,
+        None => d,
     };
     for l in &s.lines {
         directive(&mut Role::Proxy(&mut p), s.line, l, at.at(l.number), d);
     }
+    p.other_mode = other_mode;
     out.proxies.push(p);
 }
 
@@ -344,13 +399,33 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
                 // 0 means unset in HAProxy: `inter` then.
                 role.settings().timeout_check = (!value.is_zero()).then_some((value, l.number));
             } else {
-                if l.word(1) == "connect" && role.backend_side() {
-                    role.settings().timeout_connect =
-                        (!value.is_zero()).then_some((value, l.number));
-                }
+                let set = (!value.is_zero()).then_some((value, l.number));
+                let routed = match l.word(1) {
+                    "connect" if role.backend_side() => {
+                        role.settings().timeout_connect = set;
+                        "; a routed VIP's connect_timeout takes it"
+                    }
+                    "client" => {
+                        role.settings().timeout_client = set;
+                        "; a routed VIP's idle_timeout takes `timeout tunnel`, or else the longer of `timeout client` and `timeout server`"
+                    }
+                    "server" => {
+                        role.settings().timeout_server = set;
+                        "; a routed VIP's idle_timeout takes `timeout tunnel`, or else the longer of `timeout client` and `timeout server`"
+                    }
+                    "tunnel" => {
+                        role.settings().timeout_tunnel = set;
+                        "; a routed VIP's idle_timeout takes it"
+                    }
+                    "http-request" => {
+                        role.settings().timeout_http_request = set;
+                        "; a routed VIP by Host takes it as inspect_timeout"
+                    }
+                    _ => "",
+                };
                 d.warn(
                     at,
-                    format!("`{text}` not converted: lb-agent never closes a connection; its flows' idle lifetimes go by TCP state ([agent.timeouts]: established 3 h, closed 30-120 s)"),
+                    format!("`{text}` not converted for the data plane: lb-agent never closes a connection; its flows' idle lifetimes go by TCP state ([agent.timeouts]: established 3 h, closed 30-120 s){routed}"),
                 );
             }
         }
@@ -409,10 +484,20 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
                 } else {
                     "a condition needs the connection inspected, and the data plane does not"
                 };
-                d.warn(
-                    at,
-                    format!("`{text}` not converted: {why}; lb-agent sends every connection of a VIP to one backend set (here the default_backend)"),
-                );
+                let message = format!("`{text}` not converted: {why}; lb-agent sends every connection of a VIP to one backend set (here the default_backend)");
+                match role {
+                    Role::Proxy(p) if matches!(l.word(2), "if" | "unless") => {
+                        p.rules.push(Rule {
+                            backend: l.word(1).to_string(),
+                            line: l.number,
+                            text: text.clone(),
+                            unless: l.word(2) == "unless",
+                            condition: l.words[3..].to_vec(),
+                        });
+                        p.pending.push((l.number, message));
+                    }
+                    _ => d.warn(at, message),
+                }
             } else if let Role::Proxy(p) = role {
                 if p.use_backend.is_none() {
                     p.use_backend = Some((l.word(1).to_string(), l.number));
@@ -423,14 +508,48 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
                 nowhere(d, "use_backend in defaults");
             }
         }
-        "acl" => nowhere(d, "ACLs: connections are not inspected at L4"),
+        "acl" => {
+            let message = format!("`{text}` not converted: ACLs: connections are not inspected at L4");
+            match role {
+                Role::Proxy(p) => {
+                    p.acls.push(Acl {
+                        name: l.word(1).to_string(),
+                        line: l.number,
+                        words: l.words.get(2..).unwrap_or_default().to_vec(),
+                    });
+                    p.pending.push((l.number, message));
+                }
+                Role::Defaults(_) => d.warn(at, message),
+            }
+        }
         "tcp-request" => {
             let why = if text.contains("req.ssl_sni") || text.contains("req_ssl_sni") {
                 "SNI routing needs the TLS ClientHello; the data plane does not read payloads"
             } else {
                 "connections are not inspected or filtered at L4"
             };
-            nowhere(d, why)
+            let message = format!("`{text}` not converted: {why}");
+            let delay = (l.word(1) == "inspect-delay").then(|| time(l.word(2))).flatten();
+            match role {
+                Role::Proxy(p) if delay.is_some() => {
+                    p.settings.inspect_delay = delay.map(|t| (t, l.number));
+                    p.pending.push((l.number, message));
+                }
+                Role::Proxy(p)
+                    if l.word(1) == "content"
+                        && l.word(2) == "accept"
+                        && l.word(3) == "if"
+                        && routing::waits_for_hello(&l.words[4..], &p.acls) =>
+                {
+                    p.hello_accepts.push(l.number);
+                    p.pending.push((l.number, message));
+                }
+                Role::Defaults(s) if delay.is_some() => {
+                    s.inspect_delay = delay.map(|t| (t, l.number));
+                    d.warn(at, format!("{message} (a routed VIP's inspect_timeout takes it)"));
+                }
+                _ => d.warn(at, message),
+            }
         }
         "tcp-response" => nowhere(d, "responses are not inspected at L4"),
         "http-request" | "http-response" | "http-after-response" | "redirect" | "errorfile"
@@ -447,6 +566,21 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
             d,
             "stickiness: a client's flow stays on its backend through the flow table, and Maglev keeps most clients on theirs when backends change, but there are no stick tables",
         ),
+        "maxconn" if role.frontend_side() => {
+            let message = format!("`{text}` not converted: the data plane sets no connection limits");
+            let n = l.word(1).parse::<i64>().ok();
+            match role {
+                Role::Proxy(p) if n.is_some() => {
+                    p.settings.maxconn = n.map(|n| (n, l.number));
+                    p.pending.push((l.number, message));
+                }
+                Role::Defaults(s) if n.is_some() => {
+                    s.maxconn = n.map(|n| (n, l.number));
+                    d.warn(at, format!("{message} (a routed VIP's max_connections takes it)"));
+                }
+                _ => d.warn(at, message),
+            }
+        }
         "maxconn" | "fullconn" | "rate-limit" | "backlog" => {
             nowhere(d, "the data plane sets no connection limits")
         }
@@ -472,14 +606,15 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
 
 fn option(l: &Line, text: &str, at: Loc<'_>, d: &mut Diagnostics) {
     let why = match l.word(1) {
-        "forwardfor"
-        | "http-server-close"
+        "forwardfor" | "originalto" => {
+            "requests pass unchanged (no X-Forwarded-For); a routed VIP's pool with send_proxy tells the backend the client's address (proxy_protocol on the ingress)"
+        }
+        "http-server-close"
         | "httpclose"
         | "http-keep-alive"
         | "http-pretend-keepalive"
         | "http-use-htx"
         | "http-buffer-request"
-        | "originalto"
         | "http-no-delay"
         | "http-ignore-probes"
         | "http-use-proxy-header"
@@ -741,24 +876,34 @@ mod tests {
     }
 
     #[test]
-    fn defaults_pass_on_and_http_sections_are_skipped() {
-        let text = "defaults\n  mode tcp\n  timeout client 30s\n  default-server inter 3s fall 2\n  option httpchk GET /ready\n\nfrontend web\n  mode http\n  bind :80\n  acl a path_beg /x\n  use_backend b if a\n\nlisten api\n  bind 10.0.0.5:6443\n  server s1 10.0.0.11:6443 check\n";
+    fn defaults_pass_on_and_http_sections_are_held() {
+        let text = "defaults\n  mode tcp\n  timeout client 30s\n  default-server inter 3s fall 2\n  option httpchk GET /ready\n\nfrontend web\n  mode http\n  bind :80\n  acl a path_beg /x\n  http-request deny if a\n  use_backend b if a\n\nlisten api\n  bind 10.0.0.5:6443\n  server s1 10.0.0.11:6443 check\n";
         let mut d = Diagnostics::default();
         let sections = super::super::haproxy::parse(text, "h.cfg", &mut d);
         let h = read(&sections, "h.cfg", &mut d);
-        assert_eq!(h.proxies.len(), 1);
-        let api = &h.proxies[0];
+        assert_eq!(h.proxies.len(), 2);
+        let api = &h.proxies[1];
         assert_eq!(api.servers[0].opts.fall, Some(2));
         assert_eq!(api.servers[0].opts.inter, Some(Duration::from_secs(3)));
         assert_eq!(
             api.settings.checks.request().and_then(|r| r.path),
             Some("/ready".to_string())
         );
+        assert_eq!(
+            api.settings.timeout_client,
+            Some((Duration::from_secs(30), 3))
+        );
+        // The http section: its acl and rule kept, its warnings held.
+        let web = &h.proxies[0];
+        assert_eq!((web.acls.len(), web.rules.len()), (1, 1));
+        assert_eq!(web.rules[0].condition, ["a"]);
+        let held = web.other_mode.clone().expect("mode http").held;
+        let (held, _) = held.split();
+        let lines: Vec<usize> = held.iter().map(|w| w.line).collect();
+        assert_eq!(lines, [11], "{held:#?}");
         let (warnings, errors) = d.split();
         assert!(errors.is_empty());
         let lines: Vec<usize> = warnings.iter().map(|w| w.line).collect();
-        assert_eq!(lines, [3, 7], "{warnings:#?}");
-        assert!(warnings[1].message.contains("mode http"));
-        assert!(h.skipped.contains_key("web"));
+        assert_eq!(lines, [3], "{warnings:#?}");
     }
 }

@@ -31,6 +31,40 @@ pub struct ServerOpts {
     pub check_port: Option<u16>,
     pub disabled: Option<bool>,
     pub backup: Option<bool>,
+    /// `send-proxy`, `send-proxy-v2`, ... (`no-send-proxy`: `Off`).
+    pub send_proxy: Option<SendProxy>,
+}
+
+/// The PROXY protocol header HAProxy sends to a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendProxy {
+    Off,
+    V1,
+    /// `ssl`: `send-proxy-v2-ssl(-cn)`, whose TLS details (TLVs) are not sent.
+    V2 {
+        ssl: bool,
+    },
+}
+
+impl SendProxy {
+    /// The option as written.
+    pub fn option(self) -> &'static str {
+        match self {
+            SendProxy::Off => "no-send-proxy",
+            SendProxy::V1 => "send-proxy",
+            SendProxy::V2 { ssl: false } => "send-proxy-v2",
+            SendProxy::V2 { ssl: true } => "send-proxy-v2-ssl",
+        }
+    }
+
+    /// The pool's `send_proxy` value.
+    pub fn version(self) -> Option<&'static str> {
+        match self {
+            SendProxy::Off => None,
+            SendProxy::V1 => Some("v1"),
+            SendProxy::V2 { .. } => Some("v2"),
+        }
+    }
 }
 
 impl ServerOpts {
@@ -56,6 +90,7 @@ impl ServerOpts {
             check_port: pick(&own.check_port, &self.check_port),
             disabled: pick(&own.disabled, &self.disabled),
             backup: pick(&own.backup, &self.backup),
+            send_proxy: pick(&own.send_proxy, &self.send_proxy),
         }
     }
 
@@ -168,22 +203,6 @@ const UNSUPPORTED_WITH_ARG: &[(&str, &str)] = &[
 /// Flags (no argument) that are not converted, and why.
 const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
     (
-        "send-proxy",
-        "the data plane forwards packets and cannot add a PROXY protocol header: turn `accept-proxy`/`proxy_protocol` off on the backend (with NAT it sees the LB's address)",
-    ),
-    (
-        "send-proxy-v2",
-        "the data plane forwards packets and cannot add a PROXY protocol header: turn `accept-proxy`/`proxy_protocol` off on the backend (with NAT it sees the LB's address)",
-    ),
-    (
-        "send-proxy-v2-ssl",
-        "the data plane forwards packets and cannot add a PROXY protocol header: turn it off on the backend",
-    ),
-    (
-        "send-proxy-v2-ssl-cn",
-        "the data plane forwards packets and cannot add a PROXY protocol header: turn it off on the backend",
-    ),
-    (
         "check-send-proxy",
         "checks do not send a PROXY protocol header",
     ),
@@ -246,6 +265,15 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
             "enabled" => o.disabled = Some(false),
             "backup" => o.backup = Some(true),
             "no-backup" => o.backup = Some(false),
+            "send-proxy" => o.send_proxy = Some(SendProxy::V1),
+            "send-proxy-v2" => o.send_proxy = Some(SendProxy::V2 { ssl: false }),
+            "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
+                o.send_proxy = Some(SendProxy::V2 { ssl: true })
+            }
+            "no-send-proxy"
+            | "no-send-proxy-v2"
+            | "no-send-proxy-v2-ssl"
+            | "no-send-proxy-v2-ssl-cn" => o.send_proxy = Some(SendProxy::Off),
             "inter" | "fastinter" | "downinter" => {
                 if let Some(a) = need(d) {
                     match time(a) {
@@ -451,11 +479,12 @@ mod tests {
         assert_eq!(o.inter, Some(Duration::from_secs(3)));
         assert_eq!((o.fall, o.rise, o.weight), (Some(3), Some(2), Some(50)));
         assert_eq!(o.backup, Some(true));
+        assert_eq!(o.send_proxy, Some(SendProxy::V2 { ssl: false }));
         let (warnings, _) = d.split();
         let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-        assert_eq!(warnings.len(), 2, "{text:#?}");
-        assert!(text[0].starts_with("h.cfg:7: warning: `send-proxy-v2` not converted"));
-        assert!(text[1].contains("`maxconn 100` not converted"));
+        // send-proxy-v2 is for the service to judge (a routed VIP's pool sends it).
+        assert_eq!(warnings.len(), 1, "{text:#?}");
+        assert!(text[0].contains("`maxconn 100` not converted"));
     }
 
     #[test]
@@ -468,5 +497,12 @@ mod tests {
         assert_eq!(o.fall, Some(2));
         assert_eq!(o.inter, Some(Duration::from_secs(5)));
         assert_eq!(o.check, Some(true));
+        let sending = options(&line("default-server send-proxy-v2-ssl-cn"), 1, at, &mut d);
+        let off = options(&line("server a 10.0.0.1 no-send-proxy-v2"), 3, at, &mut d);
+        assert_eq!(sending.overlaid(&off).send_proxy, Some(SendProxy::Off));
+        assert_eq!(
+            sending.overlaid(&own).send_proxy,
+            Some(SendProxy::V2 { ssl: true })
+        );
     }
 }

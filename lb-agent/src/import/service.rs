@@ -1,7 +1,8 @@
 //! HAProxy frontends joined to their backends: one `Service` per frontend (or
 //! listen) in mode tcp, with the backend's servers and one health check for all of
 //! them (lb-agent checks the backends of a VIP alike; servers whose check settings
-//! differ are warned about).
+//! differ are warned about). A frontend routing by name is a routed VIP
+//! (`routed.rs`); a section in mode http is converted only as part of one.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -12,7 +13,8 @@ use super::{
     haproxy::SectionKind,
     model::{BackendPlan, CheckPlan, Notes, Service},
     proxy::{Haproxy, Proxy},
-    server::Server,
+    routed, routing,
+    server::{SendProxy, Server},
     warning::{Diagnostics, Loc},
 };
 
@@ -41,6 +43,8 @@ pub fn vip_name(name: &str) -> String {
 pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
     let mut out = Vec::new();
     let mut used: HashSet<&str> = HashSet::new();
+    // Sections in mode http whose warnings apply (converted as routed VIPs or pools).
+    let mut converted_http: HashSet<(&str, usize)> = HashSet::new();
     let find = |name: &str| {
         h.proxies.iter().find(|p| {
             p.name == name && matches!(p.kind, SectionKind::Backend | SectionKind::Listen)
@@ -52,6 +56,35 @@ pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
         .filter(|p| matches!(p.kind, SectionKind::Frontend | SectionKind::Listen))
     {
         let at = Loc { file, line: p.line };
+        if !p.binds.is_empty()
+            && let Some((s, pools)) = routed::service(p, h, file, d)
+        {
+            converted_http.insert((p.name.as_str(), p.line));
+            for b in pools {
+                used.insert(b.name.as_str());
+                converted_http.insert((b.name.as_str(), b.line));
+            }
+            out.push(s);
+            continue;
+        }
+        if p.other_mode.is_some() {
+            continue;
+        }
+        for (line, message) in &p.pending {
+            // A rule no routed VIP can say either: why.
+            let why = p
+                .rules
+                .iter()
+                .find(|r| r.line == *line)
+                .and_then(|r| routing::rule_matcher(r, &p.acls).err());
+            match why {
+                Some(why) => d.warn(
+                    at.at(*line),
+                    format!("{message}; nor can a routed VIP route it: {why}"),
+                ),
+                None => d.warn(at.at(*line), message.clone()),
+            }
+        }
         if p.binds.is_empty() {
             if p.kind == SectionKind::Frontend {
                 d.warn(
@@ -66,6 +99,17 @@ pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
         }
         let backend = match p.target() {
             Some((name, line)) => match find(&name) {
+                Some(b) if b.other_mode.is_some() => {
+                    d.warn(
+                        at.at(line),
+                        format!(
+                            "{} sends to `{name}`: backend {name} is not converted: it is in mode http ({file}:{}); the frontend is not converted",
+                            p.title(),
+                            b.other_mode.as_ref().map_or(b.line, |o| o.line)
+                        ),
+                    );
+                    continue;
+                }
                 Some(b) => b,
                 None => {
                     let why = h.skipped.get(&name).map_or_else(
@@ -119,11 +163,34 @@ pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
             notes,
             check: check_plan(backend, file, h.server_verify, d),
             backends: backends(backend, file, h.server_verify, d),
+            routing: None,
         });
+        no_proxy_header(backend, file, d);
+    }
+    // Sections in mode http: their warnings if converted, else one for all.
+    for p in &h.proxies {
+        let Some(o) = &p.other_mode else { continue };
+        if converted_http.contains(&(p.name.as_str(), p.line)) {
+            d.absorb(o.held.clone());
+        } else {
+            d.warn(
+                Loc { file, line: p.line },
+                format!(
+                    "{} (lines {}-{}) is in mode {} (line {}): skipped whole; lb-agent converts mode http only where a frontend routes by Host (`use_backend ... if {{ hdr(host) ... }}`), otherwise it forwards TCP connections (L4) to one set of backends per VIP",
+                    p.title(),
+                    p.line,
+                    o.end_line,
+                    o.mode,
+                    o.line
+                ),
+            );
+        }
     }
     // Backends, and listens without a bind of their own, that nothing sends to.
     let unused = |p: &&Proxy| {
-        p.kind == SectionKind::Backend || (p.kind == SectionKind::Listen && p.binds.is_empty())
+        p.other_mode.is_none()
+            && (p.kind == SectionKind::Backend
+                || (p.kind == SectionKind::Listen && p.binds.is_empty()))
     };
     for b in h.proxies.iter().filter(unused) {
         if !used.contains(b.name.as_str()) {
@@ -136,7 +203,12 @@ pub fn services(h: &Haproxy, file: &str, d: &mut Diagnostics) -> Vec<Service> {
     out
 }
 
-fn backends(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) -> Vec<BackendPlan> {
+pub(super) fn backends(
+    b: &Proxy,
+    file: &str,
+    verify_default: bool,
+    d: &mut Diagnostics,
+) -> Vec<BackendPlan> {
     if b.servers.is_empty() && b.dropped_servers == 0 {
         d.warn(
             Loc { file, line: b.line },
@@ -184,6 +256,20 @@ fn backends(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) ->
         .collect()
 }
 
+/// A backend of the data plane whose servers expect a PROXY header: said at each.
+fn no_proxy_header(b: &Proxy, file: &str, d: &mut Diagnostics) {
+    for s in &b.servers {
+        if let Some(sp) = s.opts.send_proxy
+            && sp != SendProxy::Off
+        {
+            d.warn(
+                Loc { file, line: s.line },
+                format!("`{}` not converted: the data plane forwards packets and cannot add a PROXY protocol header: turn `accept-proxy`/`proxy_protocol` off on the backend (with NAT it sees the LB's address), or route by name (a routed VIP sends it)", sp.option()),
+            );
+        }
+    }
+}
+
 /// The check settings a server brings, for comparing servers.
 fn check_key(s: &Server) -> impl PartialEq + std::fmt::Debug {
     let o = &s.opts;
@@ -201,7 +287,12 @@ fn check_key(s: &Server) -> impl PartialEq + std::fmt::Debug {
     )
 }
 
-fn check_plan(b: &Proxy, file: &str, verify_default: bool, d: &mut Diagnostics) -> CheckPlan {
+pub(super) fn check_plan(
+    b: &Proxy,
+    file: &str,
+    verify_default: bool,
+    d: &mut Diagnostics,
+) -> CheckPlan {
     let at = Loc { file, line: b.line };
     let checked: Vec<&Server> = b
         .servers

@@ -167,7 +167,11 @@ listen app
         .map(|w| w.message.as_str())
         .collect();
     assert_eq!(server.len(), 3, "{server:#?}");
-    assert!(server[0].contains("send-proxy"));
+    assert!(
+        server
+            .iter()
+            .any(|m| m.contains("`send-proxy` not converted"))
+    );
     let monitor = out
         .warnings
         .iter()
@@ -294,4 +298,83 @@ fn nothing_to_import() {
         convert(None, None, &Options::default()),
         Err(ImportError::NoInput)
     ));
+}
+
+#[test]
+fn a_frontend_routes_by_name_only_when_a_rule_can_be_said_with_names() {
+    let opts = Options {
+        interfaces: vec!["eth0".into()],
+        snat_addresses: vec![ip("10.0.0.2")],
+        ..Options::default()
+    };
+    // Only a path rule: a VIP of the data plane, every routing line warned as before.
+    let text = "\
+frontend f
+    bind 10.0.0.5:443
+    tcp-request inspect-delay 5s
+    acl api req.ssl_sni -m beg api.
+    use_backend b if api
+    default_backend a
+backend a
+    server a1 10.0.0.11:443
+backend b
+    server b1 10.0.0.12:443
+";
+    let out = convert(Some(&input("h.cfg", text)), None, &opts).expect("converts");
+    let c = out.check(Path::new("x.toml")).expect("passes the check");
+    assert!(c.routed.is_empty());
+    assert_eq!(c.vips[0].name, "f");
+    let warned: Vec<usize> = out.warnings.iter().map(|w| w.line).collect();
+    assert_eq!(warned, [3, 4, 5, 9], "{:#?}", out.warnings);
+    assert!(
+        out.warnings[2]
+            .message
+            .contains("nor can a routed VIP route it: acl api (line 4): `-m beg`"),
+        "{}",
+        out.warnings[2].message
+    );
+
+    // A name rule: a routed VIP; servers disagreeing on send-proxy are warned, the
+    // first one's taken; `unless` is warned and left to the other rules.
+    let text = "\
+frontend f
+    bind 10.0.0.5:443
+    tcp-request inspect-delay 2s
+    use_backend b if { req.ssl_sni -i b.lan }
+    use_backend a unless { req.ssl_sni -i b.lan }
+    default_backend a
+backend a
+    server a1 10.0.0.11:443 send-proxy
+    server a2 10.0.0.12:443 send-proxy-v2
+backend b
+    server b1 10.0.0.13
+";
+    let out = convert(Some(&input("h.cfg", text)), None, &opts).expect("converts");
+    let c = out.check(Path::new("x.toml")).expect("passes the check");
+    let r = &c.routed[0];
+    assert_eq!(r.inspect_timeout, Duration::from_secs(2));
+    assert_eq!(r.pools[0].name, "b");
+    assert_eq!(r.pools[1].name, "a");
+    assert_eq!(r.otherwise, Some(1));
+    assert_eq!(
+        r.pools[1].send_proxy,
+        Some(crate::proxy::proxy_header::Version::V1)
+    );
+    // b1 has no port: the bind's.
+    let b = c.vips.iter().find(|v| v.name == "f/b").expect("pool b");
+    assert_eq!(b.backends[0].port, 443);
+    let warned: Vec<(usize, &str)> = out
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.message.as_str()))
+        .collect();
+    assert_eq!(warned.len(), 2, "{warned:#?}");
+    assert!(
+        warned[0].0 == 5 && warned[0].1.contains("`unless`"),
+        "{warned:#?}"
+    );
+    assert!(
+        warned[1].0 == 9 && warned[1].1.contains("a pool sends one PROXY header"),
+        "{warned:#?}"
+    );
 }

@@ -65,7 +65,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Collects diagnostics in the order found.
-#[derive(Default, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct Diagnostics {
     items: Vec<Diagnostic>,
     /// (file, group key) -> index of the warning later lines are added to.
@@ -120,6 +120,37 @@ impl Diagnostics {
         self.groups.insert(key, i);
     }
 
+    /// Takes in what `other` collected (held back until it was known to apply).
+    pub fn absorb(&mut self, other: Diagnostics) {
+        let mut groups: Vec<(&(String, String), &usize)> = other.groups.iter().collect();
+        groups.sort_by_key(|(_, i)| **i);
+        let grouped: HashMap<usize, &str> = groups
+            .into_iter()
+            .map(|((_, g), i)| (*i, g.as_str()))
+            .collect();
+        for (i, item) in other.items.iter().enumerate() {
+            let Some(file) = item.file.as_deref() else {
+                self.push(item.severity, None, item.message.clone());
+                continue;
+            };
+            let at = Loc {
+                file,
+                line: item.line,
+            };
+            match grouped.get(&i) {
+                Some(group) => {
+                    self.warn_grouped(group, at, item.message.clone());
+                    for &line in &item.also_lines {
+                        self.warn_grouped(group, at.at(line), item.message.clone());
+                    }
+                }
+                None => {
+                    self.push(item.severity, Some(at), item.message.clone());
+                }
+            }
+        }
+    }
+
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
     }
@@ -162,6 +193,25 @@ mod tests {
             warnings[0].to_string(),
             "haproxy.cfg:3: warning: `log` not converted (also at line(s) 9, 12)"
         );
+    }
+
+    #[test]
+    fn absorbed_warnings_keep_their_groups() {
+        let at = Loc {
+            file: "haproxy.cfg",
+            line: 3,
+        };
+        let mut d = Diagnostics::default();
+        d.warn_grouped("log", at, "`log` not converted");
+        let mut held = Diagnostics::default();
+        held.warn_grouped("log", at.at(7), "`log` not converted");
+        held.warn_grouped("log", at.at(8), "`log` not converted");
+        held.warn(at.at(9), "http-request");
+        d.absorb(held);
+        let (warnings, _) = d.split();
+        assert_eq!(warnings.len(), 2);
+        assert_eq!(warnings[0].also_lines, vec![7, 8]);
+        assert_eq!(warnings[1].line, 9);
     }
 
     #[test]
