@@ -158,7 +158,12 @@ fn run(command: Command) -> Result<()> {
             )?;
             cmd::step("2/3: the XDP program's cost per packet under traffic (bpf_stats)");
             bench_bin("bench-dp", if quick { &["--quick"] } else { &[] })?;
-            cmd::step("3/3: side by side: no LB, XDP nat/dsr, HAProxy, nftables (fresh lab each)");
+            cmd::step(
+                "3/3: side by side: no LB, XDP nat/dsr, HAProxy, nftables (fresh lab each); \
+                 routed by SNI: HAProxy vs lb-agent",
+            );
+            // The routed workload runs the agent itself.
+            cmd::cargo(&["build", "--release", "--package", "lb-agent"], &[])?;
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             bench_bin("bench", &args)
         }

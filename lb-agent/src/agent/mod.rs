@@ -85,9 +85,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         ..Capacities::default()
     };
     // NAT source ports beside the node's own: they must not meet.
-    if let Some(ephemeral) = config::capacity::ephemeral_ports()
-        && let Some(why) = config::capacity::overlap(&config.agent.snat_ports, &ephemeral)
-    {
+    if let Some(why) = config::capacity::snat_conflict(&config) {
         return Err(AgentError::Refused(why));
     }
     // A stock host does not forward: turn it on where the data plane needs it.

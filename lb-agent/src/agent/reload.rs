@@ -91,6 +91,9 @@ impl Agent {
         self.dp
             .check(&new.services(|_, _| true))
             .map_err(|e| format!("{e}"))?;
+        if let Some(why) = config::capacity::snat_conflict(&new) {
+            return Err(format!("{why}; nothing applied"));
+        }
         // A routed VIP's listener (address, port, route_by, timeouts, limits) is
         // made at start; its pools, names and backends follow a reload.
         let listener = |r: &crate::config::routed::RoutedVip| {

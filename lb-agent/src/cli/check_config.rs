@@ -79,9 +79,7 @@ pub fn run(args: &CheckConfigArgs) -> Result<()> {
                         c.agent.flow_table_size
                     );
                 }
-                if let Some(ephemeral) = config::capacity::ephemeral_ports()
-                    && let Some(why) = config::capacity::overlap(&c.agent.snat_ports, &ephemeral)
-                {
+                if let Some(why) = config::capacity::snat_conflict(&c) {
                     println!("  note: on this machine the agent would not start: {why}");
                 }
                 for v in &c.vips {

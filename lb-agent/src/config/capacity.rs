@@ -79,6 +79,16 @@ pub fn ephemeral_ports() -> Option<std::ops::RangeInclusive<u16>> {
     Some(it.next()?.ok()?..=it.next()?.ok()?)
 }
 
+/// Why `config`'s NAT source ports cannot be used beside this namespace's
+/// ephemeral ports, if it has NAT VIPs and they cannot (routed VIPs, DSR and
+/// node-local VIPs take no NAT ports).
+pub fn snat_conflict(config: &super::Config) -> Option<String> {
+    if config.vips.iter().all(|v| v.snat_addresses.is_empty()) {
+        return None;
+    }
+    overlap(&config.agent.snat_ports, &ephemeral_ports()?)
+}
+
 /// Why `snat` cannot be used beside the kernel's `ephemeral` ports, if it cannot:
 /// the node's own connections (health checks, its clients) take ephemeral ports, and
 /// a NAT binding on the same port would take their replies.

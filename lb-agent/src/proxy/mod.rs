@@ -9,3 +9,4 @@ pub mod http_host;
 pub mod names;
 pub mod proxy_header;
 pub mod serve;
+pub mod splice;

@@ -3,7 +3,8 @@
 //! one by the client's address and port, and the connection to it starts with the
 //! pool's PROXY header and the bytes read so far; then bytes flow both ways with
 //! half-close, one idle timeout for both directions, backpressure (a side is read
-//! only as fast as the other takes it) and a reset passed on as a reset.
+//! only as fast as the other takes it) and a reset passed on as a reset. The bytes
+//! cross in the kernel (`splice` through a pipe per direction).
 //! Bounded everywhere: the first bytes by size and time, connects by time, the
 //! connections at once by a limit (beyond it a new one is closed at once).
 
@@ -21,7 +22,7 @@ use lb_common::{
     maglev::{self, MaglevBackend},
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWriteExt, Interest},
     net::{TcpListener, TcpStream},
     sync::{Semaphore, watch},
 };
@@ -31,6 +32,7 @@ use super::{
     http_host::{self, Head},
     names::Routes,
     proxy_header::{self, Version},
+    splice::Pipe,
 };
 
 /// Ring entries per pool (the data plane's: any pool size the config allows).
@@ -324,40 +326,117 @@ async fn handle(
 
 /// Moves bytes both ways until both sides are done (each half-close passed on),
 /// nothing moved either way for `idle`, or one side failed (then both are reset,
-/// so a backend's RST reaches the client as one).
+/// so a backend's RST reaches the client as one). The bytes go through a pipe
+/// inside the kernel (`splice`); copied through a buffer only when no pipe can be
+/// had (out of descriptors).
 async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration) {
     let start = Instant::now();
     let last = AtomicU64::new(0);
-    let failed = {
-        let (mut ar, mut aw) = a.split();
-        let (mut br, mut bw) = b.split();
-        let up = pipe(&mut ar, &mut bw, idle, start, &last);
-        let down = pipe(&mut br, &mut aw, idle, start, &last);
-        tokio::pin!(up, down);
-        let (mut up_done, mut down_done) = (false, false);
-        loop {
-            tokio::select! {
-                r = &mut up, if !up_done => {
-                    if r.is_err() {
-                        break true;
-                    }
-                    up_done = true;
-                }
-                r = &mut down, if !down_done => {
-                    if r.is_err() {
-                        break true;
-                    }
-                    down_done = true;
-                }
-            }
-            if up_done && down_done {
-                break false;
-            }
+    let failed = match (Pipe::new(), Pipe::new()) {
+        (Ok(p), Ok(q)) => {
+            both(
+                spliced(&a, &b, &p, idle, start, &last),
+                spliced(&b, &a, &q, idle, start, &last),
+            )
+            .await
+        }
+        _ => {
+            let (mut ar, mut aw) = a.split();
+            let (mut br, mut bw) = b.split();
+            both(
+                copied(&mut ar, &mut bw, idle, start, &last),
+                copied(&mut br, &mut aw, idle, start, &last),
+            )
+            .await
         }
     };
     if failed {
         reset(a);
         reset(b);
+    }
+}
+
+/// Runs both directions to their end; whether one failed (the other is dropped then).
+async fn both(
+    up: impl Future<Output = std::io::Result<()>>,
+    down: impl Future<Output = std::io::Result<()>>,
+) -> bool {
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    loop {
+        tokio::select! {
+            r = &mut up, if !up_done => {
+                if r.is_err() {
+                    return true;
+                }
+                up_done = true;
+            }
+            r = &mut down, if !down_done => {
+                if r.is_err() {
+                    return true;
+                }
+                down_done = true;
+            }
+        }
+        if up_done && down_done {
+            return false;
+        }
+    }
+}
+
+/// How long a read may still wait: until `idle` has passed with nothing moved
+/// either way; `None` when it has.
+fn read_wait(idle_ms: u64, start: Instant, last: &AtomicU64) -> Option<Duration> {
+    let quiet = since(start).saturating_sub(last.load(Ordering::Relaxed));
+    (quiet < idle_ms).then(|| Duration::from_millis((idle_ms - quiet).max(1)))
+}
+
+fn timed_out() -> std::io::Error {
+    std::io::ErrorKind::TimedOut.into()
+}
+
+/// `from` into `to` through `pipe` until `from`'s end (then `to` is shut down for
+/// writing) or an error. `last` is the time of the last bytes either way: a read
+/// waits as long as one direction or the other moved within `idle`; a write may
+/// wait `idle` for room.
+async fn spliced(
+    from: &TcpStream,
+    to: &TcpStream,
+    pipe: &Pipe,
+    idle: Duration,
+    start: Instant,
+    last: &AtomicU64,
+) -> std::io::Result<()> {
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let left = read_wait(idle_ms, start, last).ok_or_else(timed_out)?;
+        match tokio::time::timeout(left, from.readable()).await {
+            Ok(r) => r?,
+            // The other direction may have moved meanwhile: looked at again above.
+            Err(_) => continue,
+        }
+        let n = match from.try_io(Interest::READABLE, || pipe.fill(from)) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        };
+        last.store(since(start), Ordering::Relaxed);
+        if n == 0 {
+            return socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
+        }
+        let mut held = n;
+        while held > 0 {
+            match tokio::time::timeout(idle, to.writable()).await {
+                Ok(r) => r?,
+                Err(_) => return Err(timed_out()),
+            }
+            match to.try_io(Interest::WRITABLE, || pipe.drain(to, held)) {
+                Ok(m) => held -= m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+        }
+        last.store(since(start), Ordering::Relaxed);
     }
 }
 
@@ -369,7 +448,7 @@ fn since(start: Instant) -> u64 {
 /// Copies `from` into `to` until EOF (then shuts `to` down for writing) or an
 /// error. `last` is the time of the last bytes either way: a read waits as long as
 /// one direction or the other moved within `idle`; a write may wait `idle`.
-async fn pipe(
+async fn copied(
     from: &mut (impl AsyncReadExt + Unpin),
     to: &mut (impl AsyncWriteExt + Unpin),
     idle: Duration,
@@ -379,18 +458,11 @@ async fn pipe(
     let mut chunk = vec![0u8; 16 * 1024];
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
     loop {
-        let quiet = since(start).saturating_sub(last.load(Ordering::Relaxed));
-        let left = Duration::from_millis(idle_ms.saturating_sub(quiet).max(1));
+        let left = read_wait(idle_ms, start, last).ok_or_else(timed_out)?;
         let n = match tokio::time::timeout(left, from.read(&mut chunk)).await {
             Ok(r) => r?,
-            Err(_) => {
-                let quiet = since(start).saturating_sub(last.load(Ordering::Relaxed));
-                if quiet >= idle_ms {
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-                // The other direction moved meanwhile: the connection is not idle.
-                continue;
-            }
+            // The other direction may have moved meanwhile: looked at again above.
+            Err(_) => continue,
         };
         last.store(since(start), Ordering::Relaxed);
         if n == 0 {
@@ -398,7 +470,7 @@ async fn pipe(
         }
         match tokio::time::timeout(idle, to.write_all(&chunk[..n])).await {
             Ok(r) => r?,
-            Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            Err(_) => return Err(timed_out()),
         }
         last.store(since(start), Ordering::Relaxed);
     }

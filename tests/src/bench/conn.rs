@@ -114,7 +114,7 @@ fn one(target: SocketAddr) -> Result<(u32, u32), String> {
 }
 
 /// The `q` quantile of `v` (sorted in place), 0 when empty.
-fn percentile(v: &mut [u32], q: f64) -> f64 {
+pub fn percentile(v: &mut [u32], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }

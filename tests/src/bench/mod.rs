@@ -8,6 +8,7 @@ pub mod generator;
 pub mod lab;
 pub mod peers;
 pub mod plot;
+pub mod routed;
 pub mod scale;
 pub mod stacked;
 

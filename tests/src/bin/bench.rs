@@ -11,7 +11,9 @@ use tests::bench::{
     conn::ConnResult,
     lab::{ENDPOINT_CPU, LB_CPU, pin},
     peers::Peer,
-    plot, scale, stacked,
+    plot,
+    routed::{self, RoutedPeer, RoutedRow},
+    scale, stacked,
 };
 
 struct Args {
@@ -22,6 +24,11 @@ struct Args {
     quick: bool,
     /// Only the Maglev rebuild and apply timings (`--maglev`).
     maglev_only: bool,
+    /// The routed workload's peers (HAProxy, lb-agent by SNI): both unless `--only`
+    /// names other peers; `--only routed` (or `routed-haproxy`, `routed-agent`)
+    /// runs it alone.
+    routed: Vec<RoutedPeer>,
+    only_routed: bool,
 }
 
 fn args() -> Result<Args> {
@@ -35,6 +42,8 @@ fn args() -> Result<Args> {
         quick: false,
         only: Vec::new(),
         maglev_only: false,
+        routed: Vec::new(),
+        only_routed: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -62,12 +71,22 @@ fn args() -> Result<Args> {
             "--maglev" => a.maglev_only = true,
             "--only" => {
                 let name = value("--only")?;
+                let routed: &[RoutedPeer] = match name.as_str() {
+                    "routed" => &RoutedPeer::ALL,
+                    "routed-haproxy" => &[RoutedPeer::Haproxy],
+                    "routed-agent" => &[RoutedPeer::Agent],
+                    _ => &[],
+                };
+                if !routed.is_empty() {
+                    a.routed.extend_from_slice(routed);
+                    continue;
+                }
                 let peer = Peer::ALL
                     .into_iter()
                     .find(|p| p.key() == name)
                     .with_context(|| {
                         let keys: Vec<&str> = Peer::ALL.iter().map(|p| p.key()).collect();
-                        format!("--only {name}: expected one of {}", keys.join(", "))
+                        format!("--only {name}: expected routed, routed-haproxy, routed-agent or one of {}", keys.join(", "))
                     })?;
                 a.only.push(peer);
             }
@@ -75,6 +94,12 @@ fn args() -> Result<Args> {
                 "unknown argument {other} (expected --quick, --seconds N, --threads N, --out DIR, --only PEER, --maglev)"
             ),
         }
+    }
+    if !a.routed.is_empty() && a.only.is_empty() {
+        // `--only routed` alone: no peer of the side-by-side table.
+        a.only_routed = true;
+    } else if a.only.is_empty() {
+        a.routed = RoutedPeer::ALL.to_vec();
     }
     Ok(a)
 }
@@ -105,6 +130,13 @@ fn main() -> Result<()> {
                 m.apply_changed_ms.map_or("-".into(), |v| format!("{v:.2}"))
             );
         }
+        return Ok(());
+    }
+    if a.only_routed {
+        let report = routed::report(&routed_rows(&a)?);
+        println!("{report}");
+        std::fs::create_dir_all(&a.out)?;
+        std::fs::write(a.out.join("report.md"), &report)?;
         return Ok(());
     }
     let peers: Vec<Peer> = if a.only.is_empty() {
@@ -165,6 +197,7 @@ fn main() -> Result<()> {
             bulk,
         });
     }
+    let routed_rows = routed_rows(&a)?;
     eprintln!("bench: stacked: remote connections with one backend on the LB node");
     let local_backend = stacked::remote_with_local_backend(&a.options)?;
     eprintln!(
@@ -191,6 +224,9 @@ fn main() -> Result<()> {
     eprintln!("bench: flow table filled to capacity");
     let flows = scale::flow_table_scale(a.quick)?;
     let mut report = report(&rows, &a);
+    if !routed_rows.is_empty() {
+        report.push_str(&routed::report(&routed_rows));
+    }
     report.push_str(&stacked_report(&rows, &local_backend, &local_connect));
     report.push_str(&scale_report(&maglev, &flows));
     println!("{report}");
@@ -201,6 +237,59 @@ fn main() -> Result<()> {
     std::fs::write(a.out.join("report.md"), &report)?;
     eprintln!("bench: report in {}", a.out.join("report.md").display());
     Ok(())
+}
+
+/// The routed workload through HAProxy and lb-agent, with progress.
+fn routed_rows(a: &Args) -> Result<Vec<RoutedRow>> {
+    // The file `/big` of the bulk streams; rounds, the peers taking turns (the
+    // endpoints' core bounds the rate and the shared machine is noisy: each
+    // row is a peer's median round).
+    let (big, rounds) = if a.quick { (4 << 20, 1) } else { (16 << 20, 3) };
+    let n = a.routed.len() * 2 * rounds;
+    let mut step = 0;
+    let mut seen: Vec<(RoutedPeer, Vec<routed::RoutedConn>, Vec<routed::RoutedBulk>)> = a
+        .routed
+        .iter()
+        .map(|&p| (p, Vec::new(), Vec::new()))
+        .collect();
+    for round in 1..=rounds {
+        for (peer, conns, bulks) in &mut seen {
+            step += 1;
+            eprintln!(
+                "bench routed [{step}/{n}] round {round}, {}: new TLS connections by server name",
+                peer.name()
+            );
+            let conn = routed::connections(*peer, &a.options)?;
+            eprintln!(
+                "           {:.0}/s, failed {}{}, first byte p50 {:.0} us p99 {:.0} us, LB core {:.1} us/conn",
+                conn.per_s(),
+                conn.failed,
+                conn.first_failure
+                    .as_deref()
+                    .map_or(String::new(), |e| format!(" (first: {e})")),
+                conn.first_byte_p50_us,
+                conn.first_byte_p99_us,
+                conn.cpu_us_per_conn()
+            );
+            conns.push(conn);
+            step += 1;
+            eprintln!(
+                "bench routed [{step}/{n}] round {round}, {}: 8 TLS streams",
+                peer.name()
+            );
+            let bulk = routed::bulk(*peer, &a.options, big)?;
+            eprintln!(
+                "           {:.2} Gbit/s, failed {}",
+                bulk.bits_per_s / 1e9,
+                bulk.failed
+            );
+            bulks.push(bulk);
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .map(|(peer, conns, bulks)| RoutedRow::median(peer, conns, bulks))
+        .collect())
 }
 
 fn fmt_opt(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
