@@ -52,6 +52,10 @@ enum Command {
     /// Leave for a restart: VRRP masters keep the VIP; the agent exits and its next
     /// start (by the supervisor) resumes as master, no VRRP state change anywhere.
     Restart(cli::target::Target),
+    /// Started by a stopping agent: relays the routed connections it handed over
+    /// until they end.
+    #[command(hide = true)]
+    HoldConnections(cli::hold::HoldArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Vrrp(t) => cli::inspect::vrrp(&t),
         Command::Handover(a) => cli::admin::handover(&a),
         Command::Restart(t) => cli::admin::restart(&t),
+        Command::HoldConnections(a) => cli::hold::run(&a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -56,7 +56,7 @@ fn proxy(ns: &Netns, idle: Duration) {
                 idle,
                 ..Limits::default()
             };
-            serve(l, routes, limits, Arc::new(Stats::new(1))).await;
+            serve(l, routes, limits, Arc::new(Stats::new(1)), None).await;
         });
     });
     ready.recv().expect("proxy up");
@@ -207,6 +207,96 @@ fn bytes_half_closes_resets_and_idle_go_through_as_sent() {
             "{sent} bytes taken while the backend read nothing"
         );
         eprintln!("held while the backend did not read: {} KiB", sent >> 10);
+    })
+    .expect("lab");
+}
+
+/// Megabytes in flight when the relay is stopped and handed over (some in the
+/// sockets' buffers, some in the pipes): resumed from what was handed over (as the
+/// holder process does), every byte arrives once and in order.
+#[test]
+fn a_handover_with_bytes_in_flight_loses_none() {
+    use lb_agent::proxy::{handover, serve::resume};
+    let ns = Netns::new("lbrh").expect("namespace");
+    let entry = ns.entry().expect("netns");
+    let (ready_tx, ready) = mpsc::channel();
+    let (go_tx, go) = mpsc::channel::<()>();
+    let (handed_tx, handed) = mpsc::channel::<usize>();
+    std::thread::spawn(move || {
+        entry.enter().expect("enter");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind(PROXY).await.expect("bind");
+            let router = Router {
+                by: RouteBy::Host,
+                routes: Routes::new([(Pattern::parse("a.lan").expect("pattern"), 0)])
+                    .expect("routes"),
+                otherwise: Otherwise::Reset,
+                pools: vec![Pool::new("a", vec![(addr(BACKEND), 1)], None).expect("pool")],
+            };
+            let (_keep, routes) = tokio::sync::watch::channel(Arc::new(router));
+            let (mut control, connections) = handover::channel();
+            let task = tokio::spawn(serve(
+                l,
+                routes,
+                Limits::default(),
+                Arc::new(Stats::new(1)),
+                Some(connections),
+            ));
+            let _ = ready_tx.send(());
+            let _ = tokio::task::spawn_blocking(move || go.recv()).await;
+            task.abort();
+            control.request();
+            let h = control
+                .handed
+                .recv()
+                .await
+                .expect("a connection handed over");
+            let _ = handed_tx.send(h.up.pending().unwrap_or(0));
+            resume(h).await;
+        });
+    });
+    ready.recv().expect("proxy up");
+    ns.run(move || {
+        let l = TcpListener::bind(BACKEND).expect("backend");
+        const SIZE: usize = 16 << 20;
+        let mut c = client();
+        let mut s = accepted(&l);
+        // The backend reads nothing yet: the client's bytes pile up in the
+        // backend's receive buffer, the proxy's pipe and sockets, the client's.
+        let writer = std::thread::spawn(move || {
+            let up: Vec<u8> = (0..SIZE).map(pattern).collect();
+            c.write_all(&up).expect("client send");
+            c.shutdown(Shutdown::Write).expect("half-close");
+            c
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        go_tx.send(()).expect("hand over");
+        let in_pipe = handed.recv_timeout(Duration::from_secs(5)).expect("handed");
+        let mut got = 0usize;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = s.read(&mut buf).expect("backend read");
+            if n == 0 {
+                break;
+            }
+            for (k, byte) in buf[..n].iter().enumerate() {
+                assert_eq!(*byte, pattern(got + k), "byte {} up", got + k);
+            }
+            got += n;
+        }
+        assert_eq!(got, SIZE, "every byte, once");
+        s.write_all(b"done").expect("answer");
+        drop(s);
+        let mut c = writer.join().expect("writer");
+        let mut answer = Vec::new();
+        c.read_to_end(&mut answer).expect("client read");
+        assert_eq!(answer, b"done");
+        eprintln!("bytes in the pipe at the handover: {in_pipe}");
     })
     .expect("lab");
 }

@@ -109,7 +109,10 @@ fn proxy(ns: &Netns, limits: Limits) -> (Arc<Stats>, Arc<Stats>) {
                 8080,
                 Otherwise::Pool(1),
             )));
-            tokio::join!(serve(l443, r443, limits, s), serve(l80, r80, limits, h));
+            tokio::join!(
+                serve(l443, r443, limits, s, None),
+                serve(l80, r80, limits, h, None)
+            );
         });
     });
     ready.recv().expect("proxy up");

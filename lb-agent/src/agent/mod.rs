@@ -421,6 +421,19 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             }
         }
     }
+    // Proxied connections go on in a process of their own until they end.
+    let handed = routed::hand_over(std::mem::take(&mut agent.routed)).await;
+    if !handed.is_empty() {
+        let n = handed.len();
+        match crate::proxy::handover::spawn_holder(handed) {
+            Ok(pid) => log::info!(
+                "{n} proxied connection(s) go on in process {pid} (lb-agent hold-connections) until they end"
+            ),
+            Err(e) => {
+                log::error!("{n} proxied connection(s) could not be handed over, closed: {e}")
+            }
+        }
+    }
     agent.sweep = None;
     control.abort();
     api.abort();

@@ -1,6 +1,8 @@
 //! The routed VIPs' listeners (the proxy path): bound at start, each serving with
 //! the rules of its config and the pools' backends that are up, which the owner
-//! task sends again whenever health, drain or a reload changes them.
+//! task sends again whenever health, drain or a reload changes them. When the
+//! agent stops, their connections are handed to a holder process (see
+//! `proxy::handover`).
 
 use std::{
     net::SocketAddr,
@@ -9,6 +11,8 @@ use std::{
 
 use socket2::{Domain, Socket, Type};
 use tokio::{sync::watch, task::JoinHandle};
+
+use crate::proxy::handover::{self, Handed, HandoverControl};
 
 use super::AgentError;
 use crate::{
@@ -27,6 +31,7 @@ pub struct Listener {
     stats: Arc<Stats>,
     routes: watch::Sender<Arc<Router>>,
     task: JoinHandle<()>,
+    handover: HandoverControl,
 }
 
 impl Drop for Listener {
@@ -71,12 +76,20 @@ pub fn listen(vip: &RoutedVip, router: Router) -> Result<Listener, AgentError> {
         first_bytes: crate::config::defaults::ROUTED_FIRST_BYTES,
         max_connections: vip.max_connections as usize,
     };
-    let task = tokio::spawn(serve(listener, rx, limits, stats.clone()));
+    let (handover, connections) = handover::channel();
+    let task = tokio::spawn(serve(
+        listener,
+        rx,
+        limits,
+        stats.clone(),
+        Some(connections),
+    ));
     Ok(Listener {
         config: vip.clone(),
         stats,
         routes,
         task,
+        handover,
     })
 }
 
@@ -157,4 +170,43 @@ impl Listener {
                 .collect(),
         }
     }
+}
+
+/// How long connections still reading their first bytes (or connecting) at a
+/// stop are waited for before the handover goes without them.
+const HANDOVER_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Stops accepting (the listening sockets close, for the next agent to bind) and
+/// takes every relaying connection out of its relay: what a holder process goes on
+/// with. A connection still inspecting or connecting is waited for up to
+/// `HANDOVER_GRACE`, then left to close with this process.
+pub async fn hand_over(listeners: Vec<Listener>) -> Vec<Handed> {
+    let mut out = Vec::new();
+    let mut listeners = listeners;
+    for l in &mut listeners {
+        l.task.abort();
+        let _ = (&mut l.task).await;
+        l.handover.request();
+    }
+    let deadline = tokio::time::Instant::now() + HANDOVER_GRACE;
+    loop {
+        for l in &mut listeners {
+            while let Ok(h) = l.handover.handed.try_recv() {
+                out.push(h);
+            }
+        }
+        let busy = listeners
+            .iter()
+            .any(|l| l.stats.active.load(Ordering::Relaxed) > 0);
+        if !busy || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    for l in &mut listeners {
+        while let Ok(h) = l.handover.handed.try_recv() {
+            out.push(h);
+        }
+    }
+    out
 }

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod check_config;
 pub mod demo;
 pub mod flows;
+pub mod hold;
 pub mod import;
 pub mod inspect;
 pub mod run;

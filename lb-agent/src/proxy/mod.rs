@@ -5,6 +5,7 @@
 //! (size) and never panics on what a client sends.
 
 pub mod client_hello;
+pub mod handover;
 pub mod http_host;
 pub mod names;
 pub mod proxy_header;

@@ -29,6 +29,7 @@ use tokio::{
 
 use super::{
     client_hello::{self, Hello},
+    handover::{Handed, Handover},
     http_host::{self, Head},
     names::Routes,
     proxy_header::{self, Version},
@@ -166,12 +167,15 @@ fn bump(c: &AtomicU64) {
 }
 
 /// Serves `listener` with the router `routes` holds until the task is aborted. Each connection is its
-/// own task; an accept error waits a moment (out of descriptors) and goes on.
+/// own task; an accept error waits a moment (out of descriptors) and goes on. With
+/// `handover`, a relaying connection stops and is sent there when asked (the agent
+/// is stopping: see `handover`).
 pub async fn serve(
     listener: TcpListener,
     routes: watch::Receiver<Arc<Router>>,
     limits: Limits,
     stats: Arc<Stats>,
+    handover: Option<Handover>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut backoff = crate::agent::backoff::Backoff::default();
@@ -196,9 +200,10 @@ pub async fn serve(
         // to later connections.
         let router = routes.borrow().clone();
         let stats = stats.clone();
+        let handover = handover.clone();
         tokio::spawn(async move {
             stats.active.fetch_add(1, Ordering::Relaxed);
-            handle(conn, client, &router, &limits, &stats).await;
+            handle(conn, client, &router, &limits, &stats, handover).await;
             stats.active.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
         });
@@ -223,6 +228,7 @@ async fn handle(
     router: &Router,
     limits: &Limits,
     stats: &Stats,
+    handover: Option<Handover>,
 ) {
     let mut buf = Vec::with_capacity(2048);
     // Parsed again only when it can say more: a ClientHello once the length it
@@ -321,35 +327,100 @@ async fn handle(
     }
     let _ = upstream.set_nodelay(true);
     let _ = conn.set_nodelay(true);
-    relay(conn, upstream, limits.idle).await;
+    relay(conn, upstream, limits.idle, handover).await;
 }
 
 /// Moves bytes both ways until both sides are done (each half-close passed on),
 /// nothing moved either way for `idle`, or one side failed (then both are reset,
 /// so a backend's RST reaches the client as one). The bytes go through a pipe
 /// inside the kernel (`splice`); copied through a buffer only when no pipe can be
-/// had (out of descriptors).
-async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration) {
-    let start = Instant::now();
-    let last = AtomicU64::new(0);
-    let failed = match (Pipe::new(), Pipe::new()) {
-        (Ok(p), Ok(q)) => {
-            both(
-                spliced(&a, &b, &p, idle, start, &last),
-                spliced(&b, &a, &q, idle, start, &last),
-            )
-            .await
-        }
+/// had (out of descriptors), and then not handed over at a stop.
+async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration, handover: Option<Handover>) {
+    let (p, q) = match (Pipe::new(), Pipe::new()) {
+        (Ok(p), Ok(q)) => (p, q),
         _ => {
+            let start = Instant::now();
+            let last = AtomicU64::new(0);
             let (mut ar, mut aw) = a.split();
             let (mut br, mut bw) = b.split();
-            both(
+            let failed = both(
                 copied(&mut ar, &mut bw, idle, start, &last),
                 copied(&mut br, &mut aw, idle, start, &last),
             )
-            .await
+            .await;
+            if failed {
+                reset(a);
+                reset(b);
+            }
+            return;
         }
     };
+    let Some(mut handover) = handover else {
+        return spliced_both(a, b, p, q, (0, 0), idle).await;
+    };
+    let stopped = {
+        let start = Instant::now();
+        let last = AtomicU64::new(0);
+        let work = both(
+            spliced(&a, &b, &p, 0, idle, start, &last),
+            spliced(&b, &a, &q, 0, idle, start, &last),
+        );
+        tokio::select! {
+            failed = work => Err(failed),
+            () = handover.requested() => Ok(()),
+        }
+    };
+    match stopped {
+        Err(failed) => {
+            if failed {
+                reset(a);
+                reset(b);
+            }
+        }
+        // Stopped between two moves: whatever is in flight is in the sockets'
+        // buffers or the pipes, and all four go.
+        Ok(()) => match (a.into_std(), b.into_std()) {
+            (Ok(client), Ok(backend)) => handover.send(Handed {
+                client,
+                backend,
+                up: p,
+                down: q,
+                idle,
+            }),
+            _ => log::warn!("a routed connection could not be handed over: closed"),
+        },
+    }
+}
+
+/// A connection handed over by a stopping agent, relayed to its end.
+pub async fn resume(h: Handed) {
+    let pending = (h.up.pending().unwrap_or(0), h.down.pending().unwrap_or(0));
+    let (Ok(a), Ok(b)) = (
+        TcpStream::from_std(h.client),
+        TcpStream::from_std(h.backend),
+    ) else {
+        log::warn!("a handed-over connection could not be registered: closed");
+        return;
+    };
+    spliced_both(a, b, h.up, h.down, pending, h.idle).await;
+}
+
+/// Both directions by `splice`, each starting with the bytes already in its pipe.
+async fn spliced_both(
+    a: TcpStream,
+    b: TcpStream,
+    p: Pipe,
+    q: Pipe,
+    pending: (usize, usize),
+    idle: Duration,
+) {
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let failed = both(
+        spliced(&a, &b, &p, pending.0, idle, start, &last),
+        spliced(&b, &a, &q, pending.1, idle, start, &last),
+    )
+    .await;
     if failed {
         reset(a);
         reset(b);
@@ -395,20 +466,34 @@ fn timed_out() -> std::io::Error {
     std::io::ErrorKind::TimedOut.into()
 }
 
-/// `from` into `to` through `pipe` until `from`'s end (then `to` is shut down for
-/// writing) or an error. `last` is the time of the last bytes either way: a read
-/// waits as long as one direction or the other moved within `idle`; a write may
-/// wait `idle` for room.
+/// `from` into `to` through `pipe` (holding `held` bytes already) until `from`'s
+/// end (then `to` is shut down for writing) or an error. `last` is the time of the
+/// last bytes either way: a read waits as long as one direction or the other
+/// moved within `idle`; a write may wait `idle` for room. Stopped (dropped) at an
+/// await, nothing is lost: unread bytes are in `from`, unsent ones in the pipe.
 async fn spliced(
     from: &TcpStream,
     to: &TcpStream,
     pipe: &Pipe,
+    mut held: usize,
     idle: Duration,
     start: Instant,
     last: &AtomicU64,
 ) -> std::io::Result<()> {
     let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
     loop {
+        while held > 0 {
+            match tokio::time::timeout(idle, to.writable()).await {
+                Ok(r) => r?,
+                Err(_) => return Err(timed_out()),
+            }
+            match to.try_io(Interest::WRITABLE, || pipe.drain(to, held)) {
+                Ok(m) => held -= m,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            last.store(since(start), Ordering::Relaxed);
+        }
         let left = read_wait(idle_ms, start, last).ok_or_else(timed_out)?;
         match tokio::time::timeout(left, from.readable()).await {
             Ok(r) => r?,
@@ -422,21 +507,13 @@ async fn spliced(
         };
         last.store(since(start), Ordering::Relaxed);
         if n == 0 {
-            return socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write);
+            // Already shut down before a handover: not an error.
+            return match socket2::SockRef::from(to).shutdown(std::net::Shutdown::Write) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+                r => r,
+            };
         }
-        let mut held = n;
-        while held > 0 {
-            match tokio::time::timeout(idle, to.writable()).await {
-                Ok(r) => r?,
-                Err(_) => return Err(timed_out()),
-            }
-            match to.try_io(Interest::WRITABLE, || pipe.drain(to, held)) {
-                Ok(m) => held -= m,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-        last.store(since(start), Ordering::Relaxed);
+        held = n;
     }
 }
 

@@ -3,8 +3,8 @@
 //! proxied connection's payload is never copied through user space. Each
 //! direction owns a pipe (64 KiB, the kernel's default size).
 //!
-//! The two `splice` calls and `pipe2` are the only unsafe code here, each a plain
-//! system call on descriptors this module owns or borrows for the call.
+//! `splice`, `pipe2` and `ioctl(FIONREAD)` are the only unsafe code here, each a
+//! plain system call on descriptors this module owns or borrows for the call.
 
 use std::{
     io,
@@ -12,6 +12,7 @@ use std::{
 };
 
 /// A pipe's two ends, both non-blocking.
+#[derive(Debug)]
 pub struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
@@ -32,6 +33,28 @@ impl Pipe {
         // SAFETY: the descriptors were just created by pipe2 and nothing else holds them.
         let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
         Ok(Self { read, write })
+    }
+
+    /// The pipe of two descriptors a process was handed (see `handover`).
+    pub fn from_fds(read: OwnedFd, write: OwnedFd) -> Self {
+        Self { read, write }
+    }
+
+    /// Its two descriptors (read, write), to hand to another process.
+    pub fn into_fds(self) -> (OwnedFd, OwnedFd) {
+        (self.read, self.write)
+    }
+
+    /// Bytes in the pipe, not yet moved on.
+    pub fn pending(&self) -> io::Result<usize> {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int, the count of unread bytes, into `n`;
+        // the descriptor is ours and open.
+        let rc = unsafe { libc::ioctl(self.read.as_raw_fd(), libc::FIONREAD, &mut n) };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(usize::try_from(n).unwrap_or(0))
     }
 
     /// Moves up to `CHUNK` bytes from socket `from` into the pipe: 0 at the
@@ -97,7 +120,9 @@ mod tests {
             };
         }
         assert_eq!(n, 15);
+        assert_eq!(pipe.pending().expect("FIONREAD"), 15);
         assert_eq!(pipe.drain(&out, n).expect("drain"), 15);
+        assert_eq!(pipe.pending().expect("FIONREAD"), 0);
         let mut got = [0u8; 15];
         far.read_exact(&mut got).expect("read");
         assert_eq!(&got, b"hello, far side");
