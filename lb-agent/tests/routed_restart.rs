@@ -19,10 +19,12 @@ use lb_agent::lab::lan_v4;
 
 const PORT: u16 = 7000;
 
+/// One routed VIP by Host; a short idle timeout, so a holder a failed run leaves
+/// behind ends soon.
 fn config() -> String {
     format!(
         "[[vip]]\nname = \"front\"\naddress = \"{}\"\nport = 80\nroute_by = \"host\"\n\
-         otherwise = \"a\"\n\
+         otherwise = \"a\"\nidle_timeout = \"30s\"\n\
          [[vip.pool]]\nname = \"a\"\nnames = [\"a.lan\"]\n\
          [vip.pool.check]\ninterval = \"300ms\"\nrise = 1\n\
          [[vip.pool.backend]]\naddress = \"{}\"\nport = {PORT}\n",
