@@ -249,36 +249,15 @@ fn homelab_ingress_with_stats_http_frontend_and_ipvs() {
     );
     // The SNI frontend: a routed VIP per bind, its rule a pool, default_backend
     // the otherwise, send-proxy-v2 the pool's PROXY header, inspect-delay its wait.
-    let routed: Vec<String> = c
-        .routed
-        .iter()
-        .map(|r| {
-            let pools: Vec<String> = r
-                .pools
-                .iter()
-                .map(|p| {
-                    let names: Vec<String> = p.names.iter().map(ToString::to_string).collect();
-                    format!("{}={}:{:?}", p.name, names.join("|"), p.send_proxy)
-                })
-                .collect();
-            format!(
-                "{} {}:{} {:?} otherwise={:?} inspect={:?} [{}]",
-                r.name,
-                r.address,
-                r.port,
-                r.by,
-                r.otherwise.map(|i| r.pools[i].name.as_str()),
-                r.inspect_timeout,
-                pools.join(", ")
-            )
-        })
-        .collect();
     assert_eq!(
-        routed,
+        routed_summary(&c),
         [
-            "https-in-1 192.168.1.10:443 Sni otherwise=Some(\"ingress-https\") inspect=5s [nextcloud=cloud.home.example:None, ingress-https=:Some(V2)]",
-            "https-in-2 192.168.1.11:443 Sni otherwise=Some(\"ingress-https\") inspect=5s [nextcloud=cloud.home.example:None, ingress-https=:Some(V2)]",
-            "http-in 192.168.1.10:80 Host otherwise=Some(\"ingress-http\") inspect=60s [nextcloud-http=cloud.home.example:None, ingress-http=:None]",
+            "https-in-1 192.168.1.10:443 Sni otherwise=Some(\"ingress-https\") inspect=5s connect=5s idle=60s max=10000 \
+             nextcloud=[cloud.home.example]None ingress-https=[]Some(V2)",
+            "https-in-2 192.168.1.11:443 Sni otherwise=Some(\"ingress-https\") inspect=5s connect=5s idle=60s max=10000 \
+             nextcloud=[cloud.home.example]None ingress-https=[]Some(V2)",
+            "http-in 192.168.1.10:80 Host otherwise=Some(\"ingress-http\") inspect=60s connect=5s idle=60s max=10000 \
+             nextcloud-http=[cloud.home.example]None ingress-http=[]None",
         ]
     );
     let https = &c.vips[1];

@@ -414,38 +414,12 @@ fn the_homelab_front_door_s_sni_and_host_rules_become_routed_vips() {
         "front-door",
         &["--haproxy", "haproxy.cfg", "--interface", "eth0"],
     );
-    let routed: Vec<String> = c
-        .routed
-        .iter()
-        .map(|r| {
-            let pools: Vec<String> = r
-                .pools
-                .iter()
-                .map(|p| {
-                    let names: Vec<String> = p.names.iter().map(ToString::to_string).collect();
-                    format!("{}=[{}]{:?}", p.name, names.join(" "), p.send_proxy)
-                })
-                .collect();
-            format!(
-                "{}:{} {:?} otherwise={:?} inspect={:?} connect={:?} idle={:?} max={} {}",
-                r.address,
-                r.port,
-                r.by,
-                r.otherwise.map(|i| r.pools[i].name.as_str()),
-                r.inspect_timeout,
-                r.connect_timeout,
-                r.idle_timeout,
-                r.max_connections,
-                pools.join(" ")
-            )
-        })
-        .collect();
     assert_eq!(
-        routed,
+        routed_summary(&c),
         [
-            "192.0.2.10:443 Sni otherwise=Some(\"fallback-tls\") inspect=5s connect=4s idle=3600s max=5000 \
+            "tls 192.0.2.10:443 Sni otherwise=Some(\"fallback-tls\") inspect=5s connect=4s idle=3600s max=5000 \
              cluster-a-tls=[a.lan *.a.lan]Some(V2) cluster-b-tls=[b.lan *.b.lan shared.lan]Some(V1) fallback-tls=[]Some(V2)",
-            "192.0.2.10:80 Host otherwise=Some(\"cluster-b-http\") inspect=10s connect=4s idle=3600s max=10000 \
+            "web 192.0.2.10:80 Host otherwise=Some(\"cluster-b-http\") inspect=10s connect=4s idle=3600s max=10000 \
              cluster-a-http=[a.lan www.a.lan]Some(V1) cluster-b-http=[b.lan *.b.lan]Some(V2)",
         ],
         "{text}"

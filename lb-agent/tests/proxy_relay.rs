@@ -7,6 +7,8 @@
 //! direction is not, and a backend that stops reading stops the client (the proxy
 //! holds no more than its pipe). Needs root (namespaces).
 
+mod common;
+
 use std::{
     io::{ErrorKind, Read, Write},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
@@ -30,36 +32,46 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
-/// The proxy routing Host a.lan to the backend, on its own runtime in `ns`.
+/// Routes Host a.lan to the backend; no match: reset.
+fn router() -> Router {
+    Router {
+        by: RouteBy::Host,
+        routes: Routes::new([(Pattern::parse("a.lan").expect("pattern"), 0)]).expect("routes"),
+        otherwise: Otherwise::Reset,
+        pools: vec![Pool::new("a", vec![(addr(BACKEND), 1)], None).expect("pool")],
+    }
+}
+
+/// The proxy with `router()`, on its own runtime in `ns`.
 fn proxy(ns: &Netns, idle: Duration) {
-    let entry = ns.entry().expect("netns");
     let (ready_tx, ready) = mpsc::channel();
-    std::thread::spawn(move || {
-        entry.enter().expect("enter");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind(PROXY).await.expect("bind");
-            let _ = ready_tx.send(());
-            let router = Router {
-                by: RouteBy::Host,
-                routes: Routes::new([(Pattern::parse("a.lan").expect("pattern"), 0)])
-                    .expect("routes"),
-                otherwise: Otherwise::Reset,
-                pools: vec![Pool::new("a", vec![(addr(BACKEND), 1)], None).expect("pool")],
-            };
-            let (_keep, routes) = tokio::sync::watch::channel(Arc::new(router));
-            let limits = Limits {
-                idle,
-                ..Limits::default()
-            };
-            serve(l, routes, limits, Arc::new(Stats::new(1)), None).await;
-        });
+    common::spawn_runtime(ns, move || async move {
+        let l = tokio::net::TcpListener::bind(PROXY).await.expect("bind");
+        let _ = ready_tx.send(());
+        let (_keep, routes) = tokio::sync::watch::channel(Arc::new(router()));
+        let limits = Limits {
+            idle,
+            ..Limits::default()
+        };
+        serve(l, routes, limits, Arc::new(Stats::new(1)), None).await;
     });
     ready.recv().expect("proxy up");
+}
+
+/// Reads `from` to its end, each byte checked against `pattern`; how many.
+fn read_pattern(from: &mut TcpStream, what: &str) -> usize {
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = from.read(&mut buf).expect("read");
+        if n == 0 {
+            return got;
+        }
+        for (k, byte) in buf[..n].iter().enumerate() {
+            assert_eq!(*byte, pattern(got + k), "byte {} {what}", got + k);
+        }
+        got += n;
+    }
 }
 
 /// Byte `i` of a test stream.
@@ -98,18 +110,7 @@ fn bytes_half_closes_resets_and_idle_go_through_as_sent() {
         let backend = std::thread::scope(|scope| {
             let b = scope.spawn(|| {
                 let mut s = accepted(&l);
-                let mut got = 0usize;
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    let n = s.read(&mut buf).expect("backend read");
-                    if n == 0 {
-                        break;
-                    }
-                    for (k, byte) in buf[..n].iter().enumerate() {
-                        assert_eq!(*byte, pattern(got + k), "byte {} up", got + k);
-                    }
-                    got += n;
-                }
+                let got = read_pattern(&mut s, "up");
                 // The client's end arrived as an end, and we can still answer.
                 let down: Vec<u8> = (0..SIZE).map(pattern).collect();
                 s.write_all(&down).expect("backend answer");
@@ -218,47 +219,31 @@ fn bytes_half_closes_resets_and_idle_go_through_as_sent() {
 fn a_handover_with_bytes_in_flight_loses_none() {
     use lb_agent::proxy::{handover, serve::resume};
     let ns = Netns::new("lbrh").expect("namespace");
-    let entry = ns.entry().expect("netns");
     let (ready_tx, ready) = mpsc::channel();
     let (go_tx, go) = mpsc::channel::<()>();
     let (handed_tx, handed) = mpsc::channel::<usize>();
-    std::thread::spawn(move || {
-        entry.enter().expect("enter");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::bind(PROXY).await.expect("bind");
-            let router = Router {
-                by: RouteBy::Host,
-                routes: Routes::new([(Pattern::parse("a.lan").expect("pattern"), 0)])
-                    .expect("routes"),
-                otherwise: Otherwise::Reset,
-                pools: vec![Pool::new("a", vec![(addr(BACKEND), 1)], None).expect("pool")],
-            };
-            let (_keep, routes) = tokio::sync::watch::channel(Arc::new(router));
-            let (mut control, connections) = handover::channel();
-            let task = tokio::spawn(serve(
-                l,
-                routes,
-                Limits::default(),
-                Arc::new(Stats::new(1)),
-                Some(connections),
-            ));
-            let _ = ready_tx.send(());
-            let _ = tokio::task::spawn_blocking(move || go.recv()).await;
-            task.abort();
-            control.request();
-            let h = control
-                .handed
-                .recv()
-                .await
-                .expect("a connection handed over");
-            let _ = handed_tx.send(h.up.pending().unwrap_or(0));
-            resume(h).await;
-        });
+    common::spawn_runtime(&ns, move || async move {
+        let l = tokio::net::TcpListener::bind(PROXY).await.expect("bind");
+        let (_keep, routes) = tokio::sync::watch::channel(Arc::new(router()));
+        let (mut control, connections) = handover::channel();
+        let task = tokio::spawn(serve(
+            l,
+            routes,
+            Limits::default(),
+            Arc::new(Stats::new(1)),
+            Some(connections),
+        ));
+        let _ = ready_tx.send(());
+        let _ = tokio::task::spawn_blocking(move || go.recv()).await;
+        task.abort();
+        control.request();
+        let h = control
+            .handed
+            .recv()
+            .await
+            .expect("a connection handed over");
+        let _ = handed_tx.send(h.up.pending().unwrap_or(0));
+        resume(h).await;
     });
     ready.recv().expect("proxy up");
     ns.run(move || {
@@ -277,19 +262,7 @@ fn a_handover_with_bytes_in_flight_loses_none() {
         std::thread::sleep(Duration::from_millis(300));
         go_tx.send(()).expect("hand over");
         let in_pipe = handed.recv_timeout(Duration::from_secs(5)).expect("handed");
-        let mut got = 0usize;
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = s.read(&mut buf).expect("backend read");
-            if n == 0 {
-                break;
-            }
-            for (k, byte) in buf[..n].iter().enumerate() {
-                assert_eq!(*byte, pattern(got + k), "byte {} up", got + k);
-            }
-            got += n;
-        }
-        assert_eq!(got, SIZE, "every byte, once");
+        assert_eq!(read_pattern(&mut s, "up"), SIZE, "every byte, once");
         s.write_all(b"done").expect("answer");
         drop(s);
         let mut c = writer.join().expect("writer");

@@ -85,35 +85,23 @@ fn router(by: RouteBy, port: u16, otherwise: Otherwise) -> Router {
 fn proxy(ns: &Netns, limits: Limits) -> (Arc<Stats>, Arc<Stats>) {
     let (sni, host) = (Arc::new(Stats::new(2)), Arc::new(Stats::new(2)));
     let (s, h) = (sni.clone(), host.clone());
-    let entry = ns.entry().expect("netns");
     let (ready_tx, ready) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        entry.enter().expect("enter");
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
-            let l443 = tokio::net::TcpListener::bind("127.0.0.10:443")
-                .await
-                .expect("443");
-            let l80 = tokio::net::TcpListener::bind("127.0.0.10:80")
-                .await
-                .expect("80");
-            let _ = ready_tx.send(());
-            let (_t443, r443) =
-                tokio::sync::watch::channel(Arc::new(router(RouteBy::Sni, 8443, Otherwise::Reset)));
-            let (_t80, r80) = tokio::sync::watch::channel(Arc::new(router(
-                RouteBy::Host,
-                8080,
-                Otherwise::Pool(1),
-            )));
-            tokio::join!(
-                serve(l443, r443, limits, s, None),
-                serve(l80, r80, limits, h, None)
-            );
-        });
+    common::spawn_runtime(ns, move || async move {
+        let l443 = tokio::net::TcpListener::bind("127.0.0.10:443")
+            .await
+            .expect("443");
+        let l80 = tokio::net::TcpListener::bind("127.0.0.10:80")
+            .await
+            .expect("80");
+        let _ = ready_tx.send(());
+        let (_t443, r443) =
+            tokio::sync::watch::channel(Arc::new(router(RouteBy::Sni, 8443, Otherwise::Reset)));
+        let (_t80, r80) =
+            tokio::sync::watch::channel(Arc::new(router(RouteBy::Host, 8080, Otherwise::Pool(1))));
+        tokio::join!(
+            serve(l443, r443, limits, s, None),
+            serve(l80, r80, limits, h, None)
+        );
     });
     ready.recv().expect("proxy up");
     (sni, host)

@@ -367,3 +367,22 @@ impl Cluster {
 pub fn name(index: u8) -> String {
     format!("backend-{index}")
 }
+
+/// Runs `f` on a tokio runtime of its own (two workers, as the agent's) in a thread
+/// inside `ns`, and returns at once: a proxy for a test to talk to.
+pub fn spawn_runtime<F, Fut>(ns: &lb_agent::lab::Netns, f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let entry = ns.entry().expect("netns");
+    std::thread::spawn(move || {
+        entry.enter().expect("enter");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(f());
+    });
+}

@@ -192,3 +192,34 @@ pub fn fixture_files(ext: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Each routed VIP in one line: name, address, route_by, otherwise, timeouts,
+/// limit, and its pools as `name=[names]send_proxy`.
+pub fn routed_summary(c: &Config) -> Vec<String> {
+    c.routed
+        .iter()
+        .map(|r| {
+            let pools: Vec<String> = r
+                .pools
+                .iter()
+                .map(|p| {
+                    let names: Vec<String> = p.names.iter().map(ToString::to_string).collect();
+                    format!("{}=[{}]{:?}", p.name, names.join(" "), p.send_proxy)
+                })
+                .collect();
+            format!(
+                "{} {}:{} {:?} otherwise={:?} inspect={:?} connect={:?} idle={:?} max={} {}",
+                r.name,
+                r.address,
+                r.port,
+                r.by,
+                r.otherwise.map(|i| r.pools[i].name.as_str()),
+                r.inspect_timeout,
+                r.connect_timeout,
+                r.idle_timeout,
+                r.max_connections,
+                pools.join(" ")
+            )
+        })
+        .collect()
+}

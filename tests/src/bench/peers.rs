@@ -110,13 +110,7 @@ pub struct Running {
 impl Running {
     /// Starts the servers in `lab` and `peer` in front of them.
     pub fn start(lab: &Lab, peer: Peer) -> Result<Self> {
-        let dir = std::env::temp_dir().join(unique_name("lbbench"));
-        std::fs::create_dir_all(&dir)?;
-        let mut r = Self {
-            dp: None,
-            children: Vec::new(),
-            dir,
-        };
+        let mut r = Self::empty()?;
         r.servers(lab)?;
         match peer {
             Peer::Direct => {}
@@ -141,13 +135,7 @@ impl Running {
     /// backend on the LB node itself: an nginx in the LB's namespace, on its address
     /// toward the backends, next to two of the backends' (the stacked layout).
     pub fn start_with_local_backend(lab: &Lab) -> Result<Self> {
-        let dir = std::env::temp_dir().join(unique_name("lbbench"));
-        std::fs::create_dir_all(&dir)?;
-        let mut r = Self {
-            dp: None,
-            children: Vec::new(),
-            dir,
-        };
+        let mut r = Self::empty()?;
         r.servers(lab)?;
         r.nginx(&lab.lb, "nginx-local")?;
         let http = [BACKENDS[0], BACKENDS[1], LB_B];
@@ -165,8 +153,25 @@ impl Running {
         Ok(r)
     }
 
+    /// No process yet, a fresh directory for their files (for other workloads'
+    /// peers, see `routed`).
+    pub(super) fn empty() -> Result<Self> {
+        let dir = std::env::temp_dir().join(unique_name("lbbench"));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self {
+            dp: None,
+            children: Vec::new(),
+            dir,
+        })
+    }
+
+    /// The directory of the processes' files (removed on drop).
+    pub(super) fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Every log of the servers and peer, for an error message.
-    fn logs(&self) -> String {
+    pub(super) fn logs(&self) -> String {
         let mut out = String::new();
         for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let p = e.path();
@@ -178,7 +183,8 @@ impl Running {
         out
     }
 
-    fn spawn(&mut self, ns: &Netns, cpu: usize, args: &[&str], log: &str) -> Result<()> {
+    /// Starts `args` in `ns` on `cpu`, its output in `log` of the directory.
+    pub(super) fn spawn(&mut self, ns: &Netns, cpu: usize, args: &[&str], log: &str) -> Result<()> {
         let log = std::fs::File::create(self.dir.join(log))?;
         let child = Command::new("ip")
             .args([

@@ -15,19 +15,20 @@ use std::{
     io::{Read, Write},
     net::{IpAddr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, anyhow, bail};
-use lb_agent::lab::{Netns, unique_name};
+use lb_agent::lab::unique_name;
 
 use super::{
     LbCost, Options,
     conn::percentile,
     cpu,
     lab::{BACKENDS, ENDPOINT_CPU, GEN_A, LB_CPU, Lab, VIP},
+    peers::Running,
 };
 
 const TLS_PORT: u16 = 443;
@@ -156,57 +157,19 @@ fn agent_bin() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Processes of one run and their files; stopped and removed on drop.
+/// The processes of one run (see `peers::Running`), and the agent's bpffs
+/// directory (its pins outlive a killed agent): removed on drop.
 struct Run {
-    dir: PathBuf,
-    children: Vec<Child>,
-    /// The agent's bpffs directory (its pins outlive a killed agent).
+    procs: Running,
     pins: Option<PathBuf>,
 }
 
 impl Run {
     fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(unique_name("lbroute"));
-        std::fs::create_dir_all(&dir)?;
         Ok(Self {
-            dir,
-            children: Vec::new(),
+            procs: Running::empty()?,
             pins: None,
         })
-    }
-
-    fn spawn(&mut self, ns: &Netns, cpu: usize, args: &[&str], log: &str) -> Result<()> {
-        let log = std::fs::File::create(self.dir.join(log))?;
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns.name(),
-                "taskset",
-                "-c",
-                &cpu.to_string(),
-            ])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", args.join(" ")))?;
-        self.children.push(child);
-        Ok(())
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "log") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                out.push_str(&format!("--- {}\n{}\n", p.display(), text.trim()));
-            }
-        }
-        out
     }
 
     /// nginx terminating TLS with `proxy_protocol` on every backend address.
@@ -216,11 +179,12 @@ impl Run {
             "*.b.bench.lan".to_string(),
         ])
         .context("certificate")?;
-        let d = self.dir.display().to_string();
-        std::fs::write(self.dir.join("cert.pem"), ck.cert.pem())?;
-        std::fs::write(self.dir.join("key.pem"), ck.signing_key.serialize_pem())?;
-        std::fs::create_dir_all(self.dir.join("www"))?;
-        std::fs::write(self.dir.join("www/big"), vec![b'x'; big])?;
+        let dir = self.procs.dir().to_path_buf();
+        let d = dir.display().to_string();
+        std::fs::write(dir.join("cert.pem"), ck.cert.pem())?;
+        std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem())?;
+        std::fs::create_dir_all(dir.join("www"))?;
+        std::fs::write(dir.join("www/big"), vec![b'x'; big])?;
         let conf = format!(
             "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx.log;\n\
              events {{ worker_connections 16384; }}\n\
@@ -231,10 +195,10 @@ impl Run {
                  ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n\
                  root {d}/www;\n    location = / {{ return 200 \"$proxy_protocol_addr\\n\"; }}\n  }}\n}}\n"
         );
-        let path = self.dir.join("nginx.conf");
+        let path = dir.join("nginx.conf");
         std::fs::write(&path, conf)?;
         let path = path.display().to_string();
-        self.spawn(
+        self.procs.spawn(
             &lab.srv,
             ENDPOINT_CPU,
             &["nginx", "-c", &path],
@@ -243,10 +207,10 @@ impl Run {
     }
 
     fn haproxy(&mut self, lab: &Lab) -> Result<()> {
-        let path = self.dir.join("haproxy.cfg");
+        let path = self.procs.dir().join("haproxy.cfg");
         std::fs::write(&path, haproxy_cfg())?;
         let path = path.display().to_string();
-        self.spawn(
+        self.procs.spawn(
             &lab.lb,
             LB_CPU,
             &["haproxy", "-db", "-f", &path],
@@ -262,9 +226,10 @@ impl Run {
     /// proxy for a cost of the lab. The routed VIP does not use the program.
     fn agent(&mut self, lab: &Lab) -> Result<()> {
         let exe = agent_bin()?;
-        let cfg = self.dir.join("haproxy.cfg");
+        let dir = self.procs.dir().to_path_buf();
+        let cfg = dir.join("haproxy.cfg");
         std::fs::write(&cfg, haproxy_cfg())?;
-        let imported = self.dir.join("imported.toml");
+        let imported = dir.join("imported.toml");
         let out = Command::new(&exe)
             .args(["import", "--interface", "a1", "--haproxy"])
             .arg(&cfg)
@@ -296,12 +261,12 @@ impl Run {
              api_listen = \"127.0.0.1:9199\"\ncontrol_socket = \"{}/agent.sock\"\n\
              flow_table_size = 65536\nsocket_lb = false\n\n{vips}",
             pins.display(),
-            self.dir.display()
+            dir.display()
         );
-        let path = self.dir.join("lb-agent.toml");
+        let path = dir.join("lb-agent.toml");
         std::fs::write(&path, config)?;
         let (exe, path) = (exe.display().to_string(), path.display().to_string());
-        self.spawn(
+        self.procs.spawn(
             &lab.lb,
             LB_CPU,
             &[&exe, "run", "--config", &path],
@@ -312,14 +277,9 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
         if let Some(p) = &self.pins {
             let _ = std::fs::remove_dir_all(p);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -335,7 +295,7 @@ fn start(peer: RoutedPeer, big: usize) -> Result<(Lab, Run, Arc<rustls::ClientCo
         RoutedPeer::Agent => run.agent(&lab)?,
     }
     lab.pin_napi_threads()?;
-    let pem = std::fs::read_to_string(run.dir.join("cert.pem"))?;
+    let pem = std::fs::read_to_string(run.procs.dir().join("cert.pem"))?;
     let tls = client_config(&pem)?;
     // Both pools answer through the peer, with the client's address from the header.
     let target = SocketAddr::new(IpAddr::V4(VIP), TLS_PORT);
@@ -363,7 +323,7 @@ fn start(peer: RoutedPeer, big: usize) -> Result<(Lab, Run, Arc<rustls::ClientCo
     })
     .join()
     .map_err(|_| anyhow!("probe thread panicked"))?;
-    let seen = seen.with_context(|| format!("{}: logs:\n{}", peer.name(), run.logs()))?;
+    let seen = seen.with_context(|| format!("{}: logs:\n{}", peer.name(), run.procs.logs()))?;
     for body in &seen {
         if !body.contains(&GEN_A.to_string()) {
             bail!(
