@@ -405,12 +405,13 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
                         role.settings().timeout_connect = set;
                         "; a routed VIP's connect_timeout takes it"
                     }
-                    "client" => {
-                        role.settings().timeout_client = set;
-                        "; a routed VIP's idle_timeout takes `timeout tunnel`, or else the longer of `timeout client` and `timeout server`"
-                    }
-                    "server" => {
-                        role.settings().timeout_server = set;
+                    side @ ("client" | "server") => {
+                        let s = role.settings();
+                        *if side == "client" {
+                            &mut s.timeout_client
+                        } else {
+                            &mut s.timeout_server
+                        } = set;
                         "; a routed VIP's idle_timeout takes `timeout tunnel`, or else the longer of `timeout client` and `timeout server`"
                     }
                     "tunnel" => {

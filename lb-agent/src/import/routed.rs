@@ -58,8 +58,8 @@ pub fn service<'a>(
             } else {
                 format!(
                     "it routes by the {}, and this frontend's first rule by the {}",
-                    name_of(found.by),
-                    name_of(by)
+                    found.by.what(),
+                    by.what()
                 )
             });
         }
@@ -181,7 +181,7 @@ pub fn service<'a>(
         "from {file}:{} {}: routed by {}",
         p.line,
         p.title(),
-        name_of(by)
+        by.what()
     )];
     if http {
         comments.push(format!(
@@ -206,13 +206,6 @@ pub fn service<'a>(
         },
         used,
     ))
-}
-
-fn name_of(by: By) -> &'static str {
-    match by {
-        By::Sni => "TLS server name",
-        By::Host => "HTTP Host",
-    }
 }
 
 /// Whether every name `p` matches, `q` matches too.

@@ -22,6 +22,14 @@ impl By {
             By::Host => "host",
         }
     }
+
+    /// What it tests, for messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            By::Sni => "TLS server name",
+            By::Host => "HTTP Host",
+        }
+    }
 }
 
 /// The names a condition matches.
@@ -39,8 +47,8 @@ impl Matcher {
         if self.by != other.by {
             return Err(format!(
                 "it tests both the {} and the {}: a routed VIP routes by one of them",
-                what(self.by),
-                what(other.by)
+                self.by.what(),
+                other.by.what()
             ));
         }
         for n in other.names {
@@ -50,13 +58,6 @@ impl Matcher {
         }
         self.caveats.extend(other.caveats);
         Ok(self)
-    }
-}
-
-fn what(by: By) -> &'static str {
-    match by {
-        By::Sni => "TLS server name",
-        By::Host => "HTTP Host",
     }
 }
 
