@@ -6,7 +6,11 @@
 
 mod common;
 
-use std::{fs, net::SocketAddr, time::Duration, time::Instant};
+use std::{
+    fs,
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use common::{
     AgentLab, BACKENDS, CLIENT, VIP, name,

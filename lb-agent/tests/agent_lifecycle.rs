@@ -154,7 +154,7 @@ fn tcp_churn_at_the_capacitys_rate_fails_nothing() {
         .client
         .ns
         .run(move || {
-            use std::io::{BufRead, BufReader, Write};
+            use std::io::{BufRead as _, BufReader, Write as _};
             let start = Instant::now();
             let (mut done, mut failures) = (0u64, Vec::new());
             while start.elapsed() < run {

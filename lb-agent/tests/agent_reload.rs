@@ -68,7 +68,10 @@ fn reload_breaks_only_the_removed_backends_connections() {
     );
     let msg = String::from_utf8_lossy(&out.stdout);
     assert!(msg.contains("applied: 2 services, 5 backends"), "{msg}");
-    std::thread::sleep(Duration::from_millis(500));
+    // (`reload` answers once the maps are written; the status follows.)
+    lab.wait_for("the status shows the reload", Duration::from_secs(5), |s| {
+        s.vip("banner").map(|v| v.total) == Some(3) && s.last_reload.as_ref().is_some_and(|r| r.ok)
+    });
 
     let after = long.ping();
     for (was, now) in before.iter().zip(&after) {

@@ -9,12 +9,15 @@
 mod common;
 
 use std::{
-    io::{ErrorKind, Read},
+    io::{ErrorKind, Read as _},
     net::{IpAddr, SocketAddr, TcpStream, UdpSocket},
     time::{Duration, Instant},
 };
 
-use common::{AgentLab, BACKENDS, LB, VIP, name, servers::EchoServer, traffic::Persistent};
+use common::{
+    AgentLab, BACKENDS, LB, VIP, eventually::eventually, name, servers::EchoServer,
+    traffic::Persistent,
+};
 use lb_agent::lab::{TcpServer, UdpServer, connections, lan_v4, lan_v6};
 
 const INTERVAL_MS: u64 = 300;
@@ -334,14 +337,11 @@ fn the_nodes_own_sockets_are_balanced_like_its_packets() {
             })
             .is_some_and(|b| b.state == "down")
     });
-    let start = Instant::now();
-    loop {
-        if lab.log().contains("closed") {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(2), "{}", lab.log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        "the agent logs the sockets closed",
+        Duration::from_secs(2),
+        || lab.log().contains("closed"),
+    );
     eprintln!(
         "sockets to the down backend closed {:?} after its check server stopped",
         down_at.elapsed()
@@ -434,16 +434,10 @@ fn in_a_cgroup_namespace_the_host_hierarchy_must_be_named() {
     let root = lb_agent::dataplane::cgroup2_root().expect("the host's cgroup v2 root");
     web(&format!("socket_lb_cgroup = \"{}\"\n", root.display()));
     let mut child = agent();
-    let start = Instant::now();
-    while lab.cli(&["status", "--json"]).status.code() != Some(0)
-        || !String::from_utf8_lossy(&lab.cli(&["status", "--json"]).stdout).contains("\"daemon\"")
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the agent did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually("the agent comes up", Duration::from_secs(20), || {
+        let out = lab.cli(&["status", "--json"]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("\"daemon\"")
+    });
     let t = connections(
         &lab.lb.ns,
         SocketAddr::new(vip, 80),

@@ -9,7 +9,7 @@ mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use common::{AgentLab, BACKENDS, LB, VIP, name};
+use common::{AgentLab, BACKENDS, LB, VIP, eventually::eventually_some_or, name};
 use lb_agent::lab::{TcpServer, connections, lan_v4};
 
 fn config() -> String {
@@ -36,18 +36,16 @@ fn sysctl(lab: &AgentLab, key: &str) -> String {
 
 /// Polls `/ready` until its code is `code`; returns the body.
 fn ready_becomes(lab: &AgentLab, code: u16, limit: Duration) -> String {
-    let start = std::time::Instant::now();
-    loop {
-        let (c, body) = lab.http_get("/ready", None);
-        if c == code {
-            return body;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "/ready stayed {c} ({body}) instead of {code}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_some_or(
+        &format!("/ready answers {code}"),
+        limit,
+        || {
+            let (c, body) = lab.http_get("/ready", None);
+            (c == code).then_some(body)
+        },
+        || format!("/ready: {:?}", lab.http_get("/ready", None)),
+    )
+    .0
 }
 
 #[test]

@@ -440,7 +440,7 @@ fn layout_1_copy(maps: &Path, old: &Path) -> usize {
         );
         path
     };
-    let s = std::mem::size_of::<u32>();
+    let s = size_of::<u32>();
     let flow_count = hash::<FlowKey, FlowEntry, FlowEntryV1>(
         &maps.join(MAP_FLOWS),
         &make(MAP_FLOWS, "lru_hash", 40, 40, flows),

@@ -18,7 +18,7 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn check_config(file: &std::path::Path, json: bool) -> std::process::Output {
+fn check_config(file: &Path, json: bool) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lb-agent"));
     cmd.args(["check-config", "--config"]).arg(file);
     if json {

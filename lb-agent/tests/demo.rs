@@ -3,10 +3,14 @@
 //! and Ctrl-C in the middle. Either way nothing of the lab may be left behind.
 //! Needs root.
 
+mod common;
+
 use std::{
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
+
+use common::eventually::eventually;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_lb-agent");
 
@@ -189,19 +193,17 @@ fn ctrl_c_stops_the_demo_and_removes_the_lab() {
         .expect("start the demo");
     let pid = child.id();
     // Wait until the agents run (the pins exist), then interrupt.
-    let start = Instant::now();
-    while leftovers(pid)
-        .iter()
-        .filter(|l| l.starts_with("/sys"))
-        .count()
-        < 2
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the demo's agents did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually(
+        "the demo's agents pin their maps",
+        Duration::from_secs(30),
+        || {
+            leftovers(pid)
+                .iter()
+                .filter(|l| l.starts_with("/sys"))
+                .count()
+                >= 2
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
     let st = Command::new("kill")
         .args(["-INT", &pid.to_string()])

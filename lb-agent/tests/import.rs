@@ -37,7 +37,10 @@ fn kubernetes_control_plane_pair() {
     assert_eq!(vip.address.to_string(), "192.168.10.100");
     assert_eq!(vip.port, 6443);
     assert_eq!(
-        vip.snat_addresses.first().map(|a| a.to_string()).as_deref(),
+        vip.snat_addresses
+            .first()
+            .map(ToString::to_string)
+            .as_deref(),
         Some("192.168.10.21")
     );
     assert_eq!(vip.check.kind, CheckKind::Https);
@@ -373,7 +376,10 @@ fn templated_pair_imports_once_rendered() {
     assert_eq!((vip.name.as_str(), vip.port), ("k8s-api", 6443));
     assert_eq!(vip.address.to_string(), "10.20.0.10");
     assert_eq!(
-        vip.snat_addresses.first().map(|a| a.to_string()).as_deref(),
+        vip.snat_addresses
+            .first()
+            .map(ToString::to_string)
+            .as_deref(),
         Some("10.20.0.11")
     );
     // http-check connect ssl + send meth/uri/hdr Host (HAProxy 2.2+ form).

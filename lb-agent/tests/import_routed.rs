@@ -88,9 +88,10 @@ fn imported_routing_sends_every_name_where_haproxy_does() {
         "other.lan",
         "api-x.lan",
     ];
-    let ck =
-        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("certificate");
+    let ck = rcgen::generate_simple_self_signed(
+        names.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    )
+    .expect("certificate");
     let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
     let _ingress: Vec<Haproxy> = (0..3)
         .map(|i| ingress(&lab.backends[i].ns, BACKENDS[i], &pem))

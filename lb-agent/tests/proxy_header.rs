@@ -7,12 +7,15 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use common::haproxy::{HEAD, Haproxy};
+use common::{
+    eventually::eventually_some,
+    haproxy::{HEAD, Haproxy},
+};
 use lb_agent::{
     lab::Netns,
     proxy::proxy_header::{Version, header},
@@ -32,14 +35,11 @@ fn haproxy(ns: &Netns) -> Haproxy {
 /// Sends `head` then a request to HAProxy in `ns` at `at`; returns the body.
 fn ask(ns: &Netns, at: SocketAddr, head: Vec<u8>) -> String {
     ns.run(move || {
-        let start = Instant::now();
-        let mut s = loop {
-            match TcpStream::connect(at) {
-                Ok(s) => break s,
-                Err(e) if start.elapsed() > Duration::from_secs(5) => panic!("{at}: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        };
+        let (mut s, _) = eventually_some(
+            &format!("HAProxy accepts on {at}"),
+            Duration::from_secs(5),
+            || TcpStream::connect(at).ok(),
+        );
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         s.write_all(&head).expect("header");

@@ -10,7 +10,7 @@
 mod common;
 
 use std::{
-    io::{ErrorKind, Read, Write},
+    io::{ErrorKind, Read as _, Write as _},
     net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     sync::{Arc, mpsc},
     time::{Duration, Instant},

@@ -9,7 +9,7 @@
 mod common;
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
@@ -17,6 +17,7 @@ use std::{
 
 use common::{
     clients::{self, tls_config},
+    eventually::eventually,
     haproxy::{HEAD, Haproxy},
 };
 use lb_agent::{
@@ -37,9 +38,10 @@ fn addr(s: &str) -> SocketAddr {
 /// Two clusters, A on 127.0.0.11 and B on 127.0.0.12: TLS on 8443 and HTTP on
 /// 8080, each answering "<cluster> <client address> <client port> <name>".
 fn clusters(ns: &Netns) -> (Haproxy, String) {
-    let ck =
-        rcgen::generate_simple_self_signed(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("certificate");
+    let ck = rcgen::generate_simple_self_signed(
+        NAMES.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    )
+    .expect("certificate");
     let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
     let mut config = HEAD.to_string();
     for (c, ip) in [("A", "127.0.0.11"), ("B", "127.0.0.12")] {
@@ -137,14 +139,9 @@ fn names_pick_the_cluster_and_the_backend_sees_the_client() {
     let http_get = move |head: &[u8]| clients::http_get(v80, head);
     ns.run(move || {
         // HAProxy up.
-        let start = Instant::now();
-        while TcpStream::connect(addr("127.0.0.12:8080")).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "haproxy did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually("HAProxy comes up", Duration::from_secs(5), || {
+            TcpStream::connect(addr("127.0.0.12:8080")).is_ok()
+        });
         // SNI: each name to its cluster, the client's own address and port seen.
         for (name, cluster) in [
             ("x.a.lan", "A"),

@@ -13,6 +13,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use common::{
     AgentLab, BACKENDS, CLIENT, VIP,
     clients::{self, request_for, tls_config},
+    eventually::eventually_some_or,
     haproxy::{HEAD, Haproxy},
     name,
 };
@@ -65,9 +66,10 @@ fn config() -> String {
 fn the_agent_routes_by_name_with_proxy_headers_and_health() {
     let mut lab = AgentLab::new();
     lab.write_config(&config());
-    let ck =
-        rcgen::generate_simple_self_signed(NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("certificate");
+    let ck = rcgen::generate_simple_self_signed(
+        NAMES.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    )
+    .expect("certificate");
     let pem = format!("{}{}", ck.cert.pem(), ck.signing_key.serialize_pem());
     let mut servers: Vec<Option<Haproxy>> = (0..3)
         .map(|i| Some(haproxy(&lab.backends[i].ns, BACKENDS[i], &pem)))
@@ -117,7 +119,7 @@ fn the_agent_routes_by_name_with_proxy_headers_and_health() {
         seen.iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, r)| r.as_ref().ok())
-            .unwrap_or_else(|| panic!("{name}: {:?}", seen))
+            .unwrap_or_else(|| panic!("{name}: {seen:?}"))
             .clone()
     };
     // Pool a is backend 11; pool b backends 12 and 13. Each backend saw the client's
@@ -137,11 +139,11 @@ fn the_agent_routes_by_name_with_proxy_headers_and_health() {
         "an unrouted name was served"
     );
     let (b, port) = body("web.a.lan");
-    assert_eq!(b, format!("{} {client} {port} web.a.lan", common::name(11)));
+    assert_eq!(b, format!("{} {client} {port} web.a.lan", name(11)));
     for host in ["B.lan", "unknown.lan"] {
         let (b, _) = body(host);
         assert!(
-            b.starts_with(&common::name(12)) || b.starts_with(&common::name(13)),
+            b.starts_with(&name(12)) || b.starts_with(&name(13)),
             "{host}: {b}"
         );
     }
@@ -162,20 +164,21 @@ fn the_agent_routes_by_name_with_proxy_headers_and_health() {
         .expect("client");
     for r in &after {
         let (b, _) = r.as_ref().expect("pool b after a backend went down");
-        assert!(b.starts_with(&common::name(13)), "{b}");
+        assert!(b.starts_with(&name(13)), "{b}");
     }
 
     // The status (and /metrics) is refreshed once a second.
     let b_total = "lb_routed_pool_connections_total{vip=\"front-tls\",pool=\"b\"} 10";
-    let start = std::time::Instant::now();
-    let metrics = loop {
-        let (code, metrics) = lab.http_get("/metrics", None);
-        assert_eq!(code, 200);
-        if metrics.contains(b_total) || start.elapsed() > Duration::from_secs(5) {
-            break metrics;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (metrics, _) = eventually_some_or(
+        "/metrics counts pool b's connections",
+        Duration::from_secs(5),
+        || {
+            let (code, metrics) = lab.http_get("/metrics", None);
+            assert_eq!(code, 200);
+            metrics.contains(b_total).then_some(metrics)
+        },
+        || lab.http_get("/metrics", None).1,
+    );
     let line = |needle: &str| {
         metrics
             .lines()

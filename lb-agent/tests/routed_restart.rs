@@ -8,13 +8,13 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead as _, BufReader, Write as _},
     net::{SocketAddr, TcpStream},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-use common::{AgentLab, BACKENDS, VIP, servers::EchoServer};
+use common::{AgentLab, BACKENDS, VIP, eventually::eventually, servers::EchoServer};
 use lb_agent::lab::lan_v4;
 
 const PORT: u16 = 7000;
@@ -178,14 +178,11 @@ fn a_restart_cuts_no_proxied_connection() {
     for c in clients {
         c.close();
     }
-    let start = Instant::now();
-    while holders().iter().any(|p| holding.contains(p)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the holder stays after its connections ended"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually(
+        "the holder leaves after its connections ended",
+        Duration::from_secs(5),
+        || !holders().iter().any(|p| holding.contains(p)),
+    );
     assert!(
         lab.log().contains("the 3 handed-over connection(s) ended"),
         "{}",

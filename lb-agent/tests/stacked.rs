@@ -30,7 +30,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Node, VIP};
+use common::{Node, VIP, eventually::eventually_or};
 use lb_agent::{
     health::client_config,
     lab::{ApiServer, Host, Lan, Tally, https_get, lan_v4, requests, self_signed},
@@ -278,15 +278,12 @@ fn three_stacked_nodes_serve_every_client_through_failures() {
     lab.backend_state(&all, 1, "up", Duration::from_secs(10));
     lab.backend_state(&all, 2, "up", Duration::from_secs(10));
     lab.backend_state(&all, 3, "up", Duration::from_secs(10));
-    let start = Instant::now();
-    while lab.holder() != vec![0] {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "holder {:?}",
-            lab.holder()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_or(
+        "node 1 holds the VIP",
+        Duration::from_secs(5),
+        || lab.holder() == vec![0],
+        || format!("holder {:?}", lab.holder()),
+    );
     let log = lab.nodes[0].log();
     assert!(log.contains("net.ipv4.conf.eth0.forwarding = 1"), "{log}");
     assert!(
@@ -387,15 +384,15 @@ fn three_stacked_nodes_serve_every_client_through_failures() {
     std::thread::sleep(Duration::from_millis(500));
     let died = Instant::now();
     lab.nodes[0].die();
-    let start = Instant::now();
-    while lab.holder() != vec![0, 1] && lab.holder() != vec![1] {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "holder {:?}",
-            lab.holder()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_or(
+        "node 2 holds the VIP",
+        Duration::from_secs(5),
+        || {
+            let h = lab.holder();
+            h == vec![0, 1] || h == vec![1]
+        },
+        || format!("holder {:?}", lab.holder()),
+    );
     let failover = died.elapsed();
     let took = lab.backend_state(&[1, 2], 1, "down", Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(500));

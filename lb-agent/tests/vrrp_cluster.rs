@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{BACKENDS, Cluster, Node, VIP};
+use common::{
+    BACKENDS, Cluster, Node, VIP,
+    eventually::{TIMING_SLACK, eventually, eventually_or},
+};
 use lb_agent::lab::lan_v4;
 
 fn config(node: u8, priority: u8) -> String {
@@ -40,27 +43,19 @@ fn holds_vip(n: &Node) -> bool {
     n.holds(&format!("{}/24", lan_v4(VIP)))
 }
 
+/// Waits until node `master` (0-based) is MASTER and the only node holding the VIP.
 fn wait_master(c: &Cluster, master: usize, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let holding: Vec<usize> = (0..c.nodes.len())
+    let holding = || -> Vec<usize> {
+        (0..c.nodes.len())
             .filter(|i| holds_vip(&c.nodes[*i]))
-            .collect();
-        if holding == vec![master] && c.nodes[master].vrrp_state() == "MASTER" {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "node {} not the only master within {limit:?}: holding {holding:?}\n{}",
-            master + 1,
-            c.nodes
-                .iter()
-                .map(|n| n.log())
-                .collect::<Vec<_>>()
-                .join("\n---\n")
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+            .collect()
+    };
+    eventually_or(
+        &format!("node {} the only master", master + 1),
+        limit,
+        || holding() == vec![master] && c.nodes[master].vrrp_state() == "MASTER",
+        || format!("holding: {:?}", holding()),
+    )
 }
 
 #[test]
@@ -78,19 +73,15 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     });
     c.served(SocketAddr::new(lan_v4(VIP), 80));
 
-    // kill -9 of the master: the backup takes over within 3 x 100 ms + skew.
+    // kill -9 of the master: the backup takes over within 3 x 100 ms + skew (61 ms),
+    // plus the slack of a shared machine.
     c.nodes[0].kill9();
-    let start = Instant::now();
-    loop {
-        if c.nodes[1].vrrp_state() == "MASTER" && holds_vip(&c.nodes[1]) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(2), "no failover");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let took = start.elapsed();
+    let took = eventually("failover to the backup", Duration::from_secs(3), || {
+        c.nodes[1].vrrp_state() == "MASTER" && holds_vip(&c.nodes[1])
+    });
     eprintln!("kill -9 of the master: backup MASTER after {took:?}");
-    assert!(took < Duration::from_millis(300 + 100 + 150), "{took:?}");
+    let bound = Duration::from_millis(300 + 61) + TIMING_SLACK;
+    assert!(took < bound, "failover after {took:?}, above {bound:?}");
     c.served_by(1, SocketAddr::new(lan_v4(VIP), 80));
 
     // The killed node's next start removes the address it left, then preempts.

@@ -4,7 +4,8 @@
 //! (its data plane detached, an XDP program dropping every frame). Taking the link
 //! down instead would make the lab's bridge flood the VIP's frames to the backup,
 //! whose data plane serves them at once: no VRRP failover would be measured. The outage is the longest
-//! gap between successful requests. Ours must stay within 3 x advert + skew + 100 ms;
+//! gap between successful requests. Ours must stay within 3 x advert + skew + 100 ms
+//! (plus the tests' timing slack, for a shared CI machine);
 //! keepalived (VRRP only, our data plane on both nodes) is measured the same way as
 //! the reference. Run with `--nocapture` for the table (bench/RESULTS.md).
 
@@ -21,6 +22,7 @@ use std::{
 
 use common::{
     BACKENDS, Cluster, VIP,
+    eventually::{TIMING_SLACK, eventually},
     keepalived::{Keepalived, conf},
 };
 use lb_agent::lab::{answer, lan_v4};
@@ -93,15 +95,13 @@ fn holds_vip(c: &Cluster, i: usize) -> bool {
 }
 
 fn wait_vip(c: &Cluster, i: usize) {
-    let start = Instant::now();
-    while !holds_vip(c, i) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "node {} never became master",
-            i + 1
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        &format!("node {} holds the VIP", i + 1),
+        Duration::from_secs(10),
+        || holds_vip(c, i),
+    );
+    // A few adverts heard by the backup before the measurement starts (whatever
+    // speaks VRRP, ours or keepalived, which has no status to poll).
     std::thread::sleep(Duration::from_millis(300));
 }
 
@@ -116,7 +116,7 @@ fn ours(interval: Duration) -> Duration {
     }
     wait_vip(&c, 0);
     outage(&mut c, interval * 4 + Duration::from_secs(2), |c| {
-        c.nodes[0].kill9()
+        c.nodes[0].kill9();
     })
 }
 
@@ -142,7 +142,7 @@ fn keepalived(interval: Duration) -> Duration {
     wait_vip(&c, 0);
     let mut first = kas.remove(0);
     outage(&mut c, interval * 4 + Duration::from_secs(2), move |c| {
-        first.kill9(&c.nodes[0])
+        first.kill9(&c.nodes[0]);
     })
 }
 
@@ -173,11 +173,13 @@ fn failover_within_master_down_plus_100ms_next_to_keepalived() {
             o.as_secs_f64() / k.as_secs_f64()
         );
     }
+    // The precise figures are the table's (bench/RESULTS.md); the assertion allows a
+    // shared machine's slack.
     for (i, o, _) in &rows {
+        let allowed = bound(*i) + TIMING_SLACK;
         assert!(
-            *o <= bound(*i),
-            "advert {i:?}: outage {o:?} above {:?}",
-            bound(*i)
+            *o <= allowed,
+            "advert {i:?}: outage {o:?} above {allowed:?}"
         );
     }
 }

@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::{net::SocketAddr, time::Duration};
 
-use common::{BACKENDS, Cluster, Node, VIP};
+use common::{BACKENDS, Cluster, Node, VIP, eventually::eventually};
 use lb_agent::lab::lan_v6;
 
 fn config(node: u8, priority: u8) -> String {
@@ -35,24 +32,11 @@ fn holds(n: &Node) -> bool {
     n.holds(&format!("{}/64", lan_v6(VIP)))
 }
 
-fn master_is(c: &Cluster, m: usize, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        if c.nodes[m].vrrp_state() == "MASTER" && holds(&c.nodes[m]) {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "node {} not master within {limit:?}\n{}",
-            m + 1,
-            c.nodes
-                .iter()
-                .map(|n| n.log())
-                .collect::<Vec<_>>()
-                .join("\n---\n")
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Waits until node `m` (0-based) is MASTER and holds the VIP; returns how long it took.
+fn master_is(c: &Cluster, m: usize, limit: Duration) -> Duration {
+    eventually(&format!("node {} master", m + 1), limit, || {
+        c.nodes[m].vrrp_state() == "MASTER" && holds(&c.nodes[m])
+    })
 }
 
 #[test]
@@ -73,9 +57,8 @@ fn ipv6_election_and_kill_9_failover() {
     c.served(SocketAddr::new(lan_v6(VIP), 80));
 
     c.nodes[0].kill9();
-    let start = Instant::now();
-    master_is(&c, 1, Duration::from_secs(2));
-    eprintln!("IPv6: backup MASTER {:?} after kill -9", start.elapsed());
+    let took = master_is(&c, 1, Duration::from_secs(2));
+    eprintln!("IPv6: backup MASTER {took:?} after kill -9");
     c.served_by(1, SocketAddr::new(lan_v6(VIP), 80));
     let s = c.nodes[1].status();
     assert!(s.vrrp[0].rejected.is_empty(), "{:?}", s.vrrp[0].rejected);

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     BACKENDS, Cluster, Node, VIP,
+    eventually::eventually_or,
     keepalived::{Keepalived, conf},
 };
 use lb_agent::lab::lan_v4;
@@ -54,23 +55,21 @@ fn wait(
     limit: Duration,
     ka: &Keepalived,
 ) -> Duration {
-    let start = Instant::now();
     let mut both = 0;
-    loop {
-        let m = masters(c, alive.0, alive.1);
-        if m == want {
-            return start.elapsed();
-        }
-        both = if m == (true, true) { both + 1 } else { 0 };
-        assert!(both <= 3, "split brain: both master for {both} samples");
-        assert!(
-            start.elapsed() < limit,
-            "not {want:?} within {limit:?} (now {m:?})\nagent:\n{}\nkeepalived:\n{}",
-            c.nodes[0].log(),
-            ka.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually_or(
+        &format!("masters (ours, keepalived) {want:?}"),
+        limit,
+        || {
+            let m = masters(c, alive.0, alive.1);
+            both = if m == (true, true) { both + 1 } else { 0 };
+            assert!(both <= 3, "split brain: both master for {both} samples");
+            m == want
+        },
+        || {
+            let m = masters(c, alive.0, alive.1);
+            format!("now {m:?}\nkeepalived:\n{}", ka.log())
+        },
+    )
 }
 
 fn no_rejects(n: &Node) {

@@ -1,5 +1,6 @@
 //! Restarts and failures of the VRRP master, with connections open: two LB nodes on
-//! one bridge, VRRP v3 at 100 ms adverts, three backends; a NAT VIP (new connections
+//! one bridge, VRRP v3 (100 ms adverts; 1 s for the restarts, see [`RESTART_ADVERT`]),
+//! three backends; a NAT VIP (new connections
 //! on :80, long-lived ones on :81) and a DSR VIP (long-lived on :82); twelve
 //! long-lived TCP connections per VIP pinged every 50 ms, and a stream of new
 //! connections.
@@ -13,7 +14,7 @@
 //! A failure: the master loses power (agent killed, its frames dropped at the
 //! bridge, link up). The backup takes over and every DSR connection goes on (each
 //! node with the same config and health picks the same backend), the longest stall
-//! under 1 s; the old master comes back and preempts, again breaking no DSR
+//! under 1 s (on a quiet machine; the tests' timing slack is allowed); the old master comes back and preempts, again breaking no DSR
 //! connection. Needs root.
 
 mod common;
@@ -29,7 +30,9 @@ use std::{
 };
 
 use common::{
-    BACKENDS, Cluster, VIP, name,
+    BACKENDS, Cluster, VIP,
+    eventually::{TIMING_SLACK, eventually, eventually_or},
+    name,
     servers::EchoServer,
     traffic::{Persistent, Stream},
 };
@@ -47,13 +50,25 @@ const FLOATING_SNAT: u8 = 20;
 /// The flow sync key of the lab.
 const SYNC_KEY: &str = "lab-sync-key-0123456789abcdef";
 
-fn config(node: u8, priority: u8, on_sigterm: &str) -> String {
-    config_with(node, priority, on_sigterm, false)
+/// The advert interval of the failure tests: the backup's Master_Down_Interval is
+/// 361 ms, the failover time they measure.
+const ADVERT: &str = "100ms";
+
+/// The advert interval of the restart test. A restart must end within the backup's
+/// Master_Down_Interval for the backup not to take over: the successor advertises
+/// about 15 ms after its predecessor's last advert on a quiet machine (printed, and
+/// in bench/RESULTS.md), within the 361 ms of 100 ms adverts, but a CI machine with a
+/// build beside the test has held a process longer than that. At 1 s (3.6 s) the test
+/// asserts what a restart must not do, with a margin no scheduler hiccup eats.
+const RESTART_ADVERT: &str = "1s";
+
+fn config(node: u8, priority: u8, on_sigterm: &str, advert: &str) -> String {
+    config_with(node, priority, on_sigterm, false, advert)
 }
 
 /// With `sync`: the NAT VIPs' SNAT address floats with the VIP (one more address of
 /// the VRRP instance) and flows are synced with the other node.
-fn config_with(node: u8, priority: u8, on_sigterm: &str, sync: bool) -> String {
+fn config_with(node: u8, priority: u8, on_sigterm: &str, sync: bool, advert: &str) -> String {
     let mut out = String::new();
     let snat_ip = if sync {
         lan_v4(FLOATING_SNAT)
@@ -82,7 +97,7 @@ fn config_with(node: u8, priority: u8, on_sigterm: &str, sync: bool) -> String {
     };
     out.push_str(&format!(
         "\n[[vrrp]]\nname = \"vi_web\"\ninterface = \"eth0\"\nvrid = 51\npriority = {priority}\n\
-         advert_interval = \"100ms\"\naddresses = [\"{}/24\"{floating}]\n",
+         advert_interval = \"{advert}\"\naddresses = [\"{}/24\"{floating}]\n",
         lan_v4(VIP)
     ));
     if sync {
@@ -192,33 +207,49 @@ fn states(c: &Cluster) -> Vec<String> {
     vrrp(c).into_iter().map(|(s, _)| s).collect()
 }
 
+/// Waits until node 1 is MASTER and node 2 BACKUP.
+fn master_and_backup(c: &Cluster, limit: Duration) -> Duration {
+    eventually_or(
+        "node 1 MASTER, node 2 BACKUP",
+        limit,
+        || states(c) == ["MASTER", "BACKUP"],
+        || format!("{:?}", vrrp(c)),
+    )
+}
+
+/// Waits until node 2 is MASTER after node 1's failure: within its Master_Down_Interval
+/// (361 ms) on a quiet machine, the tests' slack allowed.
+fn takeover(c: &Cluster) {
+    eventually(
+        "the backup takes over",
+        Duration::from_secs(2) + TIMING_SLACK,
+        || c.nodes[1].vrrp_state() == "MASTER",
+    );
+}
+
 /// Servers of every backend.
 type Servers = Vec<(TcpServer, EchoServer, EchoServer)>;
 
 /// Two nodes (150 and 100), node 1 master, the backends serving.
-fn cluster(on_sigterm: &str) -> (Cluster, Servers) {
-    cluster_with(on_sigterm, false)
+fn cluster(on_sigterm: &str, advert: &str) -> (Cluster, Servers) {
+    cluster_with(on_sigterm, false, advert)
 }
 
-fn cluster_with(on_sigterm: &str, sync: bool) -> (Cluster, Servers) {
+fn cluster_with(on_sigterm: &str, sync: bool, advert: &str) -> (Cluster, Servers) {
     let mut c = Cluster::new(2);
     let servers = serve(&c);
-    c.nodes[0].write_config(&config_with(1, 150, on_sigterm, sync));
-    c.nodes[1].write_config(&config_with(2, 100, on_sigterm, sync));
+    c.nodes[0].write_config(&config_with(1, 150, on_sigterm, sync, advert));
+    c.nodes[1].write_config(&config_with(2, 100, on_sigterm, sync, advert));
     c.nodes[0].start();
     c.nodes[1].start();
-    let start = Instant::now();
-    while states(&c) != ["MASTER", "BACKUP"] {
-        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", vrrp(&c));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    master_and_backup(&c, Duration::from_secs(10));
     c.served_by(0, SocketAddr::new(lan_v4(VIP), 80));
     (c, servers)
 }
 
 #[test]
 fn a_restarted_master_keeps_the_vip_and_every_connection() {
-    let (mut c, _servers) = cluster("handover");
+    let (mut c, _servers) = cluster("handover", RESTART_ADVERT);
 
     for (round, how) in ["lb-agent restart", "SIGTERM, on_sigterm = restart"]
         .into_iter()
@@ -235,7 +266,7 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
         let left = Instant::now();
         if round == 0 {
             // The next agent reads on_sigterm = "restart" (for the second round).
-            c.nodes[0].write_config(&config(1, 150, "restart"));
+            c.nodes[0].write_config(&config(1, 150, "restart", RESTART_ADVERT));
             let out = c.nodes[0].cli(&["restart"]);
             assert!(
                 out.status.success(),
@@ -267,6 +298,20 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
             .rfind(|l| l.contains("restart record of"))
             .unwrap_or("no restart record read");
         eprintln!("{how}: {record}");
+        // What would have let a backup at 100 ms adverts take over: the successor's
+        // first advert later than its Master_Down_Interval (361 ms) after the last one.
+        let age: u64 = record
+            .split("restart record of ")
+            .nth(1)
+            .and_then(|r| r.split(" ms").next())
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(u64::MAX);
+        let allowed = Duration::from_millis(361) + TIMING_SLACK;
+        assert!(
+            Duration::from_millis(age) < allowed,
+            "{how}: the successor read the restart record {age} ms after it was written, \
+             above {allowed:?}"
+        );
         assert!(
             log.contains("resuming as MASTER after a restart"),
             "{how}: the successor did not resume:\n{log}"
@@ -305,14 +350,13 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    while c.nodes[1].vrrp_state() != "MASTER" {
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "no handover: {:?}",
-            vrrp(&c)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // Priority 0: the backup takes over after its skew (0.61 s at 1 s adverts).
+    eventually_or(
+        "the backup takes over at the handover",
+        Duration::from_secs(1) + TIMING_SLACK,
+        || c.nodes[1].vrrp_state() == "MASTER",
+        || format!("{:?}", vrrp(&c)),
+    );
     eprintln!("lb-agent handover: backup MASTER after {:?}", t.elapsed());
     // (An owner slower than 200 ms to confirm, a loaded debug build, only logs a
     // warning: the takeover goes on.)
@@ -331,34 +375,25 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
     c.served_by(1, SocketAddr::new(lan_v4(VIP), 80));
     let out = c.nodes[0].cli(&["handover", "--undo"]);
     assert!(out.status.success());
-    let t = Instant::now();
-    while c.nodes[0].vrrp_state() != "MASTER" {
-        assert!(
-            t.elapsed() < Duration::from_secs(2),
-            "no preemption: {:?}",
-            vrrp(&c)
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // It preempts at the backup's next advert.
+    eventually_or(
+        "preemption after --undo",
+        Duration::from_secs(2) + TIMING_SLACK,
+        || c.nodes[0].vrrp_state() == "MASTER",
+        || format!("{:?}", vrrp(&c)),
+    );
 }
 
 #[test]
 fn a_dead_master_s_dsr_connections_go_on_through_the_backup_and_back() {
-    let (mut c, _servers) = cluster("handover");
+    let (mut c, _servers) = cluster("handover", ADVERT);
     let pings = long_lived(&c);
     std::thread::sleep(Duration::from_millis(300));
 
     // Power off: agent killed, frames dropped at the bridge, link up.
     let died = Instant::now();
     c.nodes[0].die();
-    while c.nodes[1].vrrp_state() != "MASTER" {
-        assert!(
-            died.elapsed() < Duration::from_secs(2),
-            "no takeover: {}",
-            c.nodes[1].log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    takeover(&c);
     let took_over = died.elapsed();
     std::thread::sleep(Duration::from_millis(1500));
     let (nat, dsr) = pings();
@@ -383,7 +418,7 @@ fn a_dead_master_s_dsr_connections_go_on_through_the_backup_and_back() {
         dsr.broken
     );
     assert!(
-        dsr.longest < Duration::from_secs(1),
+        dsr.longest < Duration::from_secs(1) + TIMING_SLACK,
         "DSR stall {:?}",
         dsr.longest
     );
@@ -402,11 +437,7 @@ fn a_dead_master_s_dsr_connections_go_on_through_the_backup_and_back() {
     let pings = long_lived_dsr(&c);
     c.nodes[0].power_on();
     c.nodes[0].start();
-    let back = Instant::now();
-    while states(&c) != ["MASTER", "BACKUP"] {
-        assert!(back.elapsed() < Duration::from_secs(5), "{:?}", vrrp(&c));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    master_and_backup(&c, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(1500));
     let dsr = pings();
     eprintln!(
@@ -420,7 +451,7 @@ fn a_dead_master_s_dsr_connections_go_on_through_the_backup_and_back() {
         dsr.broken
     );
     assert!(
-        dsr.longest < Duration::from_secs(1),
+        dsr.longest < Duration::from_secs(1) + TIMING_SLACK,
         "DSR stall {:?}",
         dsr.longest
     );
@@ -446,18 +477,15 @@ fn sync_of(c: &Cluster, i: usize) -> lb_agent::status::SyncStatus {
 
 #[test]
 fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
-    let (mut c, _servers) = cluster_with("handover", true);
+    let (mut c, _servers) = cluster_with("handover", true, ADVERT);
     let pings = long_lived(&c);
     // Past min_age (1 s) and a sender's pass (1 s): the backup holds the flows.
-    let start = Instant::now();
-    while sync_of(&c, 1).records_learned < 24 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the backup learned too little: {:?}",
-            sync_of(&c, 1)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually_or(
+        "the backup learns the 24 flows",
+        Duration::from_secs(5),
+        || sync_of(&c, 1).records_learned >= 24,
+        || format!("{:?}", sync_of(&c, 1)),
+    );
     let learned = c.nodes[1].cli(&["flows", "--vip", "echo"]);
     let table = String::from_utf8_lossy(&learned.stdout);
     assert!(table.contains("established (learned)"), "{table}");
@@ -505,20 +533,30 @@ fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
             s.send_to(&valid, to).expect("send again");
         })
         .expect("node 1 namespace");
-    std::thread::sleep(Duration::from_millis(300));
+    eventually_or(
+        "both messages counted as rejected",
+        Duration::from_secs(2),
+        || sync_of(&c, 1).rejected.values().sum::<u64>() >= 2,
+        || format!("{:?}", sync_of(&c, 1).rejected),
+    );
     let rejected = sync_of(&c, 1).rejected;
     assert_eq!(rejected.get("auth"), Some(&1), "{rejected:?}");
     assert_eq!(rejected.get("replayed"), Some(&1), "{rejected:?}");
     // /metrics serves the status published every second.
-    std::thread::sleep(Duration::from_millis(1100));
-    let metrics = c.nodes[1].http_get("/metrics", None).1;
-    for sample in [
+    let samples = [
         "lb_sync_messages_rejected_total{reason=\"auth\"} 1",
         "lb_sync_peer_last_heard_seconds{peer=\"198.18.1.1\"}",
         "lb_sync_records_learned_total ",
-    ] {
-        assert!(metrics.contains(sample), "{sample}:\n{metrics}");
-    }
+    ];
+    eventually_or(
+        "/metrics has the sync samples",
+        Duration::from_secs(3),
+        || {
+            let metrics = c.nodes[1].http_get("/metrics", None).1;
+            samples.iter().all(|s| metrics.contains(s))
+        },
+        || c.nodes[1].http_get("/metrics", None).1,
+    );
     let out = c.nodes[1].cli(&["vrrp"]);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -529,10 +567,7 @@ fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
     // The master loses power.
     let died = Instant::now();
     c.nodes[0].die();
-    while c.nodes[1].vrrp_state() != "MASTER" {
-        assert!(died.elapsed() < Duration::from_secs(2), "no takeover");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    takeover(&c);
     let took_over = died.elapsed();
     std::thread::sleep(Duration::from_millis(1500));
     let (nat, dsr) = pings();
@@ -556,7 +591,7 @@ fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
             p.broken
         );
         assert!(
-            p.longest < Duration::from_secs(1),
+            p.longest < Duration::from_secs(1) + TIMING_SLACK,
             "{what} stall {:?}",
             p.longest
         );
@@ -567,11 +602,7 @@ fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
     std::thread::sleep(Duration::from_millis(2500));
     c.nodes[0].power_on();
     c.nodes[0].start();
-    let back = Instant::now();
-    while states(&c) != ["MASTER", "BACKUP"] {
-        assert!(back.elapsed() < Duration::from_secs(5), "{:?}", vrrp(&c));
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    master_and_backup(&c, Duration::from_secs(5));
     std::thread::sleep(Duration::from_millis(1500));
     let (nat, dsr) = pings();
     eprintln!(
@@ -589,7 +620,7 @@ fn with_flow_sync_a_dead_master_s_nat_connections_go_on_and_come_back() {
             p.broken
         );
         assert!(
-            p.longest < Duration::from_secs(1),
+            p.longest < Duration::from_secs(1) + TIMING_SLACK,
             "{what} stall {:?}",
             p.longest
         );

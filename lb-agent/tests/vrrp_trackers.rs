@@ -9,10 +9,13 @@ mod common;
 use std::{
     fs,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use common::{BACKENDS, Cluster, Node, VIP};
+use common::{
+    BACKENDS, Cluster, Node, VIP,
+    eventually::{eventually, eventually_or},
+};
 use lb_agent::lab::lan_v4;
 
 fn flag(dir: &Path, name: &str) -> PathBuf {
@@ -60,24 +63,20 @@ fn holds(n: &Node) -> bool {
 
 /// Waits until node `m` is the only master holding the VIP.
 fn master_is(c: &Cluster, m: usize, limit: Duration) {
-    let start = Instant::now();
-    loop {
-        let masters: Vec<usize> = (0..c.nodes.len())
+    let masters = || -> Vec<usize> {
+        (0..c.nodes.len())
             .filter(|i| state(&c.nodes[*i]).0 == "MASTER" || holds(&c.nodes[*i]))
-            .collect();
-        if masters == vec![m] {
-            return;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "node {} not sole master within {limit:?}: {masters:?} {:?}",
-            m + 1,
-            (0..c.nodes.len())
-                .map(|i| state(&c.nodes[i]))
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            .collect()
+    };
+    eventually_or(
+        &format!("node {} sole master", m + 1),
+        limit,
+        || masters() == vec![m],
+        || {
+            let states: Vec<_> = (0..c.nodes.len()).map(|i| state(&c.nodes[i])).collect();
+            format!("masters {:?}, states {states:?}", masters())
+        },
+    );
 }
 
 #[test]
@@ -114,7 +113,11 @@ fn the_50_40_6_6_scenario_with_unicast_peers_and_script_trackers() {
     // One tracker passing on each 40-node: 46 < 50, nothing moves.
     fs::write(&a1, "").expect("flag");
     fs::write(&b2, "").expect("flag");
-    std::thread::sleep(Duration::from_millis(1500));
+    eventually("both 40-nodes at 46", Duration::from_secs(3), || {
+        state(&c.nodes[1]) == ("BACKUP".into(), 46) && state(&c.nodes[2]) == ("BACKUP".into(), 46)
+    });
+    // Adverts at 46 for a while: still nothing moves.
+    std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(state(&c.nodes[1]), ("BACKUP".into(), 46));
     assert_eq!(state(&c.nodes[2]), ("BACKUP".into(), 46));
     master_is(&c, 0, Duration::from_millis(100));
@@ -130,14 +133,11 @@ fn the_50_40_6_6_scenario_with_unicast_peers_and_script_trackers() {
 
     // A failing weight-0 tracker puts node 1 in FAULT: it hands over and holds nothing.
     fs::remove_file(&fault).expect("flag");
-    let start = Instant::now();
-    loop {
-        if state(&c.nodes[0]).0 == "FAULT" && !holds(&c.nodes[0]) {
-            break;
-        }
-        assert!(start.elapsed() < Duration::from_secs(2), "no FAULT");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        "node 1 in FAULT, holding nothing",
+        Duration::from_secs(2),
+        || state(&c.nodes[0]).0 == "FAULT" && !holds(&c.nodes[0]),
+    );
     // Node 2 and 3 are at 46 each: the tie goes to the higher address (node 3).
     master_is(&c, 2, Duration::from_secs(3));
     fs::write(&fault, "").expect("flag");

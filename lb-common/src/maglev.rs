@@ -7,11 +7,12 @@
 //! weight. Backends are processed in key order, so the table depends only on the set
 //! of (key, weight) pairs, never on the input order, and is the same in every process.
 
-use std::vec;
-use std::vec::Vec;
+use std::{vec, vec::Vec};
 
-use crate::consts::NO_BACKEND;
-use crate::hash::{MAGLEV_OFFSET_SEED, MAGLEV_SKIP_SEED, bytes_hash};
+use crate::{
+    consts::NO_BACKEND,
+    hash::{MAGLEV_OFFSET_SEED, MAGLEV_SKIP_SEED, bytes_hash},
+};
 
 /// One backend as the table builder sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,18 @@ struct Walker {
     /// Current permutation position, `(offset + j * skip) % M` for the next `j`.
     pos: u64,
     skip: u64,
+}
+
+impl Walker {
+    /// The next position of the permutation: `(pos + skip) % m` without a division
+    /// (both are below `m`), which is most of the build's time otherwise (about
+    /// `m * ln m` steps).
+    fn step(&mut self, m: u64) {
+        self.pos += self.skip;
+        if self.pos >= m {
+            self.pos -= m;
+        }
+    }
 }
 
 /// Builds a ring of `ring_size` entries, each an index into `backends`, or
@@ -102,10 +115,10 @@ pub fn build(backends: &[MaglevBackend<'_>], ring_size: u32) -> Result<Vec<u32>,
             // `skip` is coprime with the prime `m`, so the walk visits every slot and
             // finds a free one while the table is not full.
             while table[w.pos as usize] != NO_BACKEND {
-                w.pos = (w.pos + w.skip) % m;
+                w.step(m);
             }
             table[w.pos as usize] = w.index;
-            w.pos = (w.pos + w.skip) % m;
+            w.step(m);
             filled += 1;
             if filled == table.len() {
                 return Ok(table);
@@ -147,11 +160,10 @@ pub fn is_prime(n: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::{format, string::String, vec::Vec};
+
     use super::*;
     use crate::consts::DEFAULT_RING_SIZE;
-    use std::format;
-    use std::string::String;
-    use std::vec::Vec;
 
     const M: u32 = DEFAULT_RING_SIZE;
 

@@ -32,10 +32,10 @@ impl MapType {
     /// The kernel's `enum bpf_map_type` value.
     pub const fn kernel_type(self) -> u32 {
         match self {
-            MapType::Hash => 1,
-            MapType::Array => 2,
-            MapType::PerCpuArray => 6,
-            MapType::LruHash => 9,
+            Hash => 1,
+            Array => 2,
+            PerCpuArray => 6,
+            LruHash => 9,
         }
     }
 
@@ -43,7 +43,7 @@ impl MapType {
     pub const fn flags(self) -> u32 {
         match self {
             // BPF_F_NO_PREALLOC
-            MapType::Hash => 1,
+            Hash => 1,
             _ => 0,
         }
     }

@@ -235,25 +235,25 @@ pub struct SockOrigin {
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<SockKey>() == 32);
-    assert!(core::mem::size_of::<SockOrigin>() == 32);
-    assert!(core::mem::size_of::<AddrKey>() == 20);
-    assert!(core::mem::size_of::<AddrInfo>() == 4);
-    assert!(core::mem::size_of::<AddrSlot>() == 24);
-    assert!(core::mem::size_of::<VipKey>() == 20);
-    assert!(core::mem::size_of::<VipMeta>() == 40);
-    assert!(core::mem::size_of::<Backend>() == 32);
-    assert!(core::mem::size_of::<FlowKey>() == 40);
-    assert!(core::mem::size_of::<FlowEntry>() == 48);
-    assert!(core::mem::size_of::<NatEntry>() == 80);
+    assert!(size_of::<SockKey>() == 32);
+    assert!(size_of::<SockOrigin>() == 32);
+    assert!(size_of::<AddrKey>() == 20);
+    assert!(size_of::<AddrInfo>() == 4);
+    assert!(size_of::<AddrSlot>() == 24);
+    assert!(size_of::<VipKey>() == 20);
+    assert!(size_of::<VipMeta>() == 40);
+    assert!(size_of::<Backend>() == 32);
+    assert!(size_of::<FlowKey>() == 40);
+    assert!(size_of::<FlowEntry>() == 48);
+    assert!(size_of::<NatEntry>() == 80);
     // `seen` and `expires` are swapped as one 8-byte word (lb-ebpf/src/nat.rs).
     assert!(core::mem::offset_of!(NatEntry, seen) == 48);
     assert!(core::mem::offset_of!(NatEntry, expires) == 52);
-    assert!(core::mem::align_of::<NatEntry>() == 8);
-    assert!(core::mem::size_of::<Timeouts>() == 32);
-    assert!(core::mem::size_of::<TrafficCounters>() == 24);
-    assert!(core::mem::size_of::<NeighMeta>() == 28);
-    assert!(core::mem::size_of::<NextHop>() == 24);
+    assert!(align_of::<NatEntry>() == 8);
+    assert!(size_of::<Timeouts>() == 32);
+    assert!(size_of::<TrafficCounters>() == 24);
+    assert!(size_of::<NeighMeta>() == 28);
+    assert!(size_of::<NextHop>() == 24);
 };
 
 #[cfg(feature = "user")]

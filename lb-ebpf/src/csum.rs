@@ -87,7 +87,7 @@ impl Sum {
 
     #[inline(always)]
     pub fn word(self, w: u16) -> Self {
-        Self(self.0 + w as u32)
+        Self(self.0 + u32::from(w))
     }
 
     #[inline(always)]

@@ -41,7 +41,7 @@ pub struct FibParams {
     dmac: [u8; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<FibParams>() == 64);
+const _: () = assert!(size_of::<FibParams>() == 64);
 
 /// Where a packet goes: its new addresses and ports (memory order; for DSR only `dst`,
 /// the backend, is routed on and nothing is rewritten) and the counter to bump when it
@@ -96,8 +96,8 @@ pub fn forward(ctx: &XdpContext, pkt: &Packet, s: &mut Scratch, cache: *mut Next
     let ret = unsafe {
         bpf_fib_lookup(
             ctx.ctx.cast(),
-            (params as *mut FibParams).cast::<FibLookupRaw>(),
-            core::mem::size_of::<FibParams>() as i32,
+            core::ptr::from_mut::<FibParams>(params).cast::<FibLookupRaw>(),
+            size_of::<FibParams>() as i32,
             0,
         )
     };
@@ -150,7 +150,7 @@ fn send(
 /// the kernel resolve the neighbour and transmit.
 #[inline(always)]
 fn to_kernel(ctx: &XdpContext, params: &FibParams, family: u8) -> u32 {
-    let size = core::mem::size_of::<NeighMeta>();
+    let size = size_of::<NeighMeta>();
     // SAFETY: grows the metadata area in front of the packet; checked below.
     if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(size as i32)) } != 0 {
         count(Counter::DropInternal);
@@ -165,7 +165,7 @@ fn to_kernel(ctx: &XdpContext, params: &FibParams, family: u8) -> u32 {
         magic: NEIGH_META_MAGIC,
         ifindex: params.ifindex,
         nexthop: params.dst,
-        family: family as u32,
+        family: u32::from(family),
     };
     // SAFETY: [meta, meta + size) is inside the metadata area checked just above.
     unsafe { core::ptr::write_unaligned(meta as *mut NeighMeta, m) };

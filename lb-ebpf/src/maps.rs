@@ -155,7 +155,7 @@ pub fn account(map: &PerCpuArray<TrafficCounters>, index: u32, bytes: usize, new
         unsafe {
             (*p).packets += 1;
             (*p).bytes += bytes as u64;
-            (*p).new_flows += new_flow as u64;
+            (*p).new_flows += u64::from(new_flow);
         }
     }
 }

@@ -11,8 +11,9 @@
 //! its binding still exists and is its own once a tick, when it refreshes it (the
 //! LRU may evict it, the agent may sweep it), and claims a port again if not.
 
-use aya_ebpf::bindings::BPF_NOEXIST;
 use core::intrinsics::{AtomicOrdering, atomic_cxchg};
+
+use aya_ebpf::bindings::BPF_NOEXIST;
 use lb_common::{
     Counter, FlowKey, MAX_SNAT_ADDRS, NatEntry, SNAT_PORT_PROBES, hash::flow_hash, ticks,
 };
@@ -130,7 +131,7 @@ pub fn claim_port(s: &mut Scratch, backend_port: u16) -> u16 {
             port,
             &mut s.reply,
         );
-        if NAT.insert(&s.reply, &s.nat, BPF_NOEXIST as u64).is_ok() {
+        if NAT.insert(&s.reply, &s.nat, u64::from(BPF_NOEXIST)).is_ok() {
             return claimed(s, cursor, from, i, port);
         }
         let Some(p) = NAT.get_ptr_mut(&s.reply) else {

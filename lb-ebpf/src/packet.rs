@@ -45,7 +45,7 @@ impl<const N: usize> Words<N> {
     /// number as stored).
     #[inline(always)]
     pub fn get32(self, i: usize) -> u32 {
-        self.get(i) as u32 | (self.get(i + 1) as u32) << 16
+        u32::from(self.get(i)) | u32::from(self.get(i + 1)) << 16
     }
 
     /// Writes a 32-bit memory-order value into words `i` and `i + 1`.

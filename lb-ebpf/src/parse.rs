@@ -93,7 +93,7 @@ fn ours(addr: &AddrKey) -> Result<u32, Counter> {
 fn ipv4(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Result<Ip, Counter> {
     let h = pkt.words::<10>(l3).ok_or(Counter::PassParseError)?;
     addr.addr = [h.get32(8), 0, 0, 0];
-    addr.family = FAMILY_V4 as u32;
+    addr.family = u32::from(FAMILY_V4);
     let addr_flags = ours(addr)?;
     let ver_ihl = h.hi_byte(0);
     let ihl = ((ver_ihl & 0x0f) as usize) * 4;
@@ -126,7 +126,7 @@ fn ipv4(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Resul
 fn ipv6(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Result<Ip, Counter> {
     let h = pkt.words::<20>(l3).ok_or(Counter::PassParseError)?;
     addr.addr = [h.get32(12), h.get32(14), h.get32(16), h.get32(18)];
-    addr.family = FAMILY_V6 as u32;
+    addr.family = u32::from(FAMILY_V6);
     let addr_flags = ours(addr)?;
     if h.hi_byte(0) >> 4 != 6 {
         return Err(Counter::PassParseError);

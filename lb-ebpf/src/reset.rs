@@ -65,7 +65,7 @@ fn build(pkt: &Packet, ip: &Ip, key: &FlowKey) -> Option<Option<usize>> {
     let (rseq, rack, rflags) = if flags & TCP_ACK != 0 {
         (ack, 0, TCP_RST)
     } else {
-        let len = payload + (flags & TCP_SYN != 0) as u32 + (flags & TCP_FIN != 0) as u32;
+        let len = payload + u32::from(flags & TCP_SYN != 0) + u32::from(flags & TCP_FIN != 0);
         (0, seq.wrapping_add(len), TCP_RST | TCP_ACK)
     };
 
@@ -81,7 +81,7 @@ fn build(pkt: &Packet, ip: &Ip, key: &FlowKey) -> Option<Option<usize>> {
         h.set(1, htons((IPV4_HLEN + TCP_HLEN) as u16));
         h.set(2, 0);
         h.set(3, htons(0x4000)); // DF
-        h.set(4, htons(RST_TTL << 8 | PROTO_TCP as u16));
+        h.set(4, htons(RST_TTL << 8 | u16::from(PROTO_TCP)));
         h.set(5, 0);
         h.set32(6, key.dst[0]);
         h.set32(8, key.src[0]);
@@ -97,7 +97,7 @@ fn build(pkt: &Packet, ip: &Ip, key: &FlowKey) -> Option<Option<usize>> {
         h.set(0, htons(0x6000));
         h.set(1, 0);
         h.set(2, tcp_len);
-        h.set(3, htons((PROTO_TCP as u16) << 8 | RST_TTL));
+        h.set(3, htons(u16::from(PROTO_TCP) << 8 | RST_TTL));
         for i in 0..4 {
             h.set32(4 + 2 * i, key.dst[i]);
             h.set32(12 + 2 * i, key.src[i]);
@@ -114,7 +114,7 @@ fn build(pkt: &Packet, ip: &Ip, key: &FlowKey) -> Option<Option<usize>> {
     t.set(7, 0);
     t.set(8, 0);
     t.set(9, 0);
-    let mut s = pseudo.word(htons(PROTO_TCP as u16)).word(tcp_len);
+    let mut s = pseudo.word(htons(u16::from(PROTO_TCP))).word(tcp_len);
     for i in 0..10 {
         s = s.word(t.get(i));
     }

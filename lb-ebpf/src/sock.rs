@@ -200,7 +200,7 @@ fn balance(sa: &SockAddr, hook_family: u8) -> i32 {
             _pad2: 0,
         };
         // Should the insert fail, the socket works; only its peer shows the backend.
-        let _ = SOCK_REVNAT.insert(key, origin, BPF_ANY as u64);
+        let _ = SOCK_REVNAT.insert(key, origin, u64::from(BPF_ANY));
         account_flow(&VIP_STATS, vip.id);
         account_flow(&BACKEND_STATS, slot);
         count(Counter::SockBalanced);

@@ -5,7 +5,7 @@
 //! here only.
 
 use aya_ebpf::{
-    EbpfContext,
+    EbpfContext as _,
     helpers::{bpf_get_netns_cookie, bpf_get_socket_cookie, bpf_set_retval},
     programs::SockAddrContext,
 };
@@ -79,7 +79,7 @@ impl<'a> SockAddr<'a> {
     pub fn set_port(&self, port: u16) {
         // SAFETY: a 4-byte store of `user_port`.
         unsafe {
-            core::ptr::write_volatile(&raw mut (*self.0.sock_addr).user_port, u32::from(port))
+            core::ptr::write_volatile(&raw mut (*self.0.sock_addr).user_port, u32::from(port));
         }
     }
 

@@ -26,7 +26,7 @@ pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
             (*ctx.skb.skb).data as usize,
         )
     };
-    if meta + core::mem::size_of::<NeighMeta>() > data {
+    if meta + size_of::<NeighMeta>() > data {
         return TC_ACT_OK;
     }
     // SAFETY: [meta, meta + size_of::<NeighMeta>()) checked just above.
@@ -35,7 +35,7 @@ pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     }
     let mut nh: bpf_redir_neigh = unsafe { core::mem::zeroed() };
-    nh.nh_family = if m.family == FAMILY_V4 as u32 {
+    nh.nh_family = if m.family == u32::from(FAMILY_V4) {
         u32::from(AF_INET)
     } else {
         u32::from(AF_INET6)
@@ -46,7 +46,7 @@ pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
         core::ptr::write_unaligned(
             (&raw mut nh).cast::<u8>().add(4).cast::<[u32; 4]>(),
             m.nexthop,
-        )
+        );
     };
     count(Counter::TcRedirectNeigh);
     // SAFETY: `nh` is a live bpf_redir_neigh of the size passed.
@@ -54,7 +54,7 @@ pub fn lb_tc_neigh(ctx: TcContext) -> i32 {
         bpf_redirect_neigh(
             m.ifindex,
             &raw mut nh,
-            core::mem::size_of::<bpf_redir_neigh>() as i32,
+            size_of::<bpf_redir_neigh>() as i32,
             0,
         ) as i32
     }

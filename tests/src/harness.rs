@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use aya::programs::{TestRun, TestRunOptions};
+use aya::programs::{TestRun as _, TestRunOptions};
 use lb_agent::{
     dataplane::{
         BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend,
@@ -13,7 +13,7 @@ use lb_agent::{
     },
     lab::Netns,
 };
-use lb_common::{Counter, FlowKey, hash::flow_hash, maps::addr::to_words};
+use lb_common::Counter;
 
 use crate::packet::{DEFAULT_DST_MAC, DEFAULT_SRC_MAC, Decoded, decode, diff_report, hexdump};
 
@@ -318,34 +318,6 @@ impl PacketLab {
             }
         }
         assert!(wrong.is_empty(), "counters differ:\n{}", wrong.join("\n"));
-    }
-
-    /// The NAT source port the program picks first for this client flow (network
-    /// order in the packet; returned in host order).
-    pub fn first_snat_port(
-        &self,
-        client: IpAddr,
-        cport: u16,
-        vip: IpAddr,
-        vport: u16,
-        proto: Protocol,
-    ) -> u16 {
-        let (src, family) = to_words(client);
-        let key = FlowKey {
-            src,
-            dst: to_words(vip).0,
-            sport: cport.to_be(),
-            dport: vport.to_be(),
-            proto: proto.number(),
-            family,
-            _pad: [0; 2],
-        };
-        let caps = self.dp.capacities();
-        let (min, max) = (
-            u32::from(*caps.snat_ports.start()),
-            u32::from(*caps.snat_ports.end()),
-        );
-        (min + flow_hash(&key).rotate_right(13) % (max - min + 1)) as u16
     }
 }
 

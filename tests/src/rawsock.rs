@@ -3,7 +3,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
 };
 
 /// An AF_PACKET socket bound to one interface.
@@ -28,7 +28,7 @@ impl RawSender {
             let rc = libc::bind(
                 fd.as_raw_fd(),
                 (&raw const sll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                size_of::<libc::sockaddr_ll>() as u32,
             );
             if rc != 0 {
                 return Err(io::Error::last_os_error());

@@ -192,8 +192,7 @@ fn spread_follows_weights(forwarding: Forwarding) {
     // through the kernel's neighbour resolution (TC companion), none were lost.
     assert!(
         c.get(Counter::PassNoNeigh) >= 1 && c.get(Counter::TcRedirectNeigh) >= 1,
-        "neighbour resolution path not exercised: {:?}",
-        c
+        "neighbour resolution path not exercised: {c:?}"
     );
     assert_eq!(c.get(Counter::DropFibFailed), 0);
     assert_eq!(c.get(Counter::DropNoBackend), 0);

@@ -6,7 +6,7 @@ use std::{
     sync::atomic::{AtomicUsize, Ordering},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 /// The workspace root (xtask lives one level below it).
 pub fn root() -> PathBuf {
@@ -34,7 +34,7 @@ pub fn cargo(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
 /// Runs `cargo test ARGS`, echoing its output, and ends with one line adding up every
 /// test binary's result: `tests: N passed, M failed`.
 pub fn cargo_test(args: &[&str]) -> Result<()> {
-    use std::io::{BufRead, BufReader};
+    use std::io::{BufRead as _, BufReader};
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut child = Command::new(cargo)
         .args(args)

@@ -1,10 +1,10 @@
 //! The control socket: a Unix socket, mode 0600, and every peer's uid checked (root
 //! only). One JSON request per line (see `protocol.rs`), answered by the owner task.
 
-use std::{os::unix::fs::PermissionsExt, path::Path, time::Duration};
+use std::{os::unix::fs::PermissionsExt as _, path::Path, time::Duration};
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::{mpsc, oneshot},
     task::JoinHandle,

@@ -343,7 +343,7 @@ impl Agent {
             self.next_generation += 1;
             let generation = self.next_generation;
             let (stop, stop_rx) = watch::channel(false);
-            let seed = crate::health::spread(
+            let seed = health::spread(
                 u64::from(lb_common::hash::bytes_hash(label(&k).as_bytes(), 0)),
                 v.check.interval,
             );

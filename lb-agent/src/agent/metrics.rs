@@ -1,6 +1,6 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4).
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 
 use crate::{
     status::{BackendStatus, Status, VipStatus, host_port},

@@ -35,6 +35,7 @@ use std::{
 
 pub use control::ask;
 pub use error::AgentError;
+use leave::Leave;
 use tokio::{
     signal::unix::{SignalKind, signal},
     sync::{mpsc, oneshot, watch},
@@ -53,7 +54,6 @@ use crate::{
     status::{InterfaceStatus, SocketLbStatus, Status},
     vrrp::{Record, Taking, Vrrp, resume},
 };
-use leave::Leave;
 
 /// A request from the control socket, with where to send the answer.
 pub(crate) type Ask = (Request, oneshot::Sender<Response>);
@@ -430,7 +430,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 "{n} proxied connection(s) go on in process {pid} (lb-agent hold-connections) until they end"
             ),
             Err(e) => {
-                log::error!("{n} proxied connection(s) could not be handed over, closed: {e}")
+                log::error!("{n} proxied connection(s) could not be handed over, closed: {e}");
             }
         }
     }

@@ -2,7 +2,7 @@
 //! a row per backend (state, health, last check and its result, counters, rates),
 //! refreshing itself every 2 s. No script, no external resources.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 
 use crate::status::{Status, host_port, si, unix_now};
 

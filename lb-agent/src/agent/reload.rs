@@ -96,7 +96,7 @@ impl Agent {
         }
         // A routed VIP's listener (address, port, route_by, timeouts, limits) is
         // made at start; its pools, names and backends follow a reload.
-        let listener = |r: &crate::config::routed::RoutedVip| {
+        let listener = |r: &config::routed::RoutedVip| {
             (
                 r.name.clone(),
                 r.address,

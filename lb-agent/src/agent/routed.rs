@@ -12,13 +12,12 @@ use std::{
 use socket2::{Domain, Socket, Type};
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::proxy::handover::{self, Handed, HandoverControl};
-
 use super::AgentError;
 use crate::{
     config::{Config, routed::RoutedVip},
     dataplane::BackendState,
     proxy::{
+        handover::{self, Handed, HandoverControl},
         names::Routes,
         serve::{Limits, Otherwise, Pool, RouteBy, Router, Stats, serve},
     },

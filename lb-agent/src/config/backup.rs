@@ -6,9 +6,8 @@
 //! while it served stay on it until they end, as HAProxy keeps a backup's sessions
 //! when an active server returns.
 
-use crate::dataplane::BackendState;
-
 use super::VipConfig;
+use crate::dataplane::BackendState;
 
 /// Whether a backend in this state takes new flows.
 fn takes_new(state: BackendState, weight: u32) -> bool {
@@ -46,9 +45,10 @@ pub fn standing_by(backup: bool, own: BackendState, serving: BackendState) -> bo
 
 #[cfg(test)]
 mod tests {
+    use BackendState::{Down, Drain, Up};
+
     use super::*;
     use crate::config::parse;
-    use BackendState::{Down, Drain, Up};
 
     fn vip(all_backups: bool) -> VipConfig {
         let text = format!(

@@ -82,7 +82,7 @@ pub fn ephemeral_ports() -> Option<std::ops::RangeInclusive<u16>> {
 /// Why `config`'s NAT source ports cannot be used beside this namespace's
 /// ephemeral ports, if it has NAT VIPs and they cannot (routed VIPs, DSR and
 /// node-local VIPs take no NAT ports).
-pub fn snat_conflict(config: &super::Config) -> Option<String> {
+pub fn snat_conflict(config: &Config) -> Option<String> {
     if config.vips.iter().all(|v| v.snat_addresses.is_empty()) {
         return None;
     }

@@ -25,13 +25,12 @@ mod vrrp_tests;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
+use locate::Locator;
 pub use model::{
     AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm, SocketLb,
     StatsAuth, SyncConfig, VipConfig,
 };
 pub use vrrp::{TrackConfig, TrackKind, VrrpConfig};
-
-use locate::Locator;
 
 /// Reads and checks `path`.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {

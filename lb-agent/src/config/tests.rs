@@ -476,11 +476,8 @@ fn flow_sync_needs_peers_and_a_long_enough_key() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let s = c.agent.sync.expect("sync");
-    assert_eq!(
-        (s.port, s.min_age),
-        (4739, std::time::Duration::from_secs(1))
-    );
-    assert_eq!(c.agent.on_sigterm, super::OnSigterm::Restart);
+    assert_eq!((s.port, s.min_age), (4739, Duration::from_secs(1)));
+    assert_eq!(c.agent.on_sigterm, OnSigterm::Restart);
     one_error(
         &with("[agent.sync]\npeers = [\"198.18.1.2\"]\nkey = \"short\"\n"),
         6,

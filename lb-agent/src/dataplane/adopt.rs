@@ -64,6 +64,7 @@ impl Dataplane {
         let p = &mut self.programmer;
         p.services.clear();
         p.generations = backends.iter().map(|b| b.generation).collect();
+        p.backend_values = backends.iter().copied().map(Some).collect();
         p.vip_generations = vip_generations;
         let mut by_vip: HashMap<u32, HashMap<(std::net::IpAddr, u16), u32>> = HashMap::new();
         for (slot, b) in backends.iter().enumerate() {
@@ -115,7 +116,10 @@ impl Dataplane {
             );
         }
         // Backends of no service (an agent stopped between writes) are freed below.
-        let orphans: Vec<u32> = by_vip.into_values().flat_map(|m| m.into_values()).collect();
+        let orphans: Vec<u32> = by_vip
+            .into_values()
+            .flat_map(HashMap::into_values)
+            .collect();
         p.free_vips = (0..caps.max_vips)
             .filter(|i| !used_vips.contains(i))
             .collect();

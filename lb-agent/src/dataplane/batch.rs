@@ -4,7 +4,7 @@
 //! owner task, delaying every other event the agent handles. aya 0.14 has no batch
 //! operations, hence this one small syscall wrapper.
 
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::maps::MapData;
 
@@ -108,7 +108,7 @@ fn update_elem<K: aya::Pod, V: aya::Pod>(
             libc::SYS_bpf,
             BPF_MAP_UPDATE_ELEM,
             &raw mut attr,
-            std::mem::size_of::<ElemAttr>(),
+            size_of::<ElemAttr>(),
         )
     };
     if rc != 0 {
@@ -125,14 +125,7 @@ const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 fn batch_call(cmd: libc::c_long, attr: &mut BatchAttr) -> std::io::Result<()> {
     // SAFETY: `attr` is a valid `bpf_attr.batch` whose pointers (set by the callers
     // below) cover `count` keys and values of the map's sizes, alive for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            &raw mut *attr,
-            std::mem::size_of::<BatchAttr>(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, cmd, &raw mut *attr, size_of::<BatchAttr>()) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -151,8 +144,8 @@ pub fn walk<K: aya::Pod + Default, V: aya::Pod + Default>(
     let mut keys = vec![K::default(); chunk];
     let mut values = vec![V::default(); chunk];
     // The batch position: an opaque token of the key's size for hash maps.
-    let mut token_in = vec![0u8; std::mem::size_of::<K>().max(8)];
-    let mut token_out = vec![0u8; std::mem::size_of::<K>().max(8)];
+    let mut token_in = vec![0u8; size_of::<K>().max(8)];
+    let mut token_out = vec![0u8; size_of::<K>().max(8)];
     let mut first = true;
     loop {
         let mut attr = BatchAttr {

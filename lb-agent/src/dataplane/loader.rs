@@ -1,5 +1,7 @@
 //! Loading the object with load-time capacities, and attaching it.
 
+use std::path::Path;
+
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
@@ -7,8 +9,6 @@ use aya::{
         xdp::XdpLinkId,
     },
 };
-use std::path::Path;
-
 use lb_common::{
     GLOBAL_MAX_VIPS, GLOBAL_NETNS_COOKIE, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX,
     GLOBAL_SNAT_PORT_MIN, PROG_FLOOR, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP,

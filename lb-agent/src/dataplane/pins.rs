@@ -19,7 +19,7 @@
 
 use std::{
     ffi::CString,
-    os::unix::ffi::OsStrExt,
+    os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
 };
 
@@ -120,7 +120,8 @@ fn is_bpffs(path: &Path) -> Result<bool, std::io::Error> {
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    #[allow(clippy::unnecessary_cast)] // f_type's type differs between libc targets
+    // f_type's type differs between libc targets (a cast on x86_64, a widening elsewhere).
+    #[allow(trivial_numeric_casts, clippy::unnecessary_cast)]
     Ok(st.f_type as i64 == BPF_FS_MAGIC)
 }
 

@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use aya::maps::{Array, HashMap as BpfHashMap, IterableMap, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap as BpfHashMap, IterableMap as _, MapData, PerCpuArray};
 use lb_common::{
     BACKEND_F_LOCAL, Backend, Counter, FlowEntry, FlowKey, MAP_BACKEND_STATS, MAP_BACKENDS,
     MAP_FLOWS, MAP_NAT, MAP_RINGS, MAP_STATS, MAP_VIP_STATS, MAP_VIPS, NO_BACKEND, NatEntry,

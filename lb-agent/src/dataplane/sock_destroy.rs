@@ -149,7 +149,7 @@ fn dump(family: u8, proto: u8) -> Result<Vec<SocketId>, DataplaneError> {
             let len = msg.header.length as usize;
             match msg.payload {
                 NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                    out.push(r.header.socket_id)
+                    out.push(r.header.socket_id);
                 }
                 NetlinkPayload::Done(_) => return Ok(out),
                 NetlinkPayload::Error(e) => {

@@ -5,7 +5,7 @@
 
 use std::{
     fs::File,
-    os::fd::AsRawFd,
+    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
 };
 
@@ -28,7 +28,7 @@ pub fn netns_cookie() -> Result<u64, DataplaneError> {
         .or_else(|_| std::net::UdpSocket::bind("[::1]:0"))
         .map_err(|source| DataplaneError::Netns { source })?;
     let mut cookie: u64 = 0;
-    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    let mut len = size_of::<u64>() as libc::socklen_t;
     // SAFETY: getsockopt writes at most `len` bytes into `cookie`, which we own.
     let rc = unsafe {
         libc::getsockopt(
@@ -58,7 +58,7 @@ const INITIAL_CGROUP_NS: u64 = 0xEFFF_FFFB;
 /// sockets only: that is an error naming the way out, not a silent no-op.
 pub fn cgroup2_root() -> Result<PathBuf, DataplaneError> {
     let ns = std::fs::metadata("/proc/self/ns/cgroup").map(|m| {
-        use std::os::unix::fs::MetadataExt;
+        use std::os::unix::fs::MetadataExt as _;
         m.ino()
     });
     if let Ok(ino) = ns

@@ -388,12 +388,9 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
             balance(l, at, d);
         }
         "timeout" => {
-            let value = match time(l.word(2)) {
-                Some(t) => t,
-                None => {
-                    d.error(at, format!("`{text}`: `{}` is not an HAProxy time (HAProxy refuses it)", l.word(2)));
-                    return;
-                }
+            let Some(value) = time(l.word(2)) else {
+                d.error(at, format!("`{text}`: `{}` is not an HAProxy time (HAProxy refuses it)", l.word(2)));
+                return;
             };
             if l.word(1) == "check" && role.backend_side() {
                 // 0 means unset in HAProxy: `inter` then.
@@ -583,11 +580,11 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
             }
         }
         "maxconn" | "fullconn" | "rate-limit" | "backlog" => {
-            nowhere(d, "the data plane sets no connection limits")
+            nowhere(d, "the data plane sets no connection limits");
         }
         "retries" | "dispatch" => nowhere(d, "the data plane does not retry connections (a down backend's flows move to the others)"),
         "hash-type" | "hash-balance-factor" | "hash-preserve-affinity" => {
-            nowhere(d, "Maglev hashes the 5-tuple")
+            nowhere(d, "Maglev hashes the 5-tuple");
         }
         "source" => nowhere(
             d,
@@ -595,7 +592,7 @@ fn directive(role: &mut Role<'_>, section: usize, l: &Line, at: Loc<'_>, d: &mut
         ),
         "email-alert" => nowhere(d, "no mail alerts (watch /metrics)"),
         "id" | "guid" | "enabled" | "declare" | "grace" => {
-            nowhere(d, "an HAProxy proxy setting with no equivalent in lb-agent")
+            nowhere(d, "an HAProxy proxy setting with no equivalent in lb-agent");
         }
         "stats" => nowhere(
             d,
@@ -794,7 +791,7 @@ fn bind(p: &mut Proxy, l: &Line, at: Loc<'_>, d: &mut Diagnostics) {
                     text: part.to_string(),
                     addr,
                     port,
-                })
+                });
             }
             Err(BindProblem::Unusable(why)) => d.error(
                 at,

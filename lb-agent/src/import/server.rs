@@ -268,7 +268,7 @@ pub fn options(line: &Line, from: usize, at: Loc<'_>, d: &mut Diagnostics) -> Se
             "send-proxy" => o.send_proxy = Some(SendProxy::V1),
             "send-proxy-v2" => o.send_proxy = Some(SendProxy::V2 { ssl: false }),
             "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
-                o.send_proxy = Some(SendProxy::V2 { ssl: true })
+                o.send_proxy = Some(SendProxy::V2 { ssl: true });
             }
             "no-send-proxy"
             | "no-send-proxy-v2"

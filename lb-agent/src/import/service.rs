@@ -6,8 +6,6 @@
 
 use std::{collections::HashSet, time::Duration};
 
-use crate::config::duration;
-
 use super::{
     check_rules::{self, CheckOption},
     haproxy::SectionKind,
@@ -17,6 +15,7 @@ use super::{
     server::{SendProxy, Server},
     warning::{Diagnostics, Loc},
 };
+use crate::config::duration;
 
 /// HAProxy's `inter`, `rise`, `fall` defaults (lb-agent's are the same; written
 /// out so the file says what it does).

@@ -73,7 +73,7 @@ pub fn listener(s: &Section, file: &str, d: &mut Diagnostics, out: &mut Option<S
                         stats.listen = Some((SocketAddr::new(ip, port), l.number));
                     }
                     Err(BindProblem::Unusable(why)) => {
-                        d.warn(at, format!("stats bind {why}: not converted, api_listen keeps its default"))
+                        d.warn(at, format!("stats bind {why}: not converted, api_listen keeps its default"));
                     }
                 }
                 let extra: Vec<&String> = l.words[2.min(l.words.len())..]

@@ -92,7 +92,7 @@ impl AgentNode {
             .map_err(io)?;
         let err = log.try_clone().map_err(io)?;
         let child = {
-            use std::os::unix::process::CommandExt;
+            use std::os::unix::process::CommandExt as _;
             Command::new("nsenter")
                 .arg(format!("--net=/run/netns/{}", self.lb.ns.name()))
                 .arg(exe)

@@ -4,7 +4,7 @@
 //! by rustls with a self-signed certificate. Stops on drop.
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc,

@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     time::{Duration, Instant},
 };

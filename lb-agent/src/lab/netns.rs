@@ -2,7 +2,7 @@
 
 use std::{
     fs::File,
-    os::fd::AsRawFd,
+    os::fd::AsRawFd as _,
     process::Command,
     sync::atomic::{AtomicU32, Ordering},
 };

@@ -4,7 +4,7 @@
 //! drop.
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpListener},
     sync::{
         Arc,

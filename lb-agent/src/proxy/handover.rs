@@ -22,7 +22,7 @@ use std::{
     collections::HashSet,
     io,
     net::TcpStream,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
     time::Duration,
 };
 
@@ -184,7 +184,7 @@ pub fn adopt(specs: &[String]) -> Result<Vec<Handed>, String> {
 /// Starts `lb-agent hold-connections` (the running binary image) with `handed`;
 /// its process id. Its output goes where the agent's goes.
 pub fn spawn_holder(handed: Vec<Handed>) -> io::Result<u32> {
-    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::CommandExt as _;
     let (args, fds) = holder_args(handed)?;
     let child = std::process::Command::new("/proc/self/exe")
         .arg("hold-connections")

@@ -336,24 +336,21 @@ async fn handle(
 /// inside the kernel (`splice`); copied through a buffer only when no pipe can be
 /// had (out of descriptors), and then not handed over at a stop.
 async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration, handover: Option<Handover>) {
-    let (p, q) = match (Pipe::new(), Pipe::new()) {
-        (Ok(p), Ok(q)) => (p, q),
-        _ => {
-            let start = Instant::now();
-            let last = AtomicU64::new(0);
-            let (mut ar, mut aw) = a.split();
-            let (mut br, mut bw) = b.split();
-            let failed = both(
-                copied(&mut ar, &mut bw, idle, start, &last),
-                copied(&mut br, &mut aw, idle, start, &last),
-            )
-            .await;
-            if failed {
-                reset(a);
-                reset(b);
-            }
-            return;
+    let (Ok(p), Ok(q)) = (Pipe::new(), Pipe::new()) else {
+        let start = Instant::now();
+        let last = AtomicU64::new(0);
+        let (mut ar, mut aw) = a.split();
+        let (mut br, mut bw) = b.split();
+        let failed = both(
+            copied(&mut ar, &mut bw, idle, start, &last),
+            copied(&mut br, &mut aw, idle, start, &last),
+        )
+        .await;
+        if failed {
+            reset(a);
+            reset(b);
         }
+        return;
     };
     let Some(mut handover) = handover else {
         return spliced_both(a, b, p, q, (0, 0), idle).await;

@@ -8,7 +8,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+    os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd},
 };
 
 /// A pipe's two ends, both non-blocking.
@@ -23,7 +23,7 @@ pub const CHUNK: usize = 64 * 1024;
 
 impl Pipe {
     pub fn new() -> io::Result<Self> {
-        let mut fds = [0 as RawFd; 2];
+        let mut fds: [RawFd; 2] = [0; 2];
         // SAFETY: pipe2 writes two descriptors into the array it is given, which
         // has room for two; on success both are new and ours to own.
         let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
@@ -89,7 +89,7 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use std::{
-        io::{Read, Write},
+        io::{Read as _, Write as _},
         net::{TcpListener, TcpStream},
     };
 

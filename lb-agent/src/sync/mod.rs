@@ -158,7 +158,7 @@ impl FlowSync {
                     std::thread::Builder::new()
                         .name("lb-sync-learn".into())
                         .spawn(move || {
-                            learn::run(&cfg, &pins, &socket, &out, &stats, &stop, &resync_tx)
+                            learn::run(&cfg, &pins, &socket, &out, &stats, &stop, &resync_tx);
                         })
                         .map_err(SyncError::Thread)?
                 };

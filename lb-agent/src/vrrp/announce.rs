@@ -60,8 +60,8 @@ fn send_garp(iface: &Interface, ip: Ipv4Addr) -> io::Result<()> {
             frame.as_ptr().cast(),
             frame.len(),
             0,
-            (&sll as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            std::ptr::from_ref::<libc::sockaddr_ll>(&sll).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
         )
     };
     if rc < 0 {

@@ -110,7 +110,7 @@ impl Machine {
     /// Skew_Time: v3 ((256 - priority) x Master_Adver_Interval / 256), v2
     /// ((256 - priority) / 256 s).
     pub fn skew(&self) -> Duration {
-        let share = u32::from(256 - u16::from(self.priority).min(255)) as f64 / 256.0;
+        let share = f64::from(u32::from(256 - u16::from(self.priority).min(255))) / 256.0;
         match self.p.version {
             Version::V3 => self.master_interval.mul_f64(share),
             Version::V2 => Duration::from_secs(1).mul_f64(share),

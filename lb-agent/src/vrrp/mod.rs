@@ -19,14 +19,14 @@ pub mod track;
 
 use std::sync::Arc;
 
+pub use instance::{InstanceStatus, Taking};
+pub use resume::Record;
 use tokio::{
     sync::{mpsc, oneshot, watch},
     task::JoinHandle,
 };
 
 use crate::{config::VrrpConfig, status::Status};
-pub use instance::{InstanceStatus, Taking};
-pub use resume::Record;
 
 /// The agent's VRRP instances.
 pub struct Vrrp {

@@ -4,7 +4,7 @@
 //! the interface (the multicast group joined), with the TTL of each packet.
 
 use std::{
-    io::{self, Read},
+    io::{self, Read as _},
     mem::MaybeUninit,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6},
 };
@@ -201,7 +201,7 @@ fn recv_v6(s: &Socket) -> io::Result<Option<Received>> {
 /// The `IPV6_HOPLIMIT` value among control messages (`cmsghdr`: len as usize, level
 /// and type as i32, data aligned to usize).
 fn hop_limit(mut c: &[u8]) -> Option<u8> {
-    const W: usize = std::mem::size_of::<usize>();
+    const W: usize = size_of::<usize>();
     while c.len() >= W + 8 {
         let len = usize::from_ne_bytes(c[..W].try_into().ok()?);
         let level = i32::from_ne_bytes(c[W..W + 4].try_into().ok()?);

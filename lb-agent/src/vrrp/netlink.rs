@@ -3,7 +3,7 @@
 //! "not there" on delete count as done.
 
 use std::{
-    io::{self, Read},
+    io::{self, Read as _},
     net::IpAddr,
 };
 

@@ -3,7 +3,7 @@
 //! response body and the client's own port.
 
 use std::{
-    io::{Read, Write},
+    io::{Read, Write as _},
     net::{SocketAddr, TcpStream},
     sync::Arc,
     time::Duration,
@@ -13,7 +13,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A client trusting the certificate in `pem`.
 pub fn tls_config(pem: &str) -> Arc<rustls::ClientConfig> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(pem.as_bytes()).expect("certificate PEM"))

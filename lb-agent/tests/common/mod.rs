@@ -6,22 +6,25 @@
 #![allow(dead_code)] // each test binary uses a part
 
 pub mod clients;
+pub mod eventually;
 pub mod haproxy;
 pub mod keepalived;
 pub mod servers;
 pub mod traffic;
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use lb_agent::{
     lab::{AgentNode, Host, Lan, TcpServer, connections, lan_v4},
     status::Status,
 };
+
+use self::eventually::{eventually, eventually_or};
 
 pub const LB: u8 = 1;
 pub const VIP: u8 = 10;
@@ -132,23 +135,15 @@ impl Node {
         self.0
             .spawn(std::path::Path::new(AGENT))
             .expect("spawn the agent");
-        let start = Instant::now();
-        loop {
-            if self.log()[logged..].contains("running:") && self.status().source == "daemon" {
-                return;
-            }
+        // (A panic prints the agent's log: see `Drop`.)
+        eventually("the agent comes up", Duration::from_secs(20), || {
             assert!(
                 self.0.running(),
                 "the agent exited at start:\n{}",
                 self.log()
             );
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the agent did not come up:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+            self.log()[logged..].contains("running:") && self.status().source == "daemon"
+        });
     }
 
     /// Starts the agent expecting it to refuse to start: waits for it to exit with
@@ -158,15 +153,9 @@ impl Node {
         self.0
             .spawn(std::path::Path::new(AGENT))
             .expect("spawn the agent");
-        let start = Instant::now();
-        while self.0.running() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the agent did not stop:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        eventually("the agent stops", Duration::from_secs(20), || {
+            !self.0.running()
+        });
         let log = self.log()[logged..].to_string();
         assert!(!log.contains("running:"), "the agent ran:\n{log}");
         log
@@ -254,19 +243,12 @@ impl Node {
 
     /// Polls the status until `ok` holds; returns how long it took.
     pub fn wait_for(&self, what: &str, limit: Duration, ok: impl Fn(&Status) -> bool) -> Duration {
-        let start = Instant::now();
-        loop {
-            if ok(&self.status()) {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{what}: not within {limit:?}; status: {:#?}\nlog:\n{}",
-                self.status().vips,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        eventually_or(
+            what,
+            limit,
+            || ok(&self.status()),
+            || format!("status: {:#?}\nlog:\n{}", self.status().vips, self.log()),
+        )
     }
 
     /// GET `path` from the agent's HTTP endpoint: (status code, body).
@@ -337,22 +319,15 @@ impl Cluster {
         let mac: Vec<String> = mac.iter().map(|b| format!("{b:02x}")).collect();
         let mac = mac.join(":");
         let ip = target.ip().to_string();
-        let start = Instant::now();
-        loop {
-            let neigh = self
-                .client
+        let learnt = || {
+            self.client
                 .ns
                 .ip(&["neigh", "show", &ip])
-                .unwrap_or_default();
-            if neigh.contains(&mac) {
-                break;
-            }
-            if start.elapsed() > Duration::from_secs(3) {
-                // Not learnt yet: the first connection's ARP request resolves it.
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+                .unwrap_or_default()
+                .contains(&mac)
+        };
+        // Not learnt within 3 s: the first connection's ARP request resolves it.
+        let _ = eventually::within(Duration::from_secs(3), || learnt().then_some(()));
         self.served(target);
     }
 
@@ -373,7 +348,7 @@ pub fn name(index: u8) -> String {
 pub fn spawn_runtime<F, Fut>(ns: &lb_agent::lab::Netns, f: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()>,
+    Fut: Future<Output = ()>,
 {
     let entry = ns.entry().expect("netns");
     std::thread::spawn(move || {

@@ -2,7 +2,7 @@
 //! and a line echo server for long-lived connections. Both stop on drop.
 
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead as _, BufReader, Write as _},
     net::{SocketAddr, TcpListener},
     sync::{
         Arc,
@@ -13,7 +13,7 @@ use std::{
 };
 
 use lb_agent::lab::Netns;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A self-signed certificate for `name`: the server config and the certificate PEM
 /// (the agent's `ca_file`).
@@ -126,9 +126,8 @@ impl EchoServer {
                         let name = name.clone();
                         let _ = s.set_nonblocking(false);
                         std::thread::spawn(move || {
-                            let mut w = match s.try_clone() {
-                                Ok(w) => w,
-                                Err(_) => return,
+                            let Ok(mut w) = s.try_clone() else {
+                                return;
                             };
                             for line in BufReader::new(s).lines() {
                                 if line.is_err() || writeln!(w, "{name}").is_err() {

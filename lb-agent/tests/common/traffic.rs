@@ -3,7 +3,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, BufReader, Write},
+    io::{BufRead as _, BufReader, Write as _},
     net::{SocketAddr, TcpStream},
     sync::{
         Arc,

@@ -4,7 +4,7 @@
 //! (connect to last byte) are recorded per connection.
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{SocketAddr, TcpStream},
     time::{Duration, Instant},
 };

@@ -1,6 +1,6 @@
 //! Busy time of one CPU from `/proc/stat`: what the load balancer's core spent.
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 
 /// Busy seconds of `cpu` since boot (user, nice, system, irq, softirq, steal).
 pub fn busy_seconds(cpu: usize) -> Result<f64> {

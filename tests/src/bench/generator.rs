@@ -8,11 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
     maps::Array,
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp},
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp},
 };
 use lb_agent::{dataplane::LB_PEER_OBJECT, lab::Netns};
 use lb_common::{MAP_GEN_FLOWS, MAP_GEN_TEMPLATE, PROG_GEN};

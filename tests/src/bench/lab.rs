@@ -17,7 +17,7 @@ use std::{
     process::Command,
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
     maps::PerCpuArray,

@@ -14,11 +14,10 @@ pub mod stacked;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use lb_common::PROG_PEER_PASS;
-
+use anyhow::{Context as _, Result, bail};
 use conn::ConnResult;
 use lab::{BACKENDS, GEN_A, LB_CPU, Lab, PeerProg};
+use lb_common::PROG_PEER_PASS;
 use peers::{BULK_PORT, HTTP_PORT, Peer, Running};
 
 /// How long and how hard each workload runs.

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use lb_agent::{
     dataplane::{
         AttachMode, BackendSpec, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend,

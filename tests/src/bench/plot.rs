@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 /// One series: a value per category, `None` where it does not apply (e.g. HAProxy
 /// and UDP) or was not measured.

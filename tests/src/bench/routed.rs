@@ -12,7 +12,7 @@
 //! over for the bulk rate.
 
 use std::{
-    io::{Read, Write},
+    io::{Read as _, Write as _},
     net::{IpAddr, SocketAddr, TcpStream},
     path::{Path, PathBuf},
     process::Command,
@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use lb_agent::lab::unique_name;
 
 use super::{
@@ -336,7 +336,7 @@ fn start(peer: RoutedPeer, big: usize) -> Result<(Lab, Run, Arc<rustls::ClientCo
 }
 
 fn client_config(pem: &str) -> Result<Arc<rustls::ClientConfig>> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(pem.as_bytes()).context("certificate PEM")?)?;
     Ok(Arc::new(

@@ -19,20 +19,20 @@
 use std::{
     net::{IpAddr, Ipv4Addr},
     ops::Range,
-    os::fd::{AsFd, AsRawFd},
+    os::fd::{AsFd as _, AsRawFd as _},
     time::Instant,
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use aya::{
     maps::{HashMap as BpfHashMap, Map, MapData},
-    programs::{TestRun, TestRunOptions, Xdp},
+    programs::{TestRun as _, TestRunOptions, Xdp},
     sys::{Stats, enable_stats},
 };
 use lb_agent::{
     dataplane::{
         BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding, GlobalCounters,
-        MapSet, NoBackend, Protocol, ServiceSpec,
+        MapSet as _, NoBackend, Protocol, ServiceSpec,
     },
     lab::Netns,
 };

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
 use lb_agent::{
     dataplane::{
         BackendSpec, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend, Protocol,

@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use aya::{
     Ebpf,
     maps::PerCpuArray,
@@ -314,7 +314,7 @@ fn attach_lb(ns: &Netns, dp: &mut Dataplane) -> Result<()> {
 }
 
 fn back(home: &std::fs::File) -> Result<()> {
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsRawFd as _;
     // SAFETY: setns on an open namespace fd of our own thread's former namespace.
     if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         bail!(
@@ -348,9 +348,9 @@ fn report(rows: &[Row]) {
 mod steady {
     use std::net::IpAddr;
 
-    use anyhow::{Context, Result, bail};
+    use anyhow::{Context as _, Result, bail};
     use aya::{
-        programs::{TestRun, TestRunOptions, Xdp},
+        programs::{TestRun as _, TestRunOptions, Xdp},
         sys::{Stats, enable_stats},
     };
     use lb_agent::dataplane::{

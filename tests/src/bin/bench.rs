@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use tests::bench::{
     self, BulkResult, LbCost, Options, PpsResult,
     conn::ConnResult,
@@ -477,7 +477,7 @@ fn plots(rows: &[PeerRow], out: &std::path::Path) -> Result<()> {
         "bulk TCP, 8 streams",
     ]
     .iter()
-    .map(|c| c.to_string())
+    .map(ToString::to_string)
     .collect();
     let pct = |v: Option<f64>, b: Option<f64>| match (v, b) {
         (Some(v), Some(b)) if b > 0.0 => Some(100.0 * v / b),

@@ -14,7 +14,7 @@ use std::{
     sync::Arc,
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use lb_agent::lab::{AgentNode, ApiServer, Host, Lan, TcpServer, lan_v4, self_signed};
 
 pub const VIP: u8 = 10;

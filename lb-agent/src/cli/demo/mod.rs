@@ -21,7 +21,7 @@ mod view;
 mod watch;
 
 use std::{
-    io::{IsTerminal, Write},
+    io::{IsTerminal as _, Write as _},
     net::SocketAddr,
     path::PathBuf,
     sync::{
@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use lab::{DemoLab, Layout};
 use lb_agent::lab::{Netns, http_get, https_get, lan_v4};
@@ -133,7 +133,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
 
 /// Whether this process runs as root (`/proc/self` belongs to its effective user).
 fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::MetadataExt as _;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 

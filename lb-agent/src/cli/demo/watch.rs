@@ -5,7 +5,10 @@
 use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use lb_agent::{
-    agent::{ask, protocol::Request, protocol::Response},
+    agent::{
+        ask,
+        protocol::{Request, Response},
+    },
     status::Status,
 };
 

@@ -40,12 +40,12 @@ use lb_common::{
     MAP_TIMEOUTS, MAP_UPGRADE_HOLD, MAP_VIP_GENERATIONS, MAP_VIPS, MAX_SNAT_ADDRS, MapRole,
     NatEntry, SockKey, SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta, map_def,
 };
+use v1::{FlowEntryV1, Lifetimes, NatEntryV1, VipMetaV1};
 
 use super::{
     Capacities, Dataplane, DataplaneError, FlowTimeouts, PinLayout, batch, map_shapes,
     services::map_err, shapes::MapShape, ticks, timeouts::now_tick,
 };
-use v1::{FlowEntryV1, Lifetimes, NatEntryV1, VipMetaV1};
 
 /// Where the maps being carried over wait, beside `maps/` (bpffs refuses names
 /// with a dot).

@@ -48,9 +48,9 @@ pub struct VipMetaV1 {
 }
 
 const _: () = {
-    assert!(core::mem::size_of::<FlowEntryV1>() == 40);
-    assert!(core::mem::size_of::<NatEntryV1>() == 72);
-    assert!(core::mem::size_of::<VipMetaV1>() == 32);
+    assert!(size_of::<FlowEntryV1>() == 40);
+    assert!(size_of::<NatEntryV1>() == 72);
+    assert!(size_of::<VipMetaV1>() == 32);
 };
 
 // SAFETY: plain `repr(C)` structs of integers, every bit pattern valid, sizes
@@ -142,8 +142,9 @@ impl VipMetaV1 {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use lb_common::PROTO_UDP;
+
+    use super::*;
 
     const LIFE: Lifetimes = Lifetimes {
         now: 1000,
