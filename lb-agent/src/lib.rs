@@ -10,4 +10,5 @@ pub mod lab;
 pub mod proxy;
 pub mod status;
 pub mod sync;
+pub mod tasks;
 pub mod vrrp;

@@ -7,13 +7,13 @@ use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
     net::{UnixListener, UnixStream},
     sync::{mpsc, oneshot},
-    task::JoinHandle,
 };
 
 use super::{
     AgentError, Ask,
     protocol::{Request, Response},
 };
+use crate::tasks::Tasks;
 
 /// Longest request line accepted.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -29,10 +29,12 @@ pub(super) async fn ensure_free(path: &Path) -> Result<(), AgentError> {
     Ok(())
 }
 
+/// Serves the control socket on `tasks` (the accept loop and a task per session).
 pub(super) async fn serve(
     path: &Path,
     asks: mpsc::Sender<Ask>,
-) -> Result<JoinHandle<()>, AgentError> {
+    tasks: &Tasks,
+) -> Result<(), AgentError> {
     let io = |what| {
         let path = path.to_path_buf();
         move |source| AgentError::Io { what, path, source }
@@ -49,7 +51,8 @@ pub(super) async fn serve(
     let listener = UnixListener::bind(path).map_err(io("binding the control socket"))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io("restricting the control socket"))?;
-    Ok(tokio::spawn(async move {
+    let sessions = tasks.clone();
+    tasks.spawn("control socket", async move {
         let mut backoff = super::backoff::Backoff::default();
         loop {
             let stream = match listener.accept().await {
@@ -63,13 +66,14 @@ pub(super) async fn serve(
                 }
             };
             let asks = asks.clone();
-            tokio::spawn(async move {
+            sessions.spawn("control session", async move {
                 if let Err(e) = session(stream, asks).await {
                     log::debug!("control session: {e}");
                 }
             });
         }
-    }))
+    });
+    Ok(())
 }
 
 async fn session(stream: UnixStream, asks: mpsc::Sender<Ask>) -> std::io::Result<()> {

@@ -10,10 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::{
-    sync::{mpsc, watch},
-    task::JoinHandle,
-};
+use tokio::sync::{mpsc, watch};
 
 use super::AgentError;
 use crate::{
@@ -21,6 +18,7 @@ use crate::{
     dataplane::{BackendState, Dataplane, DownBackend, PinLayout, Traffic, close_balanced_sockets},
     health::{self, HealthState, Outcome, Report},
     status::{InterfaceStatus, ReloadStatus, SocketLbStatus, Status, host_port, unix_now},
+    tasks::{CancelOnDrop, Tasks},
 };
 
 /// A backend of a VIP: (VIP name, address, port).
@@ -38,15 +36,8 @@ pub(super) struct Checked {
     pub(super) up: bool,
     pub(super) last: Option<(Outcome, u64)>,
     pub(super) since_unix: u64,
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
-}
-
-impl Drop for Checked {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        self.handle.abort();
-    }
+    /// Its checker's task: ends when this entry is replaced or removed.
+    _checker: CancelOnDrop,
 }
 
 /// Everything the owner task holds.
@@ -61,6 +52,8 @@ pub struct Agent {
     /// Health known before a restart (from the adopted maps), used once per backend.
     pub(super) known: HashMap<BackendKey, bool>,
     pub(super) reports: mpsc::UnboundedSender<Tagged>,
+    /// The agent's tasks (health checkers and routed listeners start on children).
+    pub(super) tasks: Tasks,
     next_generation: u64,
     pub(super) started: Instant,
     pub(super) adopted: bool,
@@ -110,6 +103,7 @@ pub(super) struct Parts {
     pub dp: Dataplane,
     pub known: HashMap<BackendKey, bool>,
     pub reports: mpsc::UnboundedSender<Tagged>,
+    pub tasks: Tasks,
     pub adopted: bool,
     pub interfaces: Vec<InterfaceStatus>,
     pub status: watch::Sender<Arc<Status>>,
@@ -126,6 +120,7 @@ impl Agent {
             overrides: HashMap::new(),
             known: p.known,
             reports: p.reports,
+            tasks: p.tasks,
             next_generation: 0,
             started: Instant::now(),
             adopted: p.adopted,
@@ -342,19 +337,19 @@ impl Agent {
             };
             self.next_generation += 1;
             let generation = self.next_generation;
-            let (stop, stop_rx) = watch::channel(false);
+            let checker = self.tasks.child();
             let seed = health::spread(
                 u64::from(lb_common::hash::bytes_hash(label(&k).as_bytes(), 0)),
                 v.check.interval,
             );
-            let handle = health::spawn(
+            health::spawn(
+                &checker,
                 (k.clone(), generation),
                 spec,
                 state,
                 health::intervals(&v.check),
                 seed,
                 self.reports.clone(),
-                stop_rx,
             );
             self.checks.insert(
                 k,
@@ -364,8 +359,7 @@ impl Agent {
                     up: state.is_up(),
                     last: None,
                     since_unix: 0,
-                    stop,
-                    handle,
+                    _checker: CancelOnDrop(checker),
                 },
             );
         }
@@ -440,7 +434,8 @@ impl Agent {
         for vip in &self.config.routed {
             let router = super::routed::router(&self.config, vip, |v| self.serving(v))
                 .map_err(|why| AgentError::Refused(format!("routed VIP {}: {why}", vip.name)))?;
-            self.routed.push(super::routed::listen(vip, router)?);
+            self.routed
+                .push(super::routed::listen(vip, router, &self.tasks)?);
             log::info!(
                 "routed VIP {}: listening on {}:{}, routing by {:?} to {} pools",
                 vip.name,

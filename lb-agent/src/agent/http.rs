@@ -9,20 +9,21 @@ use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
     sync::watch,
-    task::JoinHandle,
 };
 
 use super::{AgentError, metrics, page};
-use crate::{config::StatsAuth, status::Status};
+use crate::{config::StatsAuth, status::Status, tasks::Tasks};
 
 /// Largest request head read.
 const MAX_HEAD: usize = 8 * 1024;
 
+/// Serves `api_listen` on `tasks` (the accept loop and a task per connection).
 pub(super) async fn serve(
     addr: SocketAddr,
     auth: Option<StatsAuth>,
     status: watch::Receiver<Arc<Status>>,
-) -> Result<JoinHandle<()>, AgentError> {
+    tasks: &Tasks,
+) -> Result<(), AgentError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| AgentError::Io {
@@ -36,7 +37,8 @@ pub(super) async fn serve(
             base64(format!("{}:{}", a.user, a.password).as_bytes())
         )
     });
-    Ok(tokio::spawn(async move {
+    let connections = tasks.clone();
+    tasks.spawn("http", async move {
         let mut backoff = super::backoff::Backoff::default();
         loop {
             let stream = match listener.accept().await {
@@ -51,7 +53,7 @@ pub(super) async fn serve(
             };
             let status = status.borrow().clone();
             let expected = expected.clone();
-            tokio::spawn(async move {
+            connections.spawn("http connection", async move {
                 let _ = tokio::time::timeout(
                     Duration::from_secs(10),
                     answer(stream, &status, expected.as_deref()),
@@ -59,7 +61,8 @@ pub(super) async fn serve(
                 .await;
             });
         }
-    }))
+    });
+    Ok(())
 }
 
 struct Reply {

@@ -52,6 +52,7 @@ use crate::{
         SocketScope, cgroup2_root, detach_others, detach_sockets,
     },
     status::{InterfaceStatus, SocketLbStatus, Status},
+    tasks::Tasks,
     vrrp::{Record, Taking, Vrrp, resume},
 };
 
@@ -60,6 +61,10 @@ pub(crate) type Ask = (Request, oneshot::Sender<Response>);
 
 /// How often counters, rates and the published status are refreshed.
 const REFRESH: Duration = Duration::from_secs(1);
+/// How long the stop waits for the agent's tasks once they are cancelled (they end at
+/// their next await; a check or a control session in a blocking section may take
+/// longer).
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(config_path: &Path) -> Result<(), AgentError> {
@@ -144,6 +149,8 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         sig(SignalKind::interrupt())?,
         sig(SignalKind::hangup())?,
     );
+    // Every task of the agent, ended together at the stop (`Tasks::shutdown`).
+    let tasks = Tasks::new();
     // Instances about to take their addresses ask the owner to serve them first.
     let (taking_tx, mut taking) = mpsc::channel::<Taking>(8);
     let mut running = resuming.then(|| {
@@ -152,6 +159,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             status_rx.clone(),
             record.as_ref(),
             taking_tx.clone(),
+            &tasks,
         )
     });
     // From here, a start that fails hands over what VRRP took (a resumed master)
@@ -196,6 +204,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         dp,
         known,
         reports: report_tx,
+        tasks: tasks.clone(),
         adopted: adopted.is_some(),
         interfaces: Vec::new(),
         status: status_tx,
@@ -271,18 +280,20 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             status_rx.clone(),
             None,
             taking_tx.clone(),
+            &tasks,
         ));
     }
     agent.vrrp = running.as_ref().map(Vrrp::watchers).unwrap_or_default();
-    let mut roles = role_changes(&agent.vrrp);
+    let mut roles = role_changes(&agent.vrrp, &tasks);
 
     let (ask_tx, mut asks) = mpsc::channel::<Ask>(16);
-    let control = started!(control::serve(&config.agent.control_socket, ask_tx).await);
-    let api = started!(
+    started!(control::serve(&config.agent.control_socket, ask_tx, &tasks).await);
+    started!(
         http::serve(
             config.agent.api_listen,
             config.agent.stats_auth.clone(),
             status_rx,
+            &tasks,
         )
         .await
     );
@@ -435,8 +446,13 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         }
     }
     agent.sweep = None;
-    control.abort();
-    api.abort();
+    // Everything else (control socket, HTTP, health checkers, trackers) ends here.
+    if let Err(n) = tasks.shutdown(SHUTDOWN_DEADLINE).await {
+        log::warn!(
+            "{n} task(s) still running {} s into the stop: leaving them to the exit",
+            SHUTDOWN_DEADLINE.as_secs()
+        );
+    }
     let _ = std::fs::remove_file(&config.agent.control_socket);
     log::info!(
         "stopping; the data plane keeps forwarding from the objects pinned under {}",
@@ -447,11 +463,14 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
 
 /// A message whenever a VRRP instance changes state (DSR services follow whether
 /// this node holds their VIP).
-fn role_changes(watchers: &[watch::Receiver<crate::vrrp::InstanceStatus>]) -> mpsc::Receiver<()> {
+fn role_changes(
+    watchers: &[watch::Receiver<crate::vrrp::InstanceStatus>],
+    tasks: &Tasks,
+) -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel(8);
     for w in watchers {
         let (mut w, tx) = (w.clone(), tx.clone());
-        tokio::spawn(async move {
+        tasks.spawn("vrrp role changes", async move {
             let mut last = w.borrow().state.clone();
             while w.changed().await.is_ok() {
                 let now = w.borrow().state.clone();

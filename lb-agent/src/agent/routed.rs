@@ -22,6 +22,7 @@ use crate::{
         serve::{Limits, Otherwise, Pool, RouteBy, Router, Stats, serve},
     },
     status::RoutedStatus,
+    tasks::{CancelOnDrop, Tasks},
 };
 
 /// One routed VIP's listener.
@@ -29,19 +30,16 @@ pub struct Listener {
     pub config: RoutedVip,
     stats: Arc<Stats>,
     routes: watch::Sender<Arc<Router>>,
+    /// The accept loop, on a group of its own: ended when the listener is dropped
+    /// (a reload without it) or at a stop, before its connections are handed over.
     task: JoinHandle<()>,
+    tasks: CancelOnDrop,
     handover: HandoverControl,
 }
 
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// Binds `vip`'s address and port even before the address is this node's (a VRRP
-/// backup: `IP_FREEBIND`), and serves it with `router`.
-pub fn listen(vip: &RoutedVip, router: Router) -> Result<Listener, AgentError> {
+/// backup: `IP_FREEBIND`), and serves it with `router` on a child of `tasks`.
+pub fn listen(vip: &RoutedVip, router: Router, tasks: &Tasks) -> Result<Listener, AgentError> {
     let at = SocketAddr::new(vip.address, vip.port);
     let err = |what: &'static str| {
         let name = vip.name.clone();
@@ -76,18 +74,17 @@ pub fn listen(vip: &RoutedVip, router: Router) -> Result<Listener, AgentError> {
         max_connections: vip.max_connections as usize,
     };
     let (handover, connections) = handover::channel();
-    let task = tokio::spawn(serve(
-        listener,
-        rx,
-        limits,
-        stats.clone(),
-        Some(connections),
-    ));
+    let tasks = tasks.child();
+    let task = tasks.spawn(
+        "routed listener",
+        serve(listener, rx, limits, stats.clone(), Some(connections)),
+    );
     Ok(Listener {
         config: vip.clone(),
         stats,
         routes,
         task,
+        tasks: CancelOnDrop(tasks),
         handover,
     })
 }
@@ -183,7 +180,7 @@ pub async fn hand_over(listeners: Vec<Listener>) -> Vec<Handed> {
     let mut out = Vec::new();
     let mut listeners = listeners;
     for l in &mut listeners {
-        l.task.abort();
+        l.tasks.0.cancel();
         let _ = (&mut l.task).await;
         l.handover.request();
     }

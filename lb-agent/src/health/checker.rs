@@ -5,16 +5,13 @@
 
 use std::time::Duration;
 
-use tokio::{
-    sync::{mpsc, watch},
-    task::JoinHandle,
-    time::sleep,
-};
+use tokio::{sync::mpsc, task::JoinHandle, time::sleep};
 
 use super::{
     probe::{self, Outcome, ProbeSpec},
     state::{HealthState, Intervals},
 };
+use crate::tasks::Tasks;
 
 /// After every check of a backend.
 #[derive(Clone, Debug)]
@@ -32,22 +29,20 @@ pub fn spread(seed: u64, interval: Duration) -> Duration {
     Duration::from_millis(seed % ms)
 }
 
-/// Starts checking; stops when `stop` turns true or the receiver of `reports` is gone.
+/// Starts checking on `tasks`; stops when they are cancelled (a check under way is
+/// dropped) or the receiver of `reports` is gone.
 pub fn spawn<K: Clone + Send + 'static>(
+    tasks: &Tasks,
     key: K,
     spec: ProbeSpec,
     mut state: HealthState,
     intervals: Intervals,
     offset: Duration,
     reports: mpsc::UnboundedSender<Report<K>>,
-    mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
+    tasks.spawn("health checker", async move {
         let mut extra = offset;
         loop {
-            if *stop.borrow() {
-                return;
-            }
             let outcome = probe::run(&spec).await;
             let changed = state.record(outcome.ok).is_some();
             let report = Report {
@@ -59,11 +54,7 @@ pub fn spawn<K: Clone + Send + 'static>(
             if reports.send(report).is_err() {
                 return;
             }
-            let delay = state.next_delay(&intervals) + std::mem::take(&mut extra);
-            tokio::select! {
-                () = sleep(delay) => {}
-                _ = stop.changed() => return,
-            }
+            sleep(state.next_delay(&intervals) + std::mem::take(&mut extra)).await;
         }
     })
 }

@@ -7,7 +7,7 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::TcpListener,
-    sync::{mpsc, watch},
+    sync::mpsc,
     task::JoinHandle,
 };
 
@@ -272,15 +272,15 @@ async fn a_checker_follows_a_backend_going_down_and_up() {
         downinter: Duration::from_millis(100),
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let tasks = crate::tasks::Tasks::new();
     let task = spawn(
+        &tasks,
         "b1",
         tcp(addr),
         HealthState::fresh(2, 3),
         intervals,
         Duration::ZERO,
         tx,
-        stop_rx,
     );
     let first = rx.recv().await.expect("report");
     assert!(first.up && !first.changed, "{first:?}");
@@ -314,7 +314,7 @@ async fn a_checker_follows_a_backend_going_down_and_up() {
         }
     };
     assert!(up.up && up.outcome.ok, "{up:?}");
-    stop_tx.send(true).expect("stop");
+    tasks.cancel();
     tokio::time::timeout(Duration::from_secs(1), task)
         .await
         .expect("checker stops")

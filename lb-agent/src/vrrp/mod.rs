@@ -21,16 +21,20 @@ use std::sync::Arc;
 
 pub use instance::{InstanceStatus, Taking};
 pub use resume::Record;
-use tokio::{
-    sync::{mpsc, oneshot, watch},
-    task::JoinHandle,
-};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::{config::VrrpConfig, status::Status};
+use crate::{config::VrrpConfig, status::Status, tasks::Tasks};
+
+/// How long an instance has to leave (send its last advert, remove its addresses)
+/// before its task is ended anyway.
+const LEAVE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The agent's VRRP instances.
 pub struct Vrrp {
-    instances: Vec<(mpsc::Sender<instance::Command>, JoinHandle<()>)>,
+    /// Each instance's commands.
+    instances: Vec<mpsc::Sender<instance::Command>>,
+    /// The instances' and their trackers' tasks.
+    tasks: Tasks,
     statuses: Vec<watch::Receiver<InstanceStatus>>,
     /// Each instance's tracker results (for a restart record).
     trackers: Vec<watch::Receiver<Vec<bool>>>,
@@ -38,15 +42,17 @@ pub struct Vrrp {
 }
 
 impl Vrrp {
-    /// Starts every instance of `configs` and its trackers (which follow `status`).
-    /// An instance `resume` says was master a moment ago resumes as master, its
-    /// trackers as they were.
+    /// Starts every instance of `configs` and its trackers (which follow `status`) on
+    /// a child of `tasks`. An instance `resume` says was master a moment ago resumes
+    /// as master, its trackers as they were.
     pub fn start(
         configs: &[VrrpConfig],
         status: watch::Receiver<Arc<Status>>,
         resume: Option<&Record>,
         taking: mpsc::Sender<Taking>,
+        tasks: &Tasks,
     ) -> Self {
+        let tasks = tasks.child();
         let mut instances = Vec::new();
         let mut statuses = Vec::new();
         let mut trackers = Vec::new();
@@ -62,26 +68,27 @@ impl Vrrp {
                 ..InstanceStatus::default()
             });
             let (tr_tx, tr_rx) = watch::channel(vec![false; cfg.tracks.len()]);
-            let task = tokio::spawn(instance::run(
-                cfg.clone(),
-                rx,
-                st_tx,
-                master,
-                taking.clone(),
-            ));
-            tokio::spawn(track::follow(
-                cfg.clone(),
-                status.clone(),
-                tx.clone(),
-                left.map(|l| l.trackers.clone()),
-                tr_tx,
-            ));
-            instances.push((tx, task));
+            tasks.spawn(
+                "vrrp instance",
+                instance::run(cfg.clone(), rx, st_tx, master, taking.clone()),
+            );
+            tasks.spawn(
+                "vrrp tracker",
+                track::follow(
+                    cfg.clone(),
+                    status.clone(),
+                    tx.clone(),
+                    left.map(|l| l.trackers.clone()),
+                    tr_tx,
+                ),
+            );
+            instances.push(tx);
             statuses.push(st_rx);
             trackers.push(tr_rx);
         }
         Self {
             instances,
+            tasks,
             statuses,
             trackers,
             configs: configs.to_vec(),
@@ -96,48 +103,44 @@ impl Vrrp {
     /// `lb-agent handover`: every instance steps down (masters send priority 0) and
     /// stays out of the election while `hold`; `false` lets them back in.
     pub async fn hold(&self, hold: bool) {
-        for (tx, _) in &self.instances {
+        for tx in &self.instances {
             let _ = tx.send(instance::Command::Hold(hold)).await;
         }
     }
 
-    /// Graceful stop: masters send priority 0 and remove their addresses.
+    /// Graceful stop: masters send priority 0 and remove their addresses (each
+    /// within [`LEAVE_DEADLINE`]); then the instances' tasks end.
     pub async fn stop(self) {
-        for (tx, task) in self.instances {
+        for tx in &self.instances {
             let (done, wait) = oneshot::channel();
             if tx.send(instance::Command::Stop(done)).await.is_ok() {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+                let _ = tokio::time::timeout(LEAVE_DEADLINE, wait).await;
             }
-            task.abort();
         }
+        self.tasks.cancel();
     }
 
     /// Leaving for a restart: masters advertise once more at their priority and
     /// remove their addresses (no priority 0); what each left as, for the successor.
     pub async fn leave(self) -> Record {
         let mut left = Vec::new();
-        for (((tx, task), cfg), trackers) in self
-            .instances
-            .into_iter()
-            .zip(&self.configs)
-            .zip(&self.trackers)
-        {
+        for ((tx, cfg), trackers) in self.instances.iter().zip(&self.configs).zip(&self.trackers) {
             let (done, wait) = oneshot::channel();
             let state = if tx.send(instance::Command::Leave(done)).await.is_ok() {
-                tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+                tokio::time::timeout(LEAVE_DEADLINE, wait)
                     .await
                     .ok()
                     .and_then(Result::ok)
             } else {
                 None
             };
-            task.abort();
             left.push(resume::Left::of(
                 cfg,
                 state.map_or("INIT", machine::State::name),
                 trackers.borrow().clone(),
             ));
         }
+        self.tasks.cancel();
         Record::new(left)
     }
 }
