@@ -375,10 +375,11 @@ fn a_restarted_master_keeps_the_vip_and_every_connection() {
     c.served_by(1, SocketAddr::new(lan_v4(VIP), 80));
     let out = c.nodes[0].cli(&["handover", "--undo"]);
     assert!(out.status.success());
-    // It preempts at the backup's next advert.
+    // Back in the election, it ignores the lower priority's adverts and preempts when
+    // its Master_Down_Interval ends: 3 x 1 s + skew (0.41 s at priority 150).
     eventually_or(
         "preemption after --undo",
-        Duration::from_secs(2) + TIMING_SLACK,
+        Duration::from_secs(4) + TIMING_SLACK,
         || c.nodes[0].vrrp_state() == "MASTER",
         || format!("{:?}", vrrp(&c)),
     );

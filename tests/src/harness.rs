@@ -6,6 +6,7 @@
 use std::net::IpAddr;
 
 use aya::programs::{TestRun as _, TestRunOptions};
+pub use lb_agent::agent::chain;
 use lb_agent::{
     dataplane::{
         BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding, NoBackend,
@@ -380,16 +381,4 @@ pub fn verdict_name(v: u32) -> &'static str {
         XDP_REDIRECT => "XDP_REDIRECT",
         _ => "unknown",
     }
-}
-
-/// An error and its sources, one line.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }

@@ -12,7 +12,7 @@ use std::{
 
 use tokio::sync::{mpsc, watch};
 
-use super::AgentError;
+use super::{AgentError, error::chain};
 use crate::{
     config::{AdminState, BackendConfig, CheckConfig, CheckKind, Config, VipConfig},
     dataplane::{BackendState, Dataplane, DownBackend, PinLayout, Traffic, close_balanced_sockets},
@@ -21,8 +21,13 @@ use crate::{
     tasks::{CancelOnDrop, Tasks},
 };
 
-/// A backend of a VIP: (VIP name, address, port).
-pub type BackendKey = (String, IpAddr, u16);
+/// A backend of a VIP, as the agent keys its health checks, overrides and states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BackendKey {
+    pub vip: String,
+    pub address: IpAddr,
+    pub port: u16,
+}
 
 /// A report tagged with the checker's generation (reports of a replaced checker are
 /// ignored).
@@ -89,12 +94,16 @@ pub struct Agent {
 
 /// Key of a backend of `vip`.
 pub fn key(vip: &VipConfig, b: &BackendConfig) -> BackendKey {
-    (vip.name.clone(), b.address, b.port)
+    BackendKey {
+        vip: vip.name.clone(),
+        address: b.address,
+        port: b.port,
+    }
 }
 
 /// `vip/addr:port` as logs and messages show a backend.
 pub fn label(k: &BackendKey) -> String {
-    format!("{}/{}", k.0, host_port(&k.1.to_string(), k.2))
+    format!("{}/{}", k.vip, host_port(&k.address.to_string(), k.port))
 }
 
 pub(super) struct Parts {
@@ -193,7 +202,10 @@ impl Agent {
                     "closed {n} local sockets balanced to backends now down, so their \
                      owners reconnect"
                 ),
-                Err(e) => log::warn!("closing local sockets of down backends failed: {e:#}"),
+                Err(e) => log::warn!(
+                    "closing local sockets of down backends failed: {}",
+                    chain(&e)
+                ),
             });
         }
         Ok(())
@@ -235,7 +247,7 @@ impl Agent {
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {
-            log::error!("serving the addresses VRRP takes failed: {e:#}");
+            log::error!("serving the addresses VRRP takes failed: {}", chain(&e));
         }
     }
 
@@ -250,7 +262,7 @@ impl Agent {
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {
-            log::error!("applying a VRRP role change failed: {e:#}");
+            log::error!("applying a VRRP role change failed: {}", chain(&e));
         }
     }
 
@@ -262,10 +274,10 @@ impl Agent {
             Ok(false) => {}
             Ok(true) => {
                 if let Err(e) = self.apply() {
-                    log::error!("applying a change of local addresses failed: {e:#}");
+                    log::error!("applying a change of local addresses failed: {}", chain(&e));
                 }
             }
-            Err(e) => log::warn!("reading this node's addresses failed: {e:#}"),
+            Err(e) => log::warn!("reading this node's addresses failed: {}", chain(&e)),
         }
     }
 
@@ -384,7 +396,7 @@ impl Agent {
             return false;
         }
         c.since_unix = unix_now();
-        let (up, total) = self.count_up(&k.0);
+        let (up, total) = self.count_up(&k.vip);
         let word = if r.up { "UP" } else { "DOWN" };
         let line = format!(
             "backend {} {word}: {}, {up} of {total} up",
@@ -397,7 +409,7 @@ impl Agent {
             log::warn!("{line}");
         }
         if let Err(e) = self.apply() {
-            log::error!("applying the health change failed: {e:#}");
+            log::error!("applying the health change failed: {}", chain(&e));
         }
         true
     }

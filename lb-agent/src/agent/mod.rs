@@ -34,7 +34,7 @@ use std::{
 };
 
 pub use control::ask;
-pub use error::AgentError;
+pub use error::{AdminError, AgentError, ReloadError, chain};
 use leave::Leave;
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -267,7 +267,8 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     match tokio::task::block_in_place(|| agent.dp.finish_upgrade()) {
         Some(Ok(summary)) => log::info!("{summary}"),
         Some(Err(e)) => log::warn!(
-            "finishing the upgrade of the pinned maps: {e:#} (the next start finishes it)"
+            "finishing the upgrade of the pinned maps: {} (the next start finishes it)",
+            chain(&e)
         ),
         None => {}
     }
@@ -336,7 +337,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                         let (pins, config) = (pins.clone(), agent.config.clone());
                         tokio::task::spawn_blocking(move || {
                             let answer = PinnedMaps::open(&pins)
-                                .map_err(|e| format!("{e:#}"))
+                                .map_err(|e| chain(&e))
                                 .and_then(|mut maps| {
                                     snapshot::flow_list(
                                         &mut maps,
@@ -544,7 +545,7 @@ fn known_health(backends: &[AdoptedBackend], config: &Config) -> HashMap<core::B
             (BackendState::Down, AdminState::Enabled) => false,
             _ => continue,
         };
-        known.insert((v.name.clone(), c.address, c.port), up);
+        known.insert(core::key(v, c), up);
     }
     known
 }
@@ -556,7 +557,7 @@ impl Agent {
             Ok(s) => {
                 let _ = self.status.send(Arc::new(s));
             }
-            Err(e) => log::error!("reading the maps failed: {e:#}"),
+            Err(e) => log::error!("reading the maps failed: {}", chain(&e)),
         }
     }
 
@@ -568,11 +569,18 @@ impl Agent {
                         status: Box::new(s),
                     };
                 }
-                Err(e) => Err(format!("{e:#}")),
+                Err(e) => Err(chain(&e)),
             },
-            Request::Drain { vip, backend } => self.set_admin(&vip, &backend, AdminState::Drain),
-            Request::Enable { vip, backend } => self.set_admin(&vip, &backend, AdminState::Enabled),
-            Request::Reload => self.reload(),
+            Request::Drain { vip, backend } => self
+                .set_admin(&vip, &backend, AdminState::Drain)
+                .map_err(|e| e.to_string()),
+            Request::Enable { vip, backend } => self
+                .set_admin(&vip, &backend, AdminState::Enabled)
+                .map_err(|e| e.to_string()),
+            Request::Reload => self
+                .reload()
+                .map(|a| a.to_string())
+                .map_err(|e| e.to_string()),
             // Answered by the serve loop: it owns the VRRP instances, and reads the
             // flow table off this task.
             Request::Restart | Request::Handover { .. } | Request::Flows { .. } => {
@@ -586,15 +594,20 @@ impl Agent {
     }
 
     /// `drain` / `enable` of a backend (`ADDR` or `ADDR:PORT`) of VIP `vip`.
-    fn set_admin(&mut self, vip: &str, backend: &str, state: AdminState) -> Result<String, String> {
+    fn set_admin(
+        &mut self,
+        vip: &str,
+        backend: &str,
+        state: AdminState,
+    ) -> Result<String, AdminError> {
         let v = self
             .config
             .vips
             .iter()
             .find(|v| v.name == vip)
-            .ok_or_else(|| {
-                let names: Vec<&str> = self.config.vips.iter().map(|v| v.name.as_str()).collect();
-                format!("no VIP named {vip:?} (known: {})", names.join(", "))
+            .ok_or_else(|| AdminError::NoVip {
+                vip: vip.to_string(),
+                known: self.config.vips.iter().map(|v| v.name.clone()).collect(),
             })?;
         let matches: Vec<_> = v
             .backends
@@ -607,29 +620,39 @@ impl Agent {
         let b = match matches.as_slice() {
             [b] => (*b).clone(),
             [] => {
-                return Err(format!(
-                    "VIP {vip} has no backend {backend:?} (it has: {})",
-                    v.backends
+                return Err(AdminError::NoBackend {
+                    vip: vip.to_string(),
+                    backend: backend.to_string(),
+                    has: v
+                        .backends
                         .iter()
                         .map(|b| crate::status::host_port(&b.address.to_string(), b.port))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
+                        .collect(),
+                });
             }
             _ => {
-                return Err(format!(
-                    "{backend:?} matches several backends of {vip}: give ADDR:PORT"
-                ));
+                return Err(AdminError::Ambiguous {
+                    vip: vip.to_string(),
+                    backend: backend.to_string(),
+                });
             }
         };
         let k = core::key(v, &b);
         let previous = self.overrides.insert(k.clone(), state);
-        if let Err(e) = self.reconcile_checks().and_then(|()| self.apply()) {
+        if let Err(source) = self.reconcile_checks().and_then(|()| self.apply()) {
             match previous {
                 Some(p) => self.overrides.insert(k, p),
                 None => self.overrides.remove(&k),
             };
-            return Err(format!("{e:#}"));
+            let rollback = self
+                .reconcile_checks()
+                .and_then(|()| self.apply())
+                .err()
+                .map(Box::new);
+            return Err(AdminError::Apply {
+                source: Box::new(source),
+                rollback,
+            });
         }
         let word = match state {
             AdminState::Drain => "draining (keeps its flows, gets no new ones)",

@@ -6,7 +6,7 @@
 
 use std::mem;
 
-use super::core::Agent;
+use super::{core::Agent, error::ReloadError};
 use crate::{
     config::{self, AgentConfig},
     health,
@@ -60,27 +60,35 @@ fn restart_only(old: &AgentConfig, new: &AgentConfig) -> Vec<&'static str> {
 
 impl Agent {
     /// Re-reads the config file and applies it whole, or changes nothing.
-    pub(super) fn reload(&mut self) -> Result<String, String> {
+    pub(super) fn reload(&mut self) -> Result<Applied, ReloadError> {
         let result = self.try_reload();
-        match &result {
-            Ok(m) => log::info!("reload: {m}"),
-            Err(e) => log::error!("reload rejected, the running config stays: {e}"),
-        }
+        let message = match &result {
+            Ok(applied) => {
+                log::info!("reload: {applied}");
+                applied.to_string()
+            }
+            Err(e) => {
+                log::error!("reload rejected, the running config stays: {e}");
+                e.to_string()
+            }
+        };
         self.last_reload = Some(ReloadStatus {
             at_unix: unix_now(),
             ok: result.is_ok(),
-            message: match &result {
-                Ok(m) | Err(m) => m.clone(),
-            },
+            message,
         });
         result
     }
 
-    fn try_reload(&mut self) -> Result<String, String> {
-        let mut new = config::load(&self.config_path).map_err(|e| e.to_string())?;
+    fn try_reload(&mut self) -> Result<Applied, ReloadError> {
+        let mut new = config::load(&self.config_path).map_err(ReloadError::Config)?;
         for v in new.vips.iter().filter(|v| v.check.kind.uses_tls()) {
-            health::client_config(v.check.tls_verify, v.check.ca_file.as_deref())
-                .map_err(|e| format!("VIP {}: health checks: {e}", v.name))?;
+            health::client_config(v.check.tls_verify, v.check.ca_file.as_deref()).map_err(
+                |source| ReloadError::HealthTls {
+                    vip: v.name.clone(),
+                    source,
+                },
+            )?;
         }
         let mut kept = restart_only(&self.config.agent, &new.agent);
         new.agent = self.config.agent.clone();
@@ -90,9 +98,9 @@ impl Agent {
         }
         self.dp
             .check(&new.services(|_, _| true))
-            .map_err(|e| format!("{e}"))?;
+            .map_err(ReloadError::Services)?;
         if let Some(why) = config::capacity::snat_conflict(&new) {
-            return Err(format!("{why}; nothing applied"));
+            return Err(ReloadError::SnatConflict(why));
         }
         // A routed VIP's listener (address, port, route_by, timeouts, limits) is
         // made at start; its pools, names and backends follow a reload.
@@ -114,19 +122,21 @@ impl Agent {
             new.routed.iter().map(listener).collect(),
         );
         if was != now {
-            return Err(
-                "routed VIPs added, removed, or with another address, port, route_by, \
-                 timeout, max_connections or set of pools: their listeners change at the \
-                 next start (restart the agent); nothing applied"
-                    .into(),
-            );
+            return Err(ReloadError::RoutedListeners);
         }
         let old = mem::replace(&mut self.config, new);
-        if let Err(e) = self.reconcile_checks().and_then(|()| self.apply()) {
+        if let Err(source) = self.reconcile_checks().and_then(|()| self.apply()) {
             // Not expected after the checks above (a map write failing): go back.
             self.config = old;
-            let _ = self.reconcile_checks().and_then(|()| self.apply());
-            return Err(format!("{e:#}"));
+            let rollback = self
+                .reconcile_checks()
+                .and_then(|()| self.apply())
+                .err()
+                .map(Box::new);
+            return Err(ReloadError::Apply {
+                source: Box::new(source),
+                rollback,
+            });
         }
         let present: std::collections::HashSet<_> = self
             .config
@@ -135,16 +145,38 @@ impl Agent {
             .flat_map(|v| v.backends.iter().map(|b| super::core::key(v, b)))
             .collect();
         self.overrides.retain(|k, _| present.contains(k));
-        let services = self.config.vips.len();
-        let backends: usize = self.config.vips.iter().map(|v| v.backends.len()).sum();
-        let mut message = format!("applied: {services} services, {backends} backends");
-        if !kept.is_empty() {
-            message.push_str(&format!(
+        Ok(Applied {
+            services: self.config.vips.len(),
+            backends: self.config.vips.iter().map(|v| v.backends.len()).sum(),
+            kept,
+        })
+    }
+}
+
+/// What a reload applied.
+#[derive(Debug)]
+pub(super) struct Applied {
+    services: usize,
+    backends: usize,
+    /// Changed keys that wait for the next start.
+    kept: Vec<&'static str>,
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "applied: {} services, {} backends",
+            self.services, self.backends
+        )?;
+        if !self.kept.is_empty() {
+            write!(
+                f,
                 "; changed [agent] keys and [[vrrp]] take effect at the next start: {}",
-                kept.join(", ")
-            ));
+                self.kept.join(", ")
+            )?;
         }
-        Ok(message)
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ use lb_common::{Counter, FlowKey, NO_BACKEND, PROTO_TCP, maps::addr::from_words}
 
 use super::{
     core::{Agent, key},
+    error::chain,
     forwarding,
     protocol::{FlowList, FlowRow},
 };
@@ -315,7 +316,7 @@ pub fn flow_list(
     limit: usize,
 ) -> Result<FlowList, String> {
     let backend = backend.map(parse_backend).transpose()?;
-    let views = read::services(set, false).map_err(|e| format!("{e:#}"))?;
+    let views = read::services(set, false).map_err(|e| chain(&e))?;
     let names: HashMap<u32, String> = views
         .iter()
         .map(|v| (v.id, service_name(v, config)))
@@ -333,7 +334,7 @@ pub fn flow_list(
         .flat_map(|v| v.backends.iter().map(|b| (b.slot, (b.addr, b.port))))
         .collect();
     let mut out = FlowList::default();
-    for (k, e) in read::flows(set).map_err(|e| format!("{e:#}"))? {
+    for (k, e) in read::flows(set).map_err(|e| chain(&e))? {
         let name = names.get(&e.vip_id).cloned().unwrap_or_else(|| "?".into());
         if vip.is_some_and(|want| want != name) {
             continue;

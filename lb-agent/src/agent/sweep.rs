@@ -14,6 +14,7 @@ use std::{
 
 use lb_common::FLOW_STATES;
 
+use super::error::chain;
 use crate::dataplane::{PinLayout, SweepPass, Sweeper, state_name};
 
 /// Time between the starts of two passes.
@@ -75,8 +76,8 @@ impl SweepThread {
                                 s.error = None;
                             }
                             Err(e) => {
-                                log::warn!("sweeping expired flows failed: {e:#}");
-                                s.error = Some(format!("{e:#}"));
+                                log::warn!("sweeping expired flows failed: {}", chain(&e));
+                                s.error = Some(chain(&e));
                             }
                         }
                     }

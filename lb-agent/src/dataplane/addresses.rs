@@ -43,7 +43,11 @@ impl Dataplane {
             }
         }
         let mut addrs: BpfHashMap<&mut MapData, AddrKey, AddrInfo> = self.map_mut(MAP_ADDRS)?;
-        let present: Vec<AddrKey> = addrs.keys().filter_map(Result::ok).collect();
+        // Only this agent writes ADDRS: every read error counts.
+        let present: Vec<AddrKey> = addrs
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(MAP_ADDRS, "read"))?;
         for ((family, addr), flags) in &want {
             let key = AddrKey {
                 addr: *addr,

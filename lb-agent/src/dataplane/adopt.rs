@@ -36,7 +36,10 @@ impl Dataplane {
         let caps = self.caps.clone();
         let vips: Vec<(VipKey, VipMeta)> = {
             let map: BpfHashMap<&mut MapData, VipKey, VipMeta> = self.map_mut(MAP_VIPS)?;
-            map.iter().filter_map(Result::ok).collect()
+            // Only agents write VIPS, and none runs now: every read error counts.
+            map.iter()
+                .collect::<Result<_, _>>()
+                .map_err(map_err(MAP_VIPS, "read"))?
         };
         let backends: Vec<Backend> = {
             let map: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;

@@ -8,7 +8,10 @@ use lb_common::{
     FLOW_UDP, FLOW_UDP_REPLIED, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NatEntry,
 };
 
-use super::{Dataplane, DataplaneError, services::map_err};
+use super::{
+    Dataplane, DataplaneError,
+    services::{live_entries, map_err},
+};
 
 /// The name of a `FLOW_*` state.
 pub fn state_name(state: u8) -> &'static str {
@@ -29,7 +32,7 @@ impl Dataplane {
     /// that much time had gone by without a packet. Returns (flows, bindings) moved.
     pub fn age_flows(&mut self, ticks: u32) -> Result<(usize, usize), DataplaneError> {
         let mut flows: BpfHashMap<&mut MapData, FlowKey, FlowEntry> = self.map_mut(MAP_FLOWS)?;
-        let entries: Vec<(FlowKey, FlowEntry)> = flows.iter().filter_map(Result::ok).collect();
+        let entries: Vec<(FlowKey, FlowEntry)> = live_entries(MAP_FLOWS, flows.iter())?;
         for (k, mut e) in entries.iter().copied() {
             e.seen = e.seen.wrapping_sub(ticks);
             e.expires = e.expires.wrapping_sub(ticks);
@@ -38,7 +41,7 @@ impl Dataplane {
                 .map_err(map_err(MAP_FLOWS, "update"))?;
         }
         let mut nat: BpfHashMap<&mut MapData, FlowKey, NatEntry> = self.map_mut(MAP_NAT)?;
-        let bindings: Vec<(FlowKey, NatEntry)> = nat.iter().filter_map(Result::ok).collect();
+        let bindings: Vec<(FlowKey, NatEntry)> = live_entries(MAP_NAT, nat.iter())?;
         for (k, mut e) in bindings.iter().copied() {
             e.seen = e.seen.wrapping_sub(ticks);
             e.expires = e.expires.wrapping_sub(ticks);

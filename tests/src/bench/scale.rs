@@ -30,6 +30,7 @@ use aya::{
     sys::{Stats, enable_stats},
 };
 use lb_agent::{
+    agent::chain,
     dataplane::{
         BackendSpec, BackendState, Capacities, Dataplane, FlowTimeouts, Forwarding, GlobalCounters,
         MapSet as _, NoBackend, Protocol, ServiceSpec,
@@ -884,18 +885,6 @@ fn median(v: &mut [f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-}
-
-/// An error and its sources, one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
 }
 
 #[cfg(test)]
