@@ -5,14 +5,10 @@
 
 #![no_main]
 
-#[path = "../../lb-agent/src/vrrp/packet.rs"]
-#[allow(dead_code)]
-mod packet;
-
 use std::net::IpAddr;
 
+use lb_vrrp::packet::{Expect, V3Checksum, Version, auth_data, encode, parse};
 use libfuzzer_sys::fuzz_target;
-use packet::{Expect, V3Checksum, Version, auth_data, encode, parse};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, msg)) = data.split_first() else {

@@ -5,21 +5,17 @@
 pub mod announce;
 pub mod iface;
 pub mod instance;
-pub mod machine;
-#[cfg(test)]
-mod machine_tests;
 pub mod net;
 pub mod netlink;
-pub mod packet;
-#[cfg(test)]
-mod packet_tests;
-pub mod priority;
 pub mod resume;
 pub mod track;
 
+// The codec, the state machine and tracker priorities: a crate of their own
+// (`lb-agent/vrrp`), buildable without the eBPF toolchain.
 use std::sync::Arc;
 
 pub use instance::{InstanceStatus, Taking};
+pub use lb_vrrp::{machine, packet, priority};
 pub use resume::Record;
 use tokio::sync::{mpsc, oneshot, watch};
 
