@@ -2,10 +2,12 @@
 //! the operator interfaces (control socket, metrics, status page).
 
 pub mod agent;
-pub mod config;
+// The config and its values, and the importer: crates of their own (lb-agent/config,
+// lb-agent/import) that build without the eBPF toolchain.
+pub use lb_config as config;
 pub mod dataplane;
 pub mod health;
-pub mod import;
+pub use lb_import as import;
 pub mod lab;
 pub mod proxy;
 pub mod status;

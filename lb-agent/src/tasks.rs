@@ -99,6 +99,7 @@ mod tests {
         let child = root.child();
         let ended = Arc::new(AtomicBool::new(false));
         let e = ended.clone();
+        let (started, running) = tokio::sync::oneshot::channel();
         root.spawn("forever", std::future::pending());
         child.spawn("child", async move {
             // A task that cleans up on the way out does so in a Drop guard.
@@ -109,8 +110,10 @@ mod tests {
                 }
             }
             let _flag = Flag(e);
+            let _ = started.send(());
             std::future::pending::<()>().await;
         });
+        running.await.expect("the child's task runs");
         drop(CancelOnDrop(child.clone()));
         assert!(child.is_cancelled() && !root.is_cancelled());
         let alone = tokio::time::timeout(Duration::from_secs(1), async {

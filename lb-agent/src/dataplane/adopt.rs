@@ -182,7 +182,7 @@ impl Dataplane {
                         protocol: *protocol,
                         addr: *addr,
                         backend_port: *backend_port,
-                        state: BackendState::from_word(backends[*slot as usize].state),
+                        state: super::services::state_of_word(backends[*slot as usize].state),
                     })
             })
             .collect();

@@ -13,31 +13,12 @@ use lb_common::{
     GLOBAL_MAX_VIPS, GLOBAL_NETNS_COOKIE, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX,
     GLOBAL_SNAT_PORT_MIN, PROG_FLOOR, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP,
 };
+pub use lb_config::service::{AttachMode, SocketScope};
 
 use super::{
     Capacities, DataplaneError, LB_EBPF_OBJECT, services::Programmer, shapes::map_shapes,
     sockets::netns_cookie,
 };
-
-/// Whose sockets the socket programs balance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SocketScope {
-    /// Sockets of the network namespace the data plane is loaded in (the node's).
-    ThisNamespace,
-    /// Sockets of every network namespace the attached cgroup's processes use.
-    Every,
-}
-
-/// How to attach the XDP program.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AttachMode {
-    /// Native (driver) mode, else generic.
-    Auto,
-    /// Native (driver) mode only.
-    Native,
-    /// Generic (skb) mode.
-    Generic,
-}
 
 /// The loaded data plane: program, maps and the service programming state.
 pub struct Dataplane {

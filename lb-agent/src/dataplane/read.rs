@@ -163,7 +163,7 @@ pub fn services(
                 slot: *slot,
                 addr: from_words(b.addr, b.family),
                 port: u16::from_be(b.port),
-                state: BackendState::from_word(b.state),
+                state: super::services::state_of_word(b.state),
                 local: b.flags & BACKEND_F_LOCAL != 0,
                 ring_slots: shares.get(slot).copied().unwrap_or(0),
             })

@@ -15,107 +15,17 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArra
 use lb_common::{
     ADDR_TABLE_SLOTS, AddrSlot, BACKEND_DOWN, BACKEND_DRAIN, BACKEND_F_LOCAL, BACKEND_UP, Backend,
     MAP_BACKEND_STATS, MAP_BACKENDS, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS, MAP_TIMEOUTS,
-    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NO_BACKEND, NextHop, PROTO_TCP,
-    PROTO_UDP, Timeouts, TrafficCounters, VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey, VipMeta,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NO_BACKEND, NextHop, Timeouts,
+    TrafficCounters, VIP_F_DSR, VIP_F_RESET, VIP_F_STANDBY, VipKey, VipMeta,
     maglev::{self, MaglevBackend},
     maps::addr::to_words,
 };
+// The services' values are config values (`lb_config::service`), written here.
+pub use lb_config::service::{
+    BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec,
+};
 
-use super::{Capacities, Dataplane, DataplaneError, FlowTimeouts, batch, local::node_addresses};
-
-/// Transport protocol of a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    /// IP protocol number.
-    pub fn number(self) -> u8 {
-        match self {
-            Protocol::Tcp => PROTO_TCP,
-            Protocol::Udp => PROTO_UDP,
-        }
-    }
-}
-
-/// How packets reach the backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Forwarding {
-    /// Full NAT: backends see the SNAT address and reply to the LB.
-    Nat,
-    /// L2 direct server return: backends hold the VIP and reply to the client.
-    Dsr,
-}
-
-/// What a service does when no backend is up.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NoBackend {
-    Drop,
-    /// TCP gets a RST (UDP is dropped).
-    Reset,
-}
-
-/// A backend's effective state (configured state combined with health).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendState {
-    Up,
-    /// Keeps its flows, gets no new ones.
-    Drain,
-    /// Gets nothing; its flows move.
-    Down,
-}
-
-/// One backend of a service.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackendSpec {
-    pub addr: IpAddr,
-    /// 0 = the port the client connected to.
-    pub port: u16,
-    pub weight: u32,
-    pub state: BackendState,
-}
-
-impl BackendSpec {
-    /// A backend taking new flows at weight 1, on the port the client connected to.
-    pub fn up(addr: IpAddr) -> Self {
-        Self {
-            addr,
-            port: 0,
-            weight: 1,
-            state: BackendState::Up,
-        }
-    }
-}
-
-/// One service: VIP, port (0 = every port), protocol and its backends.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceSpec {
-    pub name: String,
-    pub vip: IpAddr,
-    pub port: u16,
-    pub protocol: Protocol,
-    pub forwarding: Forwarding,
-    /// NAT source addresses, 1..=`MAX_SNAT_ADDRS` (required for NAT but for a
-    /// node-local VIP, ignored for DSR). Each adds a port range per backend.
-    pub snat: Vec<IpAddr>,
-    pub on_no_backend: NoBackend,
-    pub backends: Vec<BackendSpec>,
-    /// This node does not hold the VIP now (its VRRP instance is not master). Only
-    /// DSR services heed it: their new flows here are a backend's (`VIP_F_STANDBY`).
-    pub standby: bool,
-    /// How long its flows live after their last packet, by state.
-    pub timeouts: FlowTimeouts,
-}
-
-impl ServiceSpec {
-    /// A node-local VIP (a loopback address): served to this node's own sockets by
-    /// the socket programs, never by the XDP program.
-    pub fn node_local(&self) -> bool {
-        self.vip.is_loopback()
-    }
-}
+use super::{Capacities, Dataplane, DataplaneError, batch, local::node_addresses};
 
 pub(super) type ServiceId = (IpAddr, u16, Protocol);
 pub(super) type BackendId = (IpAddr, u16);
@@ -205,14 +115,12 @@ pub(super) fn live_entries<K, V>(
     Ok(out)
 }
 
-impl BackendState {
-    /// The state a `Backend::state` word stands for.
-    pub(super) fn from_word(word: u32) -> Self {
-        match word {
-            BACKEND_DOWN => BackendState::Down,
-            BACKEND_DRAIN => BackendState::Drain,
-            _ => BackendState::Up,
-        }
+/// The state a `Backend::state` word stands for.
+pub(super) fn state_of_word(word: u32) -> BackendState {
+    match word {
+        BACKEND_DOWN => BackendState::Down,
+        BACKEND_DRAIN => BackendState::Drain,
+        _ => BackendState::Up,
     }
 }
 
@@ -825,7 +733,7 @@ fn zero_slot<T: aya::Pod + Default>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{super::FlowTimeouts, *};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("literal")

@@ -162,21 +162,7 @@ fn server_name(body: &[u8]) -> Hello {
     Hello::NoSni
 }
 
-/// A DNS host name as ASCII letters, digits, hyphens, underscores and dots,
-/// lowercased, without a trailing dot; `None` for anything else.
-pub fn host_name(raw: &[u8]) -> Option<String> {
-    if raw.len() > 253 + 1 {
-        return None;
-    }
-    let ok = raw
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
-    if !ok {
-        return None;
-    }
-    let s = std::str::from_utf8(raw).ok()?.to_ascii_lowercase();
-    Some(s.strip_suffix('.').unwrap_or(&s).to_string())
-}
+pub use lb_config::names::host_name;
 
 #[cfg(test)]
 mod tests {

@@ -5,14 +5,7 @@
 
 use std::net::SocketAddr;
 
-/// Which header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Version {
-    /// Text: `PROXY TCP4 <src> <dst> <sport> <dport>\r\n`.
-    V1,
-    /// Binary, with TLVs.
-    V2,
-}
+pub use lb_config::proxy::Version;
 
 /// The version 2 signature.
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";

@@ -39,14 +39,7 @@ use super::{
 /// Ring entries per pool (the data plane's: any pool size the config allows).
 const POOL_RING: u32 = lb_common::DEFAULT_RING_SIZE;
 
-/// What a routed listener looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RouteBy {
-    /// The TLS ClientHello's server name.
-    Sni,
-    /// The HTTP/1.x request's host.
-    Host,
-}
+pub use lb_config::proxy::RouteBy;
 
 /// A backend pool of a routed listener.
 #[derive(Clone, Debug)]

@@ -35,10 +35,10 @@ pub const SNAT_PORT_RANGE: (u16, u16) = (
     lb_common::DEFAULT_SNAT_PORT_MIN,
     lb_common::DEFAULT_SNAT_PORT_MAX,
 );
-/// `[agent.timeouts]`: see `crate::dataplane::FlowTimeouts`, where each default
+/// `[agent.timeouts]`: see `crate::timeouts::FlowTimeouts`, where each default
 /// stands beside its reason.
-pub fn timeouts() -> crate::dataplane::FlowTimeouts {
-    crate::dataplane::FlowTimeouts::default()
+pub fn timeouts() -> crate::timeouts::FlowTimeouts {
+    crate::timeouts::FlowTimeouts::default()
 }
 
 /// `[[vip]] protocol`.

@@ -2,8 +2,9 @@
 
 use std::{net::IpAddr, path::Path, time::Duration};
 
+use lb_config::{CheckKind, TrackKind};
+
 use super::*;
-use crate::config::{CheckKind, TrackKind};
 
 fn input(file: &str, text: &str) -> Input {
     Input {
@@ -356,10 +357,7 @@ backend b
     assert_eq!(r.pools[0].name, "b");
     assert_eq!(r.pools[1].name, "a");
     assert_eq!(r.otherwise, Some(1));
-    assert_eq!(
-        r.pools[1].send_proxy,
-        Some(crate::proxy::proxy_header::Version::V1)
-    );
+    assert_eq!(r.pools[1].send_proxy, Some(lb_config::proxy::Version::V1));
     // b1 has no port: the bind's.
     let b = c.vips.iter().find(|v| v.name == "f/b").expect("pool b");
     assert_eq!(b.backends[0].port, 443);

@@ -6,6 +6,8 @@
 
 use std::{collections::HashSet, time::Duration};
 
+use lb_config::duration;
+
 use super::{
     check_rules::{self, CheckOption},
     haproxy::SectionKind,
@@ -15,7 +17,6 @@ use super::{
     server::{SendProxy, Server},
     warning::{Diagnostics, Loc},
 };
-use crate::config::duration;
 
 /// HAProxy's `inter`, `rise`, `fall` defaults (lb-agent's are the same; written
 /// out so the file says what it does).
@@ -470,7 +471,7 @@ fn check_timeout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::{haproxy, proxy};
+    use crate::{haproxy, proxy};
 
     fn run(text: &str) -> (Vec<Service>, Diagnostics) {
         let mut d = Diagnostics::default();

@@ -7,7 +7,7 @@
 //! when an active server returns.
 
 use super::VipConfig;
-use crate::dataplane::BackendState;
+use crate::service::BackendState;
 
 /// Whether a backend in this state takes new flows.
 fn takes_new(state: BackendState, weight: u32) -> bool {
@@ -48,7 +48,7 @@ mod tests {
     use BackendState::{Down, Drain, Up};
 
     use super::*;
-    use crate::config::parse;
+    use crate::parse;
 
     fn vip(all_backups: bool) -> VipConfig {
         let text = format!(

@@ -210,7 +210,7 @@ pub fn global(s: &Section, file: &str, d: &mut Diagnostics) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::haproxy;
+    use crate::haproxy;
 
     #[test]
     fn a_stats_listener_becomes_api_listen_and_auth() {

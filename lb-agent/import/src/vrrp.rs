@@ -830,7 +830,7 @@ fn advert_interval(t: Duration, version: i64, at: Loc<'_>, d: &mut Diagnostics) 
             format!(
                 "advert_int {}s is not a valid version {version} interval: written as {}",
                 t.as_secs_f64(),
-                crate::config::duration::format(fixed)
+                lb_config::duration::format(fixed)
             ),
         );
     }
@@ -840,7 +840,7 @@ fn advert_interval(t: Duration, version: i64, at: Loc<'_>, d: &mut Diagnostics) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::keepalived;
+    use crate::keepalived;
 
     fn run(text: &str) -> (Keepalived, Diagnostics) {
         let mut d = Diagnostics::default();

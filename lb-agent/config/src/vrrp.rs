@@ -3,6 +3,8 @@
 
 use std::{collections::HashSet, net::IpAddr, time::Duration};
 
+use lb_vrrp::packet::{V3Checksum, Version};
+
 use super::{
     defaults as d, duration,
     locate::KeyPath,
@@ -10,7 +12,6 @@ use super::{
     raw,
     validate::{Problems, choice, dur, int_in, ip},
 };
-use crate::vrrp::packet::{V3Checksum, Version};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VrrpConfig {

@@ -3,10 +3,11 @@
 
 use std::{fmt::Write as _, net::IpAddr, time::Duration};
 
+use lb_config::duration;
+
 use super::model::{
     BackendPlan, CheckPlan, Notes, Plan, PoolPlan, RoutingPlan, TrackPlan, VipPlan, VrrpPlan,
 };
-use crate::config::duration;
 
 /// A TOML basic string.
 pub fn string(s: &str) -> String {

@@ -4,7 +4,7 @@
 use std::{path::Path, time::Duration};
 
 use super::*;
-use crate::dataplane::{AttachMode, Forwarding, NoBackend, Protocol};
+use crate::service::{AttachMode, Forwarding, NoBackend, Protocol, SocketScope};
 
 const GOOD: &str = r#"
 [agent]
@@ -267,7 +267,7 @@ fn socket_balancing_and_forwarding_keys() {
     let c = parse(GOOD, Path::new("lb.toml")).expect("good config");
     let s = c.agent.socket_lb.expect("on by default");
     assert_eq!(s.cgroup, None);
-    assert_eq!(s.scope, crate::dataplane::SocketScope::ThisNamespace);
+    assert_eq!(s.scope, SocketScope::ThisNamespace);
     assert!(c.agent.manage_forwarding);
     let text = good_with(
         "interfaces = [\"eth0\"]",
@@ -276,7 +276,7 @@ fn socket_balancing_and_forwarding_keys() {
     let c = parse(&text, Path::new("lb.toml")).expect("config");
     let s = c.agent.socket_lb.expect("on");
     assert_eq!(s.cgroup.as_deref(), Some(Path::new("/host/cgroup")));
-    assert_eq!(s.scope, crate::dataplane::SocketScope::Every);
+    assert_eq!(s.scope, SocketScope::Every);
     assert!(!c.agent.manage_forwarding);
     one_error(
         &good_with(

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Config;
-use crate::dataplane::Forwarding;
+use crate::service::Forwarding;
 
 /// One NAT VIP's capacity.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use lb_config::{duration, names::Pattern};
+
 use super::{
     haproxy::SectionKind,
     model::{BackendPlan, Notes, PoolPlan, RoutingPlan, Service},
@@ -19,7 +21,6 @@ use super::{
     service::{self, vip_name},
     warning::{Diagnostics, Loc},
 };
-use crate::{config::duration, proxy::names::Pattern};
 
 /// A pool being gathered: its backend and (pattern, the rule's line) in order.
 struct Gathered<'a> {

@@ -4,7 +4,10 @@
 use std::{path::Path, time::Duration};
 
 use super::*;
-use crate::proxy::{names::Pattern, proxy_header::Version, serve::RouteBy};
+use crate::{
+    names::Pattern,
+    proxy::{RouteBy, Version},
+};
 
 const ROUTED: &str = r#"
 [agent]

@@ -3,8 +3,9 @@
 
 use std::{path::Path, time::Duration};
 
+use lb_vrrp::packet::{V3Checksum, Version};
+
 use super::*;
-use crate::vrrp::packet::{V3Checksum, Version};
 
 const BASE: &str = r#"[agent]
 interfaces = ["eth0"]

@@ -283,7 +283,7 @@ fn check_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::{keepalived, vrrp};
+    use crate::{keepalived, vrrp};
 
     #[test]
     fn a_virtual_server_with_http_get() {

@@ -1,5 +1,6 @@
 //! `lb-agent import`: an existing HAProxy + keepalived setup converted into an
-//! lb-agent config.
+//! lb-agent config. A crate of its own (`lb-import`): builds and tests without the eBPF
+//! toolchain (`cargo test -p lb-import`).
 //!
 //! HAProxy frontends/listens in mode tcp become `[[vip]]` (one per bind) with the
 //! backend's servers and health check; its stats listener becomes `[agent]
@@ -8,7 +9,7 @@
 //! inputs say that the config does not express is a warning naming the file and
 //! line; what stops the import (a server given by hostname, a bind without address
 //! and no VIP to use) is an error. The result is meant to pass
-//! `lb_agent::config::parse`: `Imported::check` runs it.
+//! `lb_config::parse`: `Imported::check` runs it.
 
 mod assemble;
 mod check_rules;
@@ -29,9 +30,8 @@ mod warning;
 
 use std::{fmt, net::IpAddr, path::Path};
 
+use lb_config::{self as config, Config, ConfigErrors};
 pub use warning::{Diagnostic, Severity};
-
-use crate::config::{self, Config, ConfigErrors};
 
 /// One input file: its name as given (used in messages and comments) and text.
 #[derive(Clone, Debug)]

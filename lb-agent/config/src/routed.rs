@@ -16,8 +16,10 @@ use super::{
     },
 };
 use crate::{
-    dataplane::{FlowTimeouts, Forwarding, NoBackend, Protocol},
-    proxy::{names::Pattern, proxy_header::Version, serve::RouteBy},
+    names::Pattern,
+    proxy::{RouteBy, Version},
+    service::{Forwarding, NoBackend, Protocol},
+    timeouts::FlowTimeouts,
 };
 
 /// A routed VIP's listener.

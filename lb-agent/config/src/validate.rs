@@ -17,7 +17,10 @@ use super::{
     },
     raw,
 };
-use crate::dataplane::{AttachMode, FlowTimeouts, Forwarding, NoBackend, Protocol, SocketScope};
+use crate::{
+    service::{AttachMode, Forwarding, NoBackend, Protocol, SocketScope},
+    timeouts::FlowTimeouts,
+};
 
 /// Problems found so far: (key path, what is wrong / expected).
 #[derive(Default)]

@@ -5,7 +5,7 @@
 //! routed VIP cannot say (prefixes, regexes, paths, `unless`, `!`, two conditions
 //! that must both hold, names read from files) is a reason, for a warning.
 
-use crate::proxy::names::Pattern;
+use lb_config::names::Pattern;
 
 /// What a rule routes by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

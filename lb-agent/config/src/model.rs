@@ -6,9 +6,12 @@ use std::{
     time::Duration,
 };
 
-use crate::dataplane::{
-    AttachMode, BackendSpec, BackendState, FlowTimeouts, Forwarding, NoBackend, Protocol,
-    ServiceSpec, SocketScope,
+use crate::{
+    service::{
+        AttachMode, BackendSpec, BackendState, Forwarding, NoBackend, Protocol, ServiceSpec,
+        SocketScope,
+    },
+    timeouts::FlowTimeouts,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,4 +1,7 @@
-//! The agent's TOML config: parsing, checking, defaults.
+//! The agent's TOML config: parsing, checking, defaults; and the values it describes
+//! (services and their backends, flow lifetimes, routing names, proxy kinds), which the
+//! agent's data plane and proxy take as they are. Builds and tests without the eBPF
+//! toolchain (`cargo test -p lb-config`); the importer (`lb-import`) writes it.
 //!
 //! `load` reads a file and returns either a fully checked `Config` or every problem
 //! found, each naming the file, the line, the key and what was expected. Unknown keys
@@ -11,12 +14,16 @@ pub mod duration;
 mod error;
 mod locate;
 mod model;
+pub mod names;
+pub mod proxy;
 mod raw;
 pub mod routed;
 #[cfg(test)]
 mod routed_tests;
+pub mod service;
 #[cfg(test)]
 mod tests;
+pub mod timeouts;
 mod validate;
 mod vrrp;
 #[cfg(test)]
