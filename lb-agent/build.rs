@@ -38,8 +38,12 @@ fn main() -> anyhow::Result<()> {
     };
     let arch = env::var("CARGO_CFG_TARGET_ARCH")?;
     let target_dir = out.join("ebpf-target");
+    // Without the agent's `lab` feature, the object holds only what the agent loads
+    // (no `lb_floor`), and the `lb-peer` object is not built.
+    let lab = env::var_os("CARGO_FEATURE_LAB").is_some();
     let run = Command::new("rustup")
         .args(["run", "nightly", "cargo", "build", "--package", "lb-ebpf"])
+        .args(if lab { &[][..] } else { &["--no-default-features"][..] })
         .args(["--bins", "--release", "--target", target])
         .args(["-Z", "build-std=core", "--color=never"])
         .arg("--target-dir")
@@ -73,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let built = target_dir.join(target).join("release");
-    for bin in bins(&ebpf)? {
+    for bin in bins(&ebpf, lab)? {
         std::fs::copy(built.join(&bin), out.join(&bin))
             .with_context(|| format!("copying {bin} from {}", built.display()))?;
     }
@@ -96,9 +100,12 @@ fn is_progress(line: &str) -> bool {
         )
 }
 
-/// lb-ebpf's binaries: `lb-ebpf` and one per file of `src/bin/`.
-fn bins(ebpf: &Path) -> anyhow::Result<Vec<String>> {
+/// lb-ebpf's binaries: `lb-ebpf`, and with `lab` one per file of `src/bin/`.
+fn bins(ebpf: &Path, lab: bool) -> anyhow::Result<Vec<String>> {
     let mut out = vec!["lb-ebpf".to_string()];
+    if !lab {
+        return Ok(out);
+    }
     for e in std::fs::read_dir(ebpf.join("src").join("bin"))? {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "rs")

@@ -8,6 +8,7 @@ pub use lb_config as config;
 pub mod dataplane;
 pub mod health;
 pub use lb_import as import;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod proxy;
 pub mod status;

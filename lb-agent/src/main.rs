@@ -16,6 +16,7 @@ struct Cli {
 enum Command {
     /// Build a lab in network namespaces (client, LB, three web backends), drive
     /// traffic through the XDP data plane and show it live. Needs root.
+    #[cfg(feature = "lab")]
     Demo(cli::demo::DemoArgs),
     /// Check a config file: every error with its file, line and key; applies nothing.
     CheckConfig(cli::check_config::CheckConfigArgs),
@@ -61,6 +62,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let result = match Cli::parse().command {
+        #[cfg(feature = "lab")]
         Command::Demo(args) => cli::demo::run(&args),
         Command::CheckConfig(args) => cli::check_config::run(&args),
         Command::Import(args) => cli::import::run(&args),

@@ -4,10 +4,7 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-use crate::{
-    packet::{Packet, swap_macs},
-    parse,
-};
+use crate::{headers::EthAddrs, packet::Packet, parse};
 
 #[xdp]
 pub fn lb_floor(ctx: XdpContext) -> u32 {
@@ -15,9 +12,9 @@ pub fn lb_floor(ctx: XdpContext) -> u32 {
     if parse::l3_offset(&pkt).is_none() {
         return xdp_action::XDP_PASS;
     }
-    let Some(eth) = pkt.words::<6>(0) else {
+    let Some(eth) = EthAddrs::at(&pkt) else {
         return xdp_action::XDP_PASS;
     };
-    swap_macs(eth);
+    eth.swap();
     xdp_action::XDP_TX
 }

@@ -15,6 +15,7 @@ use aya_ebpf::{
 use lb_common::{Counter, FAMILY_V4, NEIGH_META_MAGIC, NEXTHOP_TTL_NS, NeighMeta, NextHop};
 
 use crate::{
+    headers::EthAddrs,
     maps::{Scratch, count},
     packet::{AF_INET, AF_INET6, Packet},
 };
@@ -127,16 +128,11 @@ fn send(
     d: &[u8; 6],
     ok: Counter,
 ) -> u32 {
-    let Some(eth) = pkt.words::<6>(0) else {
+    let Some(eth) = EthAddrs::at(pkt) else {
         count(Counter::DropInternal);
         return xdp_action::XDP_DROP;
     };
-    eth.set(0, u16::from_ne_bytes([d[0], d[1]]));
-    eth.set(1, u16::from_ne_bytes([d[2], d[3]]));
-    eth.set(2, u16::from_ne_bytes([d[4], d[5]]));
-    eth.set(3, u16::from_ne_bytes([s[0], s[1]]));
-    eth.set(4, u16::from_ne_bytes([s[2], s[3]]));
-    eth.set(5, u16::from_ne_bytes([s[4], s[5]]));
+    eth.set(d, s);
     count(ok);
     if ifindex == ctx.ingress_ifindex() as u32 {
         return xdp_action::XDP_TX;

@@ -10,6 +10,7 @@ use lb_common::{FAMILY_V4, FlowKey, PROTO_ICMP, PROTO_TCP, PROTO_UDP, VIP_F_DSR,
 use crate::{
     csum::Delta,
     flow,
+    headers::{Icmp, Ipv4, Ipv6, Ports, Tcp, Udp},
     maps::{self, Scratch},
     packet::{ICMP_HLEN, IPV6_HLEN, Packet},
     parse::Ip,
@@ -35,13 +36,13 @@ struct Quoted {
 /// outer addresses.
 #[inline(never)]
 pub fn target(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> bool {
-    let Some(h) = pkt.words::<1>(ip.l4) else {
+    let Some(h) = Icmp::<1>::at(pkt, ip.l4) else {
         return false;
     };
     let wanted = if ip.proto == PROTO_ICMP {
-        h.hi_byte(0) == ICMP_DEST_UNREACH && h.lo_byte(0) == ICMP_FRAG_NEEDED
+        h.kind() == ICMP_DEST_UNREACH && h.code() == ICMP_FRAG_NEEDED
     } else {
-        h.hi_byte(0) == ICMPV6_PKT_TOOBIG
+        h.kind() == ICMPV6_PKT_TOOBIG
     };
     if !wanted {
         return false;
@@ -87,35 +88,33 @@ pub fn target(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> bool {
 fn quoted(pkt: &Packet, ip: &Ip) -> Option<Quoted> {
     let l3 = ip.l4 + ICMP_HLEN;
     let (l4, proto, src, dst) = if ip.family == FAMILY_V4 {
-        let h = pkt.words::<10>(l3)?;
-        let ihl = ((h.hi_byte(0) & 0x0f) as usize) * 4;
+        let h = Ipv4::at(pkt, l3)?;
+        let ihl = h.header_len();
         if ihl < 20 {
             return None;
         }
         (
             l3 + ihl,
-            h.lo_byte(4),
-            [h.get32(6), 0, 0, 0],
-            [h.get32(8), 0, 0, 0],
+            h.protocol(),
+            [h.saddr(), 0, 0, 0],
+            [h.daddr(), 0, 0, 0],
         )
     } else {
-        let h = pkt.words::<20>(l3)?;
-        let src = [h.get32(4), h.get32(6), h.get32(8), h.get32(10)];
-        let dst = [h.get32(12), h.get32(14), h.get32(16), h.get32(18)];
-        (l3 + IPV6_HLEN, h.hi_byte(3), src, dst)
+        let h = Ipv6::at(pkt, l3)?;
+        (l3 + IPV6_HLEN, h.next_header(), h.saddr(), h.daddr())
     };
     if proto != PROTO_TCP && proto != PROTO_UDP {
         return None;
     }
-    let p = pkt.words::<2>(l4)?;
+    let p = Ports::at(pkt, l4)?;
     Some(Quoted {
         l3,
         l4,
         proto,
         src,
         dst,
-        sport: p.get(0),
-        dport: p.get(1),
+        sport: p.source(),
+        dport: p.dest(),
     })
 }
 
@@ -129,10 +128,6 @@ pub fn translate(pkt: &Packet, ip: &Ip, s: &Scratch) -> bool {
 }
 
 #[inline(always)]
-#[expect(
-    clippy::needless_range_loop,
-    reason = "addresses and header word offsets are indexed together; plain indices unroll cleanly in BPF"
-)]
 fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
     let q = quoted(pkt, ip)?;
     let outer = &s.key;
@@ -148,35 +143,32 @@ fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
         .addr(v4, &q.dst, &snat);
     let mut icmp = addrs.word(q.sport, bport).word(q.dport, sport);
     if ip.family == FAMILY_V4 {
-        let h = pkt.words::<10>(q.l3)?;
-        let old = h.get(5);
+        let h = Ipv4::at(pkt, q.l3)?;
+        let old = h.check();
         let new = addrs.apply(old);
-        h.set(5, new);
-        h.set32(6, b.addr[0]);
-        h.set32(8, snat[0]);
+        h.set_check(new);
+        h.set_saddr(b.addr[0]);
+        h.set_daddr(snat[0]);
         icmp = icmp.word(old, new);
     } else {
-        let h = pkt.words::<20>(q.l3)?;
-        for i in 0..4 {
-            h.set32(4 + 2 * i, b.addr[i]);
-            h.set32(12 + 2 * i, snat[i]);
-        }
+        let h = Ipv6::at(pkt, q.l3)?;
+        h.set_saddr(&b.addr);
+        h.set_daddr(&snat);
     }
-    let p = pkt.words::<2>(q.l4)?;
-    p.set(0, bport);
-    p.set(1, sport);
+    Ports::at(pkt, q.l4)?.set(bport, sport);
     let l4 = addrs.word(q.sport, bport).word(q.dport, sport);
     if q.proto == PROTO_TCP {
-        if let Some(t) = pkt.words::<9>(q.l4) {
-            let old = t.get(8);
+        // The quoted TCP header may be cut after its checksum.
+        if let Some(t) = Tcp::<9>::at(pkt, q.l4) {
+            let old = t.check();
             let new = l4.apply(old);
-            t.set(8, new);
+            t.set_check(new);
             icmp = icmp.word(old, new);
         }
-    } else if let Some(u) = pkt.words::<4>(q.l4) {
-        let old = u.get(3);
+    } else if let Some(u) = Udp::at(pkt, q.l4) {
+        let old = u.check();
         let new = l4.apply_udp(old);
-        u.set(3, new);
+        u.set_check(new);
         icmp = icmp.word(old, new);
     }
     let outer = Delta::new()
@@ -188,19 +180,17 @@ fn rewrite_error(pkt: &Packet, ip: &Ip, s: &Scratch) -> Option<()> {
     } else {
         icmp.plus(outer)
     };
-    let c = pkt.words::<2>(ip.l4)?;
-    c.set(1, icmp.apply(c.get(1)));
+    let c: Icmp = Icmp::at(pkt, ip.l4)?;
+    c.set_check(icmp.apply(c.check()));
     if ip.family == FAMILY_V4 {
-        let h = pkt.words::<10>(ip.l3)?;
-        h.set(5, outer.apply(h.get(5)));
-        h.set32(6, snat[0]);
-        h.set32(8, b.addr[0]);
+        let h = Ipv4::at(pkt, ip.l3)?;
+        h.set_check(outer.apply(h.check()));
+        h.set_saddr(snat[0]);
+        h.set_daddr(b.addr[0]);
     } else {
-        let h = pkt.words::<20>(ip.l3)?;
-        for i in 0..4 {
-            h.set32(4 + 2 * i, snat[i]);
-            h.set32(12 + 2 * i, b.addr[i]);
-        }
+        let h = Ipv6::at(pkt, ip.l3)?;
+        h.set_saddr(&snat);
+        h.set_daddr(&b.addr);
     }
     Some(())
 }

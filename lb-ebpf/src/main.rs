@@ -21,10 +21,12 @@
 )]
 #![feature(core_intrinsics)]
 
+#[cfg(feature = "bench")]
 mod bench;
 mod csum;
 mod fib;
 mod flow;
+mod headers;
 mod icmp;
 mod local;
 mod maps;
@@ -48,6 +50,7 @@ use lb_common::{
 };
 
 use crate::{
+    headers::{Ports, Tcp, Udp},
     maps::{BACKEND_STATS, NEXTHOPS, Scratch, VIP_STATS, account, count},
     packet::Packet,
     parse::Ip,
@@ -82,15 +85,15 @@ fn dispatch(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
     if ip.proto == PROTO_TCP || ip.proto == PROTO_UDP {
         // The whole transport header must be there before any state is created.
         let whole = if ip.proto == PROTO_TCP {
-            pkt.words::<10>(ip.l4).is_some()
+            Tcp::<10>::at(pkt, ip.l4).is_some()
         } else {
-            pkt.words::<4>(ip.l4).is_some()
+            Udp::at(pkt, ip.l4).is_some()
         };
-        let Some(p) = pkt.words::<2>(ip.l4).filter(|_| whole) else {
+        let Some(p) = Ports::at(pkt, ip.l4).filter(|_| whole) else {
             return pass(Counter::PassParseError);
         };
-        s.key.sport = p.get(0);
-        s.key.dport = p.get(1);
+        s.key.sport = p.source();
+        s.key.dport = p.dest();
         s.key._pad = [0; 2];
         // One clock read a packet: flow ages and the next-hop cache.
         // SAFETY: bpf_ktime_get_coarse_ns has no preconditions.

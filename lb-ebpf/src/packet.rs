@@ -1,5 +1,6 @@
 //! The one bounds-checked accessor for packet bytes: every other module reads and
-//! writes headers through [`Words`], so `unsafe` packet access lives here only.
+//! writes headers through [`Words`] (by field name: the views of `headers.rs`), so
+//! `unsafe` packet access lives here only.
 //!
 //! Headers are read as 16-bit words in memory order. Every header we touch starts at
 //! an even offset (Ethernet 14, VLAN 4, IPv4 options and IPv6 extensions are multiples
@@ -55,29 +56,18 @@ impl<const N: usize> Words<N> {
         self.set(i + 1, (v >> 16) as u16);
     }
 
-    /// First byte of word `i`.
+    /// The first byte of word `i` on the wire (byte `2i` of the header), on either
+    /// byte order.
     #[inline(always)]
-    pub fn hi_byte(self, i: usize) -> u8 {
-        self.get(i) as u8
+    pub fn first_byte(self, i: usize) -> u8 {
+        self.get(i).to_ne_bytes()[0]
     }
 
-    /// Second byte of word `i`.
+    /// The second byte of word `i` on the wire (byte `2i + 1`).
     #[inline(always)]
-    pub fn lo_byte(self, i: usize) -> u8 {
-        (self.get(i) >> 8) as u8
+    pub fn second_byte(self, i: usize) -> u8 {
+        self.get(i).to_ne_bytes()[1]
     }
-}
-
-/// Swaps the source and destination MAC of the Ethernet header `eth`.
-#[inline(always)]
-pub fn swap_macs(eth: Words<6>) {
-    let (d0, d1, d2) = (eth.get(0), eth.get(1), eth.get(2));
-    eth.set(0, eth.get(3));
-    eth.set(1, eth.get(4));
-    eth.set(2, eth.get(5));
-    eth.set(3, d0);
-    eth.set(4, d1);
-    eth.set(5, d2);
 }
 
 /// The packet of an XDP context.

@@ -6,6 +6,7 @@
 use lb_common::{ADDR_F_XDP, AddrKey, Counter, FAMILY_V4, FAMILY_V6, FlowKey};
 
 use crate::{
+    headers::{Eth, Ipv4, Ipv6, Ipv6Ext, Vlan},
     maps,
     packet::{ETH_HLEN, IPV6_HLEN, Packet, VLAN_HLEN, htons, ntohs},
 };
@@ -41,23 +42,23 @@ pub struct Ip {
 /// Ethernet and one optional 802.1Q tag: offset of the IP header and its ethertype.
 #[inline(always)]
 pub fn link(pkt: &Packet) -> Result<(usize, u16), Counter> {
-    let eth = pkt.words::<7>(0).ok_or(Counter::PassParseError)?;
-    let proto = eth.get(6);
+    let proto = Eth::at(pkt).ok_or(Counter::PassParseError)?.ethertype();
     if proto == ETH_P_8021Q {
-        let tag = pkt.words::<2>(ETH_HLEN).ok_or(Counter::PassParseError)?;
-        return Ok((ETH_HLEN + VLAN_HLEN, tag.get(1)));
+        let tag = Vlan::at(pkt, ETH_HLEN).ok_or(Counter::PassParseError)?;
+        return Ok((ETH_HLEN + VLAN_HLEN, tag.ethertype()));
     }
     Ok((ETH_HLEN, proto))
 }
 
 /// Offset of a complete fixed IP header, parsing nothing else (the bench floor).
+#[cfg(feature = "bench")]
 #[inline(always)]
 pub fn l3_offset(pkt: &Packet) -> Option<usize> {
     let (l3, proto) = link(pkt).ok()?;
     if proto == ETH_P_IP {
-        pkt.words::<10>(l3).map(|_| l3)
+        Ipv4::at(pkt, l3).map(|_| l3)
     } else if proto == ETH_P_IPV6 {
-        pkt.words::<20>(l3).map(|_| l3)
+        Ipv6::at(pkt, l3).map(|_| l3)
     } else {
         None
     }
@@ -91,27 +92,26 @@ fn ours(addr: &AddrKey) -> Result<u32, Counter> {
 
 #[inline(always)]
 fn ipv4(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Result<Ip, Counter> {
-    let h = pkt.words::<10>(l3).ok_or(Counter::PassParseError)?;
-    addr.addr = [h.get32(8), 0, 0, 0];
+    let h = Ipv4::at(pkt, l3).ok_or(Counter::PassParseError)?;
+    addr.addr = [h.daddr(), 0, 0, 0];
     addr.family = u32::from(FAMILY_V4);
     let addr_flags = ours(addr)?;
-    let ver_ihl = h.hi_byte(0);
-    let ihl = ((ver_ihl & 0x0f) as usize) * 4;
-    if ver_ihl >> 4 != 4 || ihl < 20 {
+    let ihl = h.header_len();
+    if h.version_ihl() >> 4 != 4 || ihl < 20 {
         return Err(Counter::PassParseError);
     }
-    let ip_len = ntohs(h.get(1)) as usize;
+    let ip_len = ntohs(h.total_len()) as usize;
     if ip_len < ihl || l3 + ip_len > pkt.len() {
         return Err(Counter::PassParseError);
     }
     // More-fragments flag or a fragment offset: no ports to hash.
-    if ntohs(h.get(3)) & 0x3fff != 0 {
+    if ntohs(h.frag()) & 0x3fff != 0 {
         return Err(Counter::PassFragment);
     }
-    key.src = [h.get32(6), 0, 0, 0];
+    key.src = [h.saddr(), 0, 0, 0];
     key.dst = addr.addr;
     key.family = FAMILY_V4;
-    key.proto = h.lo_byte(4);
+    key.proto = h.protocol();
     Ok(Ip {
         l3,
         l4: l3 + ihl,
@@ -124,18 +124,18 @@ fn ipv4(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Resul
 
 #[inline(always)]
 fn ipv6(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Result<Ip, Counter> {
-    let h = pkt.words::<20>(l3).ok_or(Counter::PassParseError)?;
-    addr.addr = [h.get32(12), h.get32(14), h.get32(16), h.get32(18)];
+    let h = Ipv6::at(pkt, l3).ok_or(Counter::PassParseError)?;
+    addr.addr = h.daddr();
     addr.family = u32::from(FAMILY_V6);
     let addr_flags = ours(addr)?;
-    if h.hi_byte(0) >> 4 != 6 {
+    if h.version() != 6 {
         return Err(Counter::PassParseError);
     }
-    let ip_len = IPV6_HLEN + ntohs(h.get(2)) as usize;
+    let ip_len = IPV6_HLEN + ntohs(h.payload_len()) as usize;
     if l3 + ip_len > pkt.len() {
         return Err(Counter::PassParseError);
     }
-    let mut next = h.hi_byte(3);
+    let mut next = h.next_header();
     let mut ext = 0usize;
     for _ in 0..MAX_IPV6_EXT {
         match next {
@@ -143,11 +143,9 @@ fn ipv6(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Resul
                 if ext > MAX_IPV6_EXT_BYTES {
                     return Err(Counter::PassIpv6Ext);
                 }
-                let e = pkt
-                    .words::<1>(l3 + IPV6_HLEN + ext)
-                    .ok_or(Counter::PassParseError)?;
-                next = e.hi_byte(0);
-                ext += (e.lo_byte(0) as usize + 1) * 8;
+                let e = Ipv6Ext::at(pkt, l3 + IPV6_HLEN + ext).ok_or(Counter::PassParseError)?;
+                next = e.next_header();
+                ext += e.len();
             }
             IPPROTO_FRAGMENT => return Err(Counter::PassFragment),
             _ => break,
@@ -159,7 +157,7 @@ fn ipv6(pkt: &Packet, l3: usize, key: &mut FlowKey, addr: &mut AddrKey) -> Resul
     if matches!(next, IPPROTO_HOPOPTS | IPPROTO_DSTOPTS) {
         return Err(Counter::PassIpv6Ext);
     }
-    key.src = [h.get32(4), h.get32(6), h.get32(8), h.get32(10)];
+    key.src = h.saddr();
     key.dst = addr.addr;
     key.family = FAMILY_V6;
     key.proto = next;

@@ -14,6 +14,7 @@ use lb_common::{
 };
 
 use crate::{
+    headers::Tcp,
     maps::{self, TIMEOUTS},
     packet::Packet,
     parse::Ip,
@@ -32,8 +33,7 @@ pub fn tcp_flags(pkt: &Packet, ip: &Ip) -> u8 {
     if ip.proto != PROTO_TCP {
         return 0;
     }
-    // Byte 13 of the TCP header: the second byte of word 6.
-    pkt.words::<7>(ip.l4).map_or(0, |t| t.lo_byte(6))
+    Tcp::<7>::at(pkt, ip.l4).map_or(0, Tcp::flags)
 }
 
 /// A flow's first state, from its first packet: a SYN opens a connection; a TCP

@@ -22,6 +22,7 @@ use lb_common::{
 };
 
 use crate::{
+    headers::{Ipv4, Ipv6, Ports, Tcp},
     maps::{self, NAT, count},
     packet::{IPV6_HLEN, Packet, htons, ntohs},
     parse, state,
@@ -60,20 +61,19 @@ fn local_reply(ctx: &TcContext, key: &mut FlowKey) -> Option<Reply> {
     let pkt = Packet::tc(ctx);
     let (l3, ethertype) = parse::link(&pkt).ok()?;
     let (l4, family, proto) = if ethertype == ETH_P_IP {
-        let h = pkt.words::<10>(l3)?;
-        key.src = [h.get32(6), 0, 0, 0];
-        key.dst = [h.get32(8), 0, 0, 0];
+        let h = Ipv4::at(&pkt, l3)?;
+        key.src = [h.saddr(), 0, 0, 0];
+        key.dst = [h.daddr(), 0, 0, 0];
         // Not a fragment (a later fragment has no ports to look up).
-        if ntohs(h.get(3)) & 0x3fff != 0 {
+        if ntohs(h.frag()) & 0x3fff != 0 {
             return None;
         }
-        let ihl = ((h.hi_byte(0) & 0x0f) as usize) * 4;
-        (l3 + ihl, FAMILY_V4, h.lo_byte(4))
+        (l3 + h.header_len(), FAMILY_V4, h.protocol())
     } else if ethertype == ETH_P_IPV6 {
-        let h = pkt.words::<20>(l3)?;
-        key.src = [h.get32(4), h.get32(6), h.get32(8), h.get32(10)];
-        key.dst = [h.get32(12), h.get32(14), h.get32(16), h.get32(18)];
-        (l3 + IPV6_HLEN, FAMILY_V6, h.hi_byte(3))
+        let h = Ipv6::at(&pkt, l3)?;
+        key.src = h.saddr();
+        key.dst = h.daddr();
+        (l3 + IPV6_HLEN, FAMILY_V6, h.next_header())
     } else {
         return None;
     };
@@ -87,13 +87,13 @@ fn local_reply(ctx: &TcContext, key: &mut FlowKey) -> Option<Reply> {
     if maps::addr_flags(&src) & ADDR_F_LOCAL_BACKEND == 0 {
         return None;
     }
-    let p = pkt.words::<2>(l4)?;
-    key.sport = p.get(0);
-    key.dport = p.get(1);
+    let p = Ports::at(&pkt, l4)?;
+    key.sport = p.source();
+    key.dport = p.dest();
     key.proto = proto;
     key.family = family;
     let flags = if proto == PROTO_TCP {
-        pkt.words::<7>(l4).map_or(0, |t| t.lo_byte(6))
+        Tcp::<7>::at(&pkt, l4).map_or(0, Tcp::flags)
     } else {
         0
     };

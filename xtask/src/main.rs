@@ -94,6 +94,21 @@ fn run(command: Command) -> Result<()> {
                 ],
                 &[],
             )?;
+            // The agent as a release ships it: without the lab, the demo and the
+            // bench's programs (its `lab` feature).
+            cmd::step("clippy: lb-agent without its lab (as released)");
+            cmd::cargo(
+                &[
+                    "clippy",
+                    "--package",
+                    "lb-agent",
+                    "--no-default-features",
+                    "--",
+                    "-D",
+                    "warnings",
+                ],
+                &[],
+            )?;
             cmd::step("clippy: lb-ebpf for bpfel-unknown-none");
             cmd::nightly_cargo(&[
                 "clippy",

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod check_config;
+#[cfg(feature = "lab")]
 pub mod demo;
 pub mod flows;
 pub mod hold;

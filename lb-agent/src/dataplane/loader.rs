@@ -11,7 +11,7 @@ use aya::{
 };
 use lb_common::{
     GLOBAL_MAX_VIPS, GLOBAL_NETNS_COOKIE, GLOBAL_RING_SIZE, GLOBAL_SNAT_PORT_MAX,
-    GLOBAL_SNAT_PORT_MIN, PROG_FLOOR, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP,
+    GLOBAL_SNAT_PORT_MIN, PROG_SOCK, PROG_TC_LOCAL_REPLY, PROG_TC_NEIGH, PROG_XDP,
 };
 pub use lb_config::service::{AttachMode, SocketScope};
 
@@ -114,13 +114,14 @@ impl Dataplane {
             })
     }
 
+    #[cfg(feature = "lab")]
     /// The benchmark floor program (`lb_floor`: parse, swap MACs, XDP_TX), loaded on
     /// first use. Not part of the load balancer.
     pub fn floor_program(&mut self) -> Result<&mut Xdp, DataplaneError> {
-        let floor: &mut Xdp = program(&mut self.ebpf, PROG_FLOOR)?;
+        let floor: &mut Xdp = program(&mut self.ebpf, lb_common::PROG_FLOOR)?;
         if floor.fd().is_err() {
             floor.load().map_err(|source| DataplaneError::Program {
-                name: PROG_FLOOR,
+                name: lb_common::PROG_FLOOR,
                 what: "verifier load",
                 source,
             })?;

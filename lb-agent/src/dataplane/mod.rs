@@ -46,5 +46,6 @@ pub static LB_EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb-ebpf"));
 
 /// The pass-everything program for the far end of a veth (labs, benchmarks).
+#[cfg(feature = "lab")]
 pub static LB_PEER_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lb-peer"));
