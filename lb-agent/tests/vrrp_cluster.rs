@@ -104,7 +104,7 @@ fn election_kill_9_failover_restart_and_graceful_handover() {
     c.served_by(1, SocketAddr::new(lan_v4(VIP), 80));
     let m = c.nodes[1].http_get("/metrics", None).1;
     assert!(
-        m.contains("lb_vrrp_state{instance=\"vi_web\",state=\"MASTER\"} 1"),
+        m.contains("lb_vrrp_state{vrrp_instance=\"vi_web\",state=\"MASTER\"} 1"),
         "{m}"
     );
     let out = c.nodes[1].cli(&["vrrp"]);

@@ -107,7 +107,7 @@ impl<'s> Out<'s> {
             help,
             s.vrrp
                 .iter()
-                .map(|v| (vec![("instance", v.name.as_str())], value(v))),
+                .map(|v| (vec![("vrrp_instance", v.name.as_str())], value(v))),
         );
     }
 }
@@ -448,7 +448,7 @@ fn vrrp(o: &mut Out<'_>) {
         s.vrrp.iter().flat_map(|v| {
             ["INIT", "BACKUP", "MASTER", "FAULT"].into_iter().map(|st| {
                 (
-                    vec![("instance", v.name.as_str()), ("state", st)],
+                    vec![("vrrp_instance", v.name.as_str()), ("state", st)],
                     flag(v.state == st),
                 )
             })
@@ -466,7 +466,10 @@ fn vrrp(o: &mut Out<'_>) {
         "1, labelled with the master as last heard.",
         s.vrrp.iter().map(|v| {
             (
-                vec![("instance", v.name.as_str()), ("master", v.master.as_str())],
+                vec![
+                    ("vrrp_instance", v.name.as_str()),
+                    ("master", v.master.as_str()),
+                ],
                 1.0,
             )
         }),
@@ -503,10 +506,195 @@ fn vrrp(o: &mut Out<'_>) {
             Reject::ALL.into_iter().map(|r| {
                 let n = v.rejected.get(r.label()).copied().unwrap_or(0);
                 (
-                    vec![("instance", v.name.as_str()), ("reason", r.label())],
+                    vec![("vrrp_instance", v.name.as_str()), ("reason", r.label())],
                     n as f64,
                 )
             })
         }),
     );
+}
+
+#[cfg(test)]
+mod dashboard_tests {
+    //! The Grafana dashboard (examples/grafana/lb-agent.json) against what `/metrics`
+    //! exports: every metric a panel queries, and every label it selects or groups by
+    //! (but Prometheus's own `instance` and `job`), must exist.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::status::{
+        BindingsInUse, CounterStatus, FlowTableStatus, InterfaceStatus, ReloadStatus, RoutedStatus,
+        SyncPeerStatus, SyncStatus,
+    };
+
+    const DASHBOARD: &str = include_str!("../../../examples/grafana/lb-agent.json");
+
+    /// A status with one of everything `/metrics` can show.
+    fn everything() -> Status {
+        let one = |k: &str| BTreeMap::from([(k.to_string(), 1)]);
+        Status {
+            version: "test".into(),
+            interfaces: vec![InterfaceStatus {
+                name: "eth0".into(),
+                mode: "native".into(),
+            }],
+            counters: vec![CounterStatus {
+                name: "fwd_to_backend".into(),
+                ..CounterStatus::default()
+            }],
+            vips: vec![VipStatus {
+                name: "web".into(),
+                backends: vec![BackendStatus {
+                    address: "198.18.1.11".into(),
+                    port: 80,
+                    last_check: Some(Default::default()),
+                    ..BackendStatus::default()
+                }],
+                ..VipStatus::default()
+            }],
+            sync: Some(SyncStatus {
+                peers: vec![SyncPeerStatus {
+                    address: "198.18.1.2".into(),
+                    heard_s_ago: Some(1),
+                }],
+                rejected: one("auth"),
+                ..SyncStatus::default()
+            }),
+            last_reload: Some(ReloadStatus::default()),
+            vrrp: vec![InstanceStatus {
+                name: "vi_web".into(),
+                state: "MASTER".into(),
+                ..InstanceStatus::default()
+            }],
+            flow_table: Some(FlowTableStatus {
+                flows_by_state: one("established"),
+                bindings_by_state: one("established"),
+                flows_removed: one("syn"),
+                bindings_removed: one("syn"),
+                in_use: vec![BindingsInUse {
+                    snat: "198.18.1.1".into(),
+                    backend: "198.18.1.11:80".into(),
+                    bindings: 1,
+                }],
+                ..FlowTableStatus::default()
+            }),
+            routed: vec![RoutedStatus {
+                name: "front".into(),
+                pools: one("a"),
+                connections: one("accepted"),
+                ..RoutedStatus::default()
+            }],
+            ..Status::default()
+        }
+    }
+
+    /// Every exported family with the label names its samples carry.
+    fn exported() -> BTreeMap<String, BTreeSet<String>> {
+        let text = render(&everything());
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split_whitespace().next().unwrap_or_default();
+                out.entry(name.to_string()).or_default();
+            } else if !line.starts_with('#') {
+                let (name, labels) = line.split_once('{').unwrap_or((line, ""));
+                let name = name.split_whitespace().next().unwrap_or_default();
+                let set = out.entry(name.to_string()).or_default();
+                for pair in labels.split(',') {
+                    if let Some((k, _)) = pair.split_once('=') {
+                        set.insert(k.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Label names in `{a="x", b=~"y"}` or `(a, b)`.
+    fn label_names(list: &str) -> Vec<String> {
+        list.split(',')
+            .filter_map(|p| {
+                let k = p.split(['=', '!', '~']).next().unwrap_or_default().trim();
+                (!k.is_empty()).then(|| k.to_string())
+            })
+            .collect()
+    }
+
+    /// Every PromQL expression of the dashboard.
+    fn expressions() -> Vec<String> {
+        let d: serde_json::Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+        let mut out = Vec::new();
+        for p in d["panels"].as_array().expect("panels") {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                out.push(t["expr"].as_str().expect("expr").to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_metric_and_label_of_the_dashboard_is_exported() {
+        let exported = exported();
+        let prometheus = ["instance", "job"];
+        let exprs = expressions();
+        assert!(exprs.len() >= 20, "{} queries", exprs.len());
+        let mut used = BTreeSet::new();
+        for e in &exprs {
+            // Metrics and their matchers.
+            let mut metrics_here = Vec::new();
+            let mut rest = e.as_str();
+            while let Some(at) = rest.find("lb_") {
+                let tail = &rest[at..];
+                let end = tail
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(tail.len());
+                let name = &tail[..end];
+                let labels = exported
+                    .get(name)
+                    .unwrap_or_else(|| panic!("{name} (in `{e}`) is not exported"));
+                if let Some(m) = tail[end..].strip_prefix('{') {
+                    let inside = m.split('}').next().unwrap_or_default();
+                    for k in label_names(inside) {
+                        assert!(
+                            labels.contains(&k) || prometheus.contains(&k.as_str()),
+                            "{name} has no label {k} (in `{e}`; it has {labels:?})"
+                        );
+                    }
+                }
+                used.insert(name.to_string());
+                metrics_here.push(labels);
+                rest = &tail[end..];
+            }
+            // Labels grouped by (or matched on) exist on a metric of the query.
+            for kw in ["by (", "on ("] {
+                for part in e.split(kw).skip(1) {
+                    let inside = part.split(')').next().unwrap_or_default();
+                    for k in label_names(inside) {
+                        assert!(
+                            prometheus.contains(&k.as_str())
+                                || metrics_here.iter().any(|l| l.contains(&k)),
+                            "no metric of `{e}` has the label {k}"
+                        );
+                    }
+                }
+            }
+        }
+        // The panels cover each part of the agent.
+        for prefix in [
+            "lb_dataplane_",
+            "lb_vip_",
+            "lb_backend_",
+            "lb_vrrp_",
+            "lb_sync_",
+            "lb_flow",
+            "lb_nat_",
+            "lb_routed_",
+        ] {
+            assert!(
+                used.iter().any(|m| m.starts_with(prefix)),
+                "no panel shows {prefix}*"
+            );
+        }
+    }
 }
