@@ -72,6 +72,11 @@ pub(super) struct Programmer {
 }
 
 impl Programmer {
+    /// What slot `slot` of `BACKENDS` holds, when known.
+    fn known_backend(&self, slot: u32) -> Option<Backend> {
+        self.backend_values.get(slot as usize).copied().flatten()
+    }
+
     pub(super) fn new(caps: &Capacities) -> Self {
         Self {
             services: HashMap::new(),
@@ -532,13 +537,7 @@ impl Dataplane {
 
     /// Writes a backend slot unless it already holds `value`.
     fn write_backend(&mut self, slot: u32, value: Backend) -> Result<(), DataplaneError> {
-        let known = self
-            .programmer
-            .backend_values
-            .get(slot as usize)
-            .copied()
-            .flatten();
-        if known == Some(value) {
+        if self.programmer.known_backend(slot) == Some(value) {
             return Ok(());
         }
         let mut backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
@@ -554,13 +553,7 @@ impl Dataplane {
     /// Marks a slot down and free (`family` 0; its generation is kept, so the next
     /// backend given the slot gets a new one) and queues it for reuse.
     pub(super) fn free_backend_slot(&mut self, slot: u32) -> Result<(), DataplaneError> {
-        let known = self
-            .programmer
-            .backend_values
-            .get(slot as usize)
-            .copied()
-            .flatten();
-        let mut b = match known {
+        let mut b = match self.programmer.known_backend(slot) {
             Some(b) => b,
             None => {
                 let backends: Array<&mut MapData, Backend> = self.map_mut(MAP_BACKENDS)?;
