@@ -77,6 +77,10 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let built = target_dir.join(target).join("release");
+    if !lab {
+        // A copy left by a build with the lab: not part of this one.
+        let _ = std::fs::remove_file(out.join("lb-peer"));
+    }
     for bin in bins(&ebpf, lab)? {
         std::fs::copy(built.join(&bin), out.join(&bin))
             .with_context(|| format!("copying {bin} from {}", built.display()))?;

@@ -52,8 +52,9 @@ impl Tasks {
         })
     }
 
-    /// Whether the group is cancelled (for loops between awaits).
-    pub fn is_cancelled(&self) -> bool {
+    /// Whether the group is cancelled.
+    #[cfg(test)]
+    fn is_cancelled(&self) -> bool {
         self.token.is_cancelled()
     }
 

@@ -296,6 +296,13 @@ impl Agent {
         self.local_logged = now;
     }
 
+    /// Health checkers to the config's backends, then the maps to the whole state: what
+    /// a change of the config or of an override writes (and what going back writes).
+    pub(super) fn apply_config(&mut self) -> Result<(), AgentError> {
+        self.reconcile_checks()?;
+        self.apply()
+    }
+
     /// Starts, keeps or stops checkers so each checked backend of the config has
     /// exactly one, started for its current settings. A restarted checker keeps the
     /// health its predecessor found; a new backend starts from the health the maps

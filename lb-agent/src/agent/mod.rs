@@ -639,16 +639,12 @@ impl Agent {
         };
         let k = core::key(v, &b);
         let previous = self.overrides.insert(k.clone(), state);
-        if let Err(source) = self.reconcile_checks().and_then(|()| self.apply()) {
+        if let Err(source) = self.apply_config() {
             match previous {
                 Some(p) => self.overrides.insert(k, p),
                 None => self.overrides.remove(&k),
             };
-            let rollback = self
-                .reconcile_checks()
-                .and_then(|()| self.apply())
-                .err()
-                .map(Box::new);
+            let rollback = self.apply_config().err().map(Box::new);
             return Err(AdminError::Apply {
                 source: Box::new(source),
                 rollback,

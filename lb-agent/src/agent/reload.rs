@@ -125,14 +125,10 @@ impl Agent {
             return Err(ReloadError::RoutedListeners);
         }
         let old = mem::replace(&mut self.config, new);
-        if let Err(source) = self.reconcile_checks().and_then(|()| self.apply()) {
+        if let Err(source) = self.apply_config() {
             // Not expected after the checks above (a map write failing): go back.
             self.config = old;
-            let rollback = self
-                .reconcile_checks()
-                .and_then(|()| self.apply())
-                .err()
-                .map(Box::new);
+            let rollback = self.apply_config().err().map(Box::new);
             return Err(ReloadError::Apply {
                 source: Box::new(source),
                 rollback,

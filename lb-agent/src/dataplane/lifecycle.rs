@@ -8,10 +8,7 @@ use lb_common::{
     FLOW_UDP, FLOW_UDP_REPLIED, FlowEntry, FlowKey, MAP_FLOWS, MAP_NAT, NatEntry,
 };
 
-use super::{
-    Dataplane, DataplaneError,
-    services::{live_entries, map_err},
-};
+use super::{Dataplane, DataplaneError, read, services::map_err};
 
 /// The name of a `FLOW_*` state.
 pub fn state_name(state: u8) -> &'static str {
@@ -31,8 +28,8 @@ impl Dataplane {
     /// Moves every flow entry's and NAT binding's clock `ticks` into the past, as if
     /// that much time had gone by without a packet. Returns (flows, bindings) moved.
     pub fn age_flows(&mut self, ticks: u32) -> Result<(usize, usize), DataplaneError> {
+        let entries = read::flows(self)?;
         let mut flows: BpfHashMap<&mut MapData, FlowKey, FlowEntry> = self.map_mut(MAP_FLOWS)?;
-        let entries: Vec<(FlowKey, FlowEntry)> = live_entries(MAP_FLOWS, flows.iter())?;
         for (k, mut e) in entries.iter().copied() {
             e.seen = e.seen.wrapping_sub(ticks);
             e.expires = e.expires.wrapping_sub(ticks);
@@ -40,8 +37,8 @@ impl Dataplane {
                 .insert(k, e, 0)
                 .map_err(map_err(MAP_FLOWS, "update"))?;
         }
+        let bindings = read::nat_bindings(self)?;
         let mut nat: BpfHashMap<&mut MapData, FlowKey, NatEntry> = self.map_mut(MAP_NAT)?;
-        let bindings: Vec<(FlowKey, NatEntry)> = live_entries(MAP_NAT, nat.iter())?;
         for (k, mut e) in bindings.iter().copied() {
             e.seen = e.seen.wrapping_sub(ticks);
             e.expires = e.expires.wrapping_sub(ticks);

@@ -102,24 +102,6 @@ pub(super) fn map_err(
     move |source| DataplaneError::Map { name, what, source }
 }
 
-/// Every entry of map `name` read through `entries`, for a map the kernel changes
-/// meanwhile (`FLOWS`, `NAT`): an entry deleted between the key walk and its lookup
-/// is skipped; any other read error is returned, not dropped.
-pub(super) fn live_entries<K, V>(
-    name: &'static str,
-    entries: impl Iterator<Item = Result<(K, V), MapError>>,
-) -> Result<Vec<(K, V)>, DataplaneError> {
-    let mut out = Vec::new();
-    for e in entries {
-        match e {
-            Ok(kv) => out.push(kv),
-            Err(MapError::KeyNotFound) => {}
-            Err(e) => return Err(map_err(name, "read")(e)),
-        }
-    }
-    Ok(out)
-}
-
 /// The state a `Backend::state` word stands for.
 pub(super) fn state_of_word(word: u32) -> BackendState {
     match word {
