@@ -9,18 +9,15 @@ use std::net::IpAddr;
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
 use lb_common::{MAP_SOCK_REVNAT, SockKey, SockOrigin, maps::addr::to_words};
-use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-    NetlinkSerializable,
-};
 use netlink_packet_sock_diag::{
     SockDiagDestroy, SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP},
     inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
 };
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_SOCK_DIAG};
+use netlink_sys::protocols::NETLINK_SOCK_DIAG;
 
 use super::{DataplaneError, PinLayout, Protocol, services::map_err};
+use crate::netlink::{self, Kind};
 
 /// A backend whose balanced sockets are to be closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,96 +104,39 @@ fn balanced(
     revnat.get(&key, 0).is_ok()
 }
 
-fn connect() -> Result<Socket, DataplaneError> {
-    let mut s = Socket::new(NETLINK_SOCK_DIAG).map_err(io("opening a sock_diag socket"))?;
-    s.bind_auto().map_err(io("binding the sock_diag socket"))?;
-    s.connect(&SocketAddr::new(0, 0))
-        .map_err(io("connecting the sock_diag socket"))?;
-    Ok(s)
-}
-
-fn send<T: NetlinkSerializable>(s: &Socket, flags: u16, payload: T) -> Result<(), DataplaneError> {
-    let mut header = NetlinkHeader::default();
-    header.flags = flags;
-    let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
-    msg.finalize();
-    let mut buf = vec![0; msg.buffer_len()];
-    msg.serialize(&mut buf);
-    s.send(&buf, 0).map_err(io("sending a sock_diag request"))?;
-    Ok(())
-}
-
 /// The ids of every socket of `family`/`proto` in this namespace.
 fn dump(family: u8, proto: u8) -> Result<Vec<SocketId>, DataplaneError> {
-    let s = connect()?;
-    send(
-        &s,
-        NLM_F_REQUEST | NLM_F_DUMP,
+    let reply: Vec<SockDiagMessage> = netlink::request(
+        NETLINK_SOCK_DIAG,
+        Kind::Dump,
+        0,
         SockDiagMessage::InetRequest(request(family, proto, blank(family))),
-    )?;
-    let mut out = Vec::new();
-    loop {
-        let (buf, _) = s.recv_from_full().map_err(io("reading a sock_diag dump"))?;
-        let mut offset = 0;
-        while offset < buf.len() {
-            let msg =
-                NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..]).map_err(|e| {
-                    DataplaneError::Io {
-                        what: "parsing a sock_diag dump",
-                        source: std::io::Error::other(e.to_string()),
-                    }
-                })?;
-            let len = msg.header.length as usize;
-            match msg.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
-                    out.push(r.header.socket_id);
-                }
-                NetlinkPayload::Done(_) => return Ok(out),
-                NetlinkPayload::Error(e) => {
-                    return Err(DataplaneError::Io {
-                        what: "a sock_diag dump",
-                        source: e.to_io(),
-                    });
-                }
-                _ => {}
-            }
-            if len == 0 {
-                break;
-            }
-            offset += len;
-        }
-    }
+    )
+    .map_err(io("a sock_diag dump"))?;
+    Ok(reply
+        .into_iter()
+        .filter_map(|m| match m {
+            SockDiagMessage::InetResponse(r) => Some(r.header.socket_id),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Closes one socket; false if it was already gone.
 fn destroy(family: u8, proto: u8, id: SocketId) -> Result<bool, DataplaneError> {
-    let s = connect()?;
-    send(
-        &s,
-        NLM_F_REQUEST | NLM_F_ACK,
+    match netlink::request::<_, SockDiagDestroy>(
+        NETLINK_SOCK_DIAG,
+        Kind::Do,
+        0,
         SockDiagDestroy::new(SockDiagMessage::InetRequest(request(family, proto, id))),
-    )?;
-    let (buf, _) = s
-        .recv_from_full()
-        .map_err(io("reading the SOCK_DESTROY answer"))?;
-    let msg =
-        NetlinkMessage::<SockDiagDestroy>::deserialize(&buf).map_err(|e| DataplaneError::Io {
-            what: "parsing the SOCK_DESTROY answer",
-            source: std::io::Error::other(e.to_string()),
-        })?;
-    match msg.payload {
-        NetlinkPayload::Error(e) if e.code.is_some() => {
-            let err = e.to_io();
-            // Gone in the meantime (closed by its owner): nothing to do.
-            if err.raw_os_error() == Some(libc::ENOENT) {
-                return Ok(false);
-            }
-            Err(DataplaneError::Io {
-                what: "SOCK_DESTROY (the kernel needs CONFIG_INET_DIAG_DESTROY)",
-                source: err,
-            })
-        }
-        _ => Ok(true),
+    ) {
+        Ok(_) => Ok(true),
+        // Gone in the meantime (closed by its owner): nothing to do.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(source) => Err(DataplaneError::Io {
+            what: "SOCK_DESTROY (the kernel needs CONFIG_INET_DIAG_DESTROY)",
+            source,
+        }),
     }
 }
 

@@ -13,10 +13,9 @@ use super::{
     announce, iface,
     machine::{Action, Machine, Params, State},
     net::{Endpoint, GROUP_V4, GROUP_V6},
-    netlink,
     packet::{self, Advert, Expect, Version},
 };
-use crate::{config::VrrpConfig, status::unix_now};
+use crate::{config::VrrpConfig, netlink::route, status::unix_now};
 
 /// What the rest of the agent can tell an instance.
 #[derive(Debug)]
@@ -334,7 +333,7 @@ fn open(cfg: &VrrpConfig, vips: &[IpAddr]) -> Result<(iface::Interface, IpAddr, 
 
 fn release(cfg: &VrrpConfig, ifindex: u32) {
     for (a, p) in &cfg.addresses {
-        if let Err(e) = netlink::remove(ifindex, *a, *p) {
+        if let Err(e) = route::remove_address(ifindex, *a, *p) {
             log::error!("vrrp {}: removing {a}/{p}: {e}", cfg.name);
         }
     }
@@ -403,7 +402,7 @@ impl Io<'_> {
                         );
                     }
                     for (a, p) in &cfg.addresses {
-                        if let Err(e) = netlink::add(self.ifc.index, *a, *p) {
+                        if let Err(e) = route::add_address(self.ifc.index, *a, *p) {
                             st.error = format!("adding {a}/{p}: {e}");
                             log::error!("vrrp {}: adding {a}/{p}: {e}", cfg.name);
                         }

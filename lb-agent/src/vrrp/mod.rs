@@ -6,7 +6,6 @@ pub mod announce;
 pub mod iface;
 pub mod instance;
 pub mod net;
-pub mod netlink;
 pub mod resume;
 pub mod track;
 
