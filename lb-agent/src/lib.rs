@@ -10,6 +10,7 @@ pub mod health;
 pub use lb_import as import;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod logging;
 pub mod netlink;
 pub mod proxy;
 pub mod status;

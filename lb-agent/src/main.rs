@@ -60,8 +60,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    // `run` picks its format from its flag or its config; everything else writes text.
+    if !matches!(cli.command, Command::Run(_)) {
+        lb_agent::logging::init(lb_agent::logging::LogFormat::Text, false);
+    }
+    let result = match cli.command {
         #[cfg(feature = "lab")]
         Command::Demo(args) => cli::demo::run(&args),
         Command::CheckConfig(args) => cli::check_config::run(&args),

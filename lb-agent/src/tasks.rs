@@ -46,7 +46,7 @@ impl Tasks {
         let token = self.token.clone();
         self.tracker.spawn(async move {
             tokio::select! {
-                () = token.cancelled() => log::debug!("{what}: cancelled"),
+                () = token.cancelled() => tracing::debug!("{what}: cancelled"),
                 () = task => {}
             }
         })

@@ -21,6 +21,8 @@ pub const SOCKET_LB_NAMESPACES: &str = "own";
 /// `[agent] on_sigterm`: SIGTERM hands the VIP over unless systemd is restarting
 /// the unit (keepalived's behaviour, with restarts kept).
 pub const ON_SIGTERM: &str = "handover";
+/// `[agent] log_format`: text lines for people.
+pub const LOG_FORMAT: &str = "text";
 /// `[agent.sync] port`: UDP port of flow sync messages.
 pub const SYNC_PORT: u16 = 4739;
 /// `[agent.sync] min_age`: flows younger than this are not sent.

@@ -34,8 +34,8 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 use locate::Locator;
 pub use model::{
-    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm, SocketLb,
-    StatsAuth, SyncConfig, VipConfig,
+    AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, LogFormat, OnSigterm,
+    SocketLb, StatsAuth, SyncConfig, VipConfig,
 };
 pub use vrrp::{TrackConfig, TrackKind, VrrpConfig};
 

@@ -46,6 +46,42 @@ pub struct AgentConfig {
     pub on_sigterm: OnSigterm,
     /// Flow sync with the VRRP peers (`None`: off).
     pub sync: Option<SyncConfig>,
+    /// How the agent writes its log (`--log-format` overrides it).
+    pub log_format: LogFormat,
+}
+
+/// The agent's log lines: text for people, JSON (one object per line) for log
+/// shippers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    /// The names the config and `--log-format` take.
+    pub const NAMES: [(&'static str, LogFormat); 2] =
+        [("text", LogFormat::Text), ("json", LogFormat::Json)];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| format!("got \"{s}\", expected \"text\" or \"json\""))
+    }
 }
 
 /// `[agent.sync]`: this node's flows and NAT bindings sent to its peers, theirs

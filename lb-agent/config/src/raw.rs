@@ -29,6 +29,7 @@ pub struct Agent {
     pub manage_forwarding: Option<bool>,
     pub snat_port_range: Option<String>,
     pub on_sigterm: Option<String>,
+    pub log_format: Option<String>,
     pub timeouts: Option<Timeouts>,
     pub sync: Option<Sync>,
 }

@@ -497,3 +497,26 @@ fn flow_sync_needs_peers_and_a_long_enough_key() {
         "\"handover\"",
     );
 }
+
+#[test]
+fn log_format_is_text_or_json() {
+    let with = |key: &str| {
+        good_with(
+            "interfaces = [\"eth0\"]\n",
+            &format!("interfaces = [\"eth0\"]\n{key}"),
+        )
+    };
+    let text = parse(&with(""), Path::new("lb.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(text.agent.log_format, LogFormat::Text);
+    let json = parse(&with("log_format = \"json\"\n"), Path::new("lb.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(json.agent.log_format, LogFormat::Json);
+    one_error(
+        &with("log_format = \"logfmt\"\n"),
+        4,
+        "agent.log_format",
+        "got \"logfmt\", expected one of \"text\", \"json\"",
+    );
+    assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+    assert!("JSON".parse::<LogFormat>().is_err());
+}

@@ -12,8 +12,8 @@ use super::{
     defaults as d, duration,
     locate::KeyPath,
     model::{
-        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, OnSigterm,
-        SocketLb, StatsAuth, SyncConfig, VipConfig,
+        AdminState, AgentConfig, BackendConfig, CheckConfig, CheckKind, Config, LogFormat,
+        OnSigterm, SocketLb, StatsAuth, SyncConfig, VipConfig,
     },
     raw,
 };
@@ -438,8 +438,16 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
             ("restart", OnSigterm::Restart),
         ],
     );
+    let log_format = choice(
+        p,
+        &at.key("log_format"),
+        a.log_format.as_deref(),
+        d::LOG_FORMAT,
+        &LogFormat::NAMES,
+    );
     let timeouts = timeouts(p, &at.key("timeouts"), a.timeouts.as_ref(), d::timeouts());
     Some(AgentConfig {
+        log_format: log_format?,
         socket_lb,
         manage_forwarding: a.manage_forwarding.unwrap_or(d::MANAGE_FORWARDING),
         snat_ports: snat_ports?,

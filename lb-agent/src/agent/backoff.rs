@@ -18,7 +18,7 @@ impl Backoff {
     pub async fn failed(&mut self, what: &str, e: &std::io::Error) {
         let delay = match self.delay {
             None => {
-                log::warn!("{what}: accept failed ({e}); retrying with a backoff up to 1 s");
+                tracing::warn!("{what}: accept failed ({e}); retrying with a backoff up to 1 s");
                 FIRST
             }
             Some(d) => (d * 2).min(MOST),

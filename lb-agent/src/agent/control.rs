@@ -68,7 +68,7 @@ pub(super) async fn serve(
             let asks = asks.clone();
             sessions.spawn("control session", async move {
                 if let Err(e) = session(stream, asks).await {
-                    log::debug!("control session: {e}");
+                    tracing::debug!("control session: {e}");
                 }
             });
         }

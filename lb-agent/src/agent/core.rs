@@ -198,11 +198,11 @@ impl Agent {
             let pins = self.pins.clone();
             tokio::task::spawn_blocking(move || match close_balanced_sockets(&pins, &down) {
                 Ok(0) => {}
-                Ok(n) => log::info!(
+                Ok(n) => tracing::info!(
                     "closed {n} local sockets balanced to backends now down, so their \
                      owners reconnect"
                 ),
-                Err(e) => log::warn!(
+                Err(e) => tracing::warn!(
                     "closing local sockets of down backends failed: {}",
                     chain(&e)
                 ),
@@ -247,7 +247,7 @@ impl Agent {
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {
-            log::error!("serving the addresses VRRP takes failed: {}", chain(&e));
+            tracing::error!("serving the addresses VRRP takes failed: {}", chain(&e));
         }
     }
 
@@ -262,7 +262,7 @@ impl Agent {
         if self.standby_vips() != self.standby
             && let Err(e) = self.apply()
         {
-            log::error!("applying a VRRP role change failed: {}", chain(&e));
+            tracing::error!("applying a VRRP role change failed: {}", chain(&e));
         }
     }
 
@@ -274,10 +274,10 @@ impl Agent {
             Ok(false) => {}
             Ok(true) => {
                 if let Err(e) = self.apply() {
-                    log::error!("applying a change of local addresses failed: {}", chain(&e));
+                    tracing::error!("applying a change of local addresses failed: {}", chain(&e));
                 }
             }
-            Err(e) => log::warn!("reading this node's addresses failed: {}", chain(&e)),
+            Err(e) => tracing::warn!("reading this node's addresses failed: {}", chain(&e)),
         }
     }
 
@@ -285,13 +285,13 @@ impl Agent {
     fn log_local_backends(&mut self) {
         let now = self.dp.local_backends().clone();
         for a in now.difference(&self.local_logged) {
-            log::info!(
+            tracing::info!(
                 "backend address {a} is this node's: packets for it go through the local \
                  stack (NAT replies translated at TC egress)"
             );
         }
         for a in self.local_logged.difference(&now) {
-            log::info!("backend address {a} is no longer this node's: routed again");
+            tracing::info!("backend address {a} is no longer this node's: routed again");
         }
         self.local_logged = now;
     }
@@ -405,18 +405,16 @@ impl Agent {
         c.since_unix = unix_now();
         let (up, total) = self.count_up(&k.vip);
         let word = if r.up { "UP" } else { "DOWN" };
-        let line = format!(
-            "backend {} {word}: {}, {up} of {total} up",
-            label(&k),
-            describe(&outcome)
-        );
+        let reason = describe(&outcome);
+        let line = format!("backend {} {word}: {reason}, {up} of {total} up", label(&k));
+        let backend = host_port(&k.address.to_string(), k.port);
         if r.up {
-            log::info!("{line}");
+            tracing::info!(event = "backend_state", vip = %k.vip, backend, state = word, reason, up, total, "{line}");
         } else {
-            log::warn!("{line}");
+            tracing::warn!(event = "backend_state", vip = %k.vip, backend, state = word, reason, up, total, "{line}");
         }
         if let Err(e) = self.apply() {
-            log::error!("applying the health change failed: {}", chain(&e));
+            tracing::error!("applying the health change failed: {}", chain(&e));
         }
         true
     }
@@ -455,7 +453,7 @@ impl Agent {
                 .map_err(|why| AgentError::Refused(format!("routed VIP {}: {why}", vip.name)))?;
             self.routed
                 .push(super::routed::listen(vip, router, &self.tasks)?);
-            log::info!(
+            tracing::info!(
                 "routed VIP {}: listening on {}:{}, routing by {:?} to {} pools",
                 vip.name,
                 vip.address,
@@ -475,7 +473,7 @@ impl Agent {
             };
             match super::routed::router(&self.config, vip, |v| self.serving(v)) {
                 Ok(r) => l.update(r),
-                Err(e) => log::error!("routed VIP {}: {e}", vip.name),
+                Err(e) => tracing::error!("routed VIP {}: {e}", vip.name),
             }
         }
     }
@@ -488,11 +486,11 @@ impl Agent {
 /// A backup starting or ceasing to take new flows, logged once.
 fn log_backup_change(vip: &str, k: &BackendKey, before: Option<BackendState>, now: BackendState) {
     match (before, now) {
-        (b, BackendState::Up) if b != Some(BackendState::Up) => log::warn!(
+        (b, BackendState::Up) if b != Some(BackendState::Up) => tracing::warn!(
             "backup backend {} takes new flows: no active backend of VIP {vip} can",
             label(k)
         ),
-        (Some(BackendState::Up), BackendState::Drain) => log::info!(
+        (Some(BackendState::Up), BackendState::Drain) => tracing::info!(
             "backup backend {} stands by again (its flows stay until they end): an active \
              backend of VIP {vip} takes new flows",
             label(k)

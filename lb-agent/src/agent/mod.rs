@@ -99,7 +99,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         forwarding::Families::of(&config),
         config.agent.manage_forwarding,
     )? {
-        log::info!("sysctl {change}");
+        tracing::info!("sysctl {change}");
     }
     // Where the socket programs go, before anything is loaded: a cgroup that cannot
     // work stops the start with nothing changed.
@@ -125,7 +125,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             .any(|c| r.resumable(c).is_some_and(resume::Left::was_master))
     });
     if let Some(r) = &record {
-        log::info!(
+        tracing::info!(
             "restart record of {} ms ago: {}",
             r.age().map_or(-1, |a| a.as_millis() as i64),
             if resuming {
@@ -170,7 +170,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 Ok(v) => v,
                 Err(e) => {
                     if let Some(v) = running.take() {
-                        log::error!("the start failed with VRRP running: leaving VRRP first");
+                        tracing::error!("the start failed with VRRP running: leaving VRRP first");
                         v.stop().await;
                     }
                     return Err(e.into());
@@ -186,7 +186,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     }));
     let known = if let Some(backends) = &adopted {
         let known = known_health(backends, &config);
-        log::info!(
+        tracing::info!(
             "adopted the maps pinned under {} (flows, NAT bindings and counters kept; \
              health of {} backends taken from them)",
             pins.dir.display(),
@@ -194,7 +194,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         );
         known
     } else {
-        log::info!("pinned new maps under {}", pins.dir.display());
+        tracing::info!("pinned new maps under {}", pins.dir.display());
         HashMap::new()
     };
     let (report_tx, mut reports) = mpsc::unbounded_channel();
@@ -215,7 +215,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     }
     agent.sweep = Some(started!(sweep::SweepThread::start(&pins)));
     for c in config::capacity::nat(&config) {
-        log::info!("capacity of VIP {}", c.describe());
+        tracing::info!("capacity of VIP {}", c.describe());
     }
     started!(agent.reconcile_checks());
     // Services before the program sees traffic (on a restart: the same content, so
@@ -228,11 +228,13 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
         let mode = match started!(attached) {
             Attached::New(m) => {
                 let m = format!("{m:?}").to_lowercase();
-                log::info!("{iface}: XDP attached in {m} mode, links pinned");
+                tracing::info!("{iface}: XDP attached in {m} mode, links pinned");
                 m
             }
             Attached::Replaced => {
-                log::info!("{iface}: pinned link now runs the new program (replaced atomically)");
+                tracing::info!(
+                    "{iface}: pinned link now runs the new program (replaced atomically)"
+                );
                 "replaced".to_string()
             }
         };
@@ -244,13 +246,13 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     // The proxy path's listeners, with the data plane's health.
     started!(agent.start_routed());
     for gone in started!(detach_others(&pins, &config.agent.interfaces)) {
-        log::info!("{gone}: no longer configured, detached");
+        tracing::info!("{gone}: no longer configured, detached");
     }
     // Flow sync before VRRP: a node learns its peers' flows before it can become
     // master (it asks them for everything at once).
     if let Some(s) = &config.agent.sync {
         agent.sync = Some(started!(crate::sync::FlowSync::start(s, &pins)));
-        log::info!(
+        tracing::info!(
             "flow sync on UDP port {} with {}",
             s.port,
             s.peers
@@ -265,8 +267,8 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     }));
     // Every link runs the new program: an upgrade of the pinned maps completes.
     match tokio::task::block_in_place(|| agent.dp.finish_upgrade()) {
-        Some(Ok(summary)) => log::info!("{summary}"),
-        Some(Err(e)) => log::warn!(
+        Some(Ok(summary)) => tracing::info!("{summary}"),
+        Some(Err(e)) => tracing::warn!(
             "finishing the upgrade of the pinned maps: {} (the next start finishes it)",
             chain(&e)
         ),
@@ -305,7 +307,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     let leaving: Leave;
     // Role changes between the first apply and the watchers above.
     agent.follow_vrrp_roles();
-    log::info!(
+    tracing::info!(
         "running: {} services, control socket {}, http {}",
         config.vips.len(),
         config.agent.control_socket.display(),
@@ -325,7 +327,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                         let _ = reply.send(Response::Done {
                             message: "leaving for a restart: VRRP masters keep the VIP for the next agent".into(),
                         });
-                        log::info!("lb-agent restart: leaving for a restart");
+                        tracing::info!("lb-agent restart: leaving for a restart");
                         // Let the control session write the answer before we go.
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         leaving = Leave::Restart;
@@ -388,7 +390,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
                 agent.publish();
             }
             _ = hup.recv() => {
-                log::info!("SIGHUP: reloading {}", config_path.display());
+                tracing::info!("SIGHUP: reloading {}", config_path.display());
                 let _ = agent.reload();
                 agent.publish();
             }
@@ -398,7 +400,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             }
             _ = term.recv() => {
                 let (how, why) = leave::on_sigterm(&config.agent);
-                log::info!("{why}: {}", match how {
+                tracing::info!("{why}: {}", match how {
                     Leave::Restart => "a restart",
                     Leave::Handover => "a stop",
                 });
@@ -414,7 +416,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     match leaving {
         Leave::Handover => {
             if !config.vrrp.is_empty() {
-                log::info!(
+                tracing::info!(
                     "leaving VRRP: masters hand over (priority 0) and remove their addresses"
                 );
             }
@@ -424,11 +426,11 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             let record = vrrp.leave().await;
             if !config.vrrp.is_empty() {
                 match record.write(&restart_record) {
-                    Ok(()) => log::info!(
+                    Ok(()) => tracing::info!(
                         "leaving VRRP for a restart: masters advertised once more (no priority 0) and removed their addresses; the next agent resumes within the backups' Master_Down_Interval ({})",
                         restart_record.display()
                     ),
-                    Err(e) => log::error!("{e}: the next agent starts as after a stop"),
+                    Err(e) => tracing::error!("{e}: the next agent starts as after a stop"),
                 }
             }
         }
@@ -438,24 +440,24 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     if !handed.is_empty() {
         let n = handed.len();
         match crate::proxy::handover::spawn_holder(handed) {
-            Ok(pid) => log::info!(
+            Ok(pid) => tracing::info!(
                 "{n} proxied connection(s) go on in process {pid} (lb-agent hold-connections) until they end"
             ),
             Err(e) => {
-                log::error!("{n} proxied connection(s) could not be handed over, closed: {e}");
+                tracing::error!("{n} proxied connection(s) could not be handed over, closed: {e}");
             }
         }
     }
     agent.sweep = None;
     // Everything else (control socket, HTTP, health checkers, trackers) ends here.
     if let Err(n) = tasks.shutdown(SHUTDOWN_DEADLINE).await {
-        log::warn!(
+        tracing::warn!(
             "{n} task(s) still running {} s into the stop: leaving them to the exit",
             SHUTDOWN_DEADLINE.as_secs()
         );
     }
     let _ = std::fs::remove_file(&config.agent.control_socket);
-    log::info!(
+    tracing::info!(
         "stopping; the data plane keeps forwarding from the objects pinned under {}",
         pins.dir.display()
     );
@@ -497,7 +499,7 @@ fn attach_sockets(
 ) -> Result<Option<SocketLbStatus>, AgentError> {
     let (Some(s), Some(cgroup)) = (&config.agent.socket_lb, cgroup) else {
         if detach_sockets(pins)? {
-            log::info!("socket_lb = false: socket programs detached");
+            tracing::info!("socket_lb = false: socket programs detached");
         }
         return Ok(None);
     };
@@ -506,7 +508,7 @@ fn attach_sockets(
         SocketScope::ThisNamespace => "own",
         SocketScope::Every => "all",
     };
-    log::info!(
+    tracing::info!(
         "socket programs attached to cgroup {} (connects to a VIP from this node's {} \
          sockets are balanced)",
         cgroup.display(),
@@ -557,7 +559,7 @@ impl Agent {
             Ok(s) => {
                 let _ = self.status.send(Arc::new(s));
             }
-            Err(e) => log::error!("reading the maps failed: {}", chain(&e)),
+            Err(e) => tracing::error!("reading the maps failed: {}", chain(&e)),
         }
     }
 
@@ -654,7 +656,7 @@ impl Agent {
             AdminState::Drain => "draining (keeps its flows, gets no new ones)",
             _ => "enabled",
         };
-        log::info!("backend {}: {word} by the operator", label(&k));
+        tracing::info!("backend {}: {word} by the operator", label(&k));
         Ok(format!("backend {}: {word}", label(&k)))
     }
 }

@@ -64,11 +64,16 @@ impl Agent {
         let result = self.try_reload();
         let message = match &result {
             Ok(applied) => {
-                log::info!("reload: {applied}");
+                tracing::info!(event = "reload", ok = true, outcome = %applied, "reload: {applied}");
                 applied.to_string()
             }
             Err(e) => {
-                log::error!("reload rejected, the running config stays: {e}");
+                tracing::error!(
+                    event = "reload",
+                    ok = false,
+                    outcome = %e,
+                    "reload rejected, the running config stays: {e}"
+                );
                 e.to_string()
             }
         };
@@ -91,7 +96,10 @@ impl Agent {
             )?;
         }
         let mut kept = restart_only(&self.config.agent, &new.agent);
+        // Of [agent], the log format follows a reload; the rest waits for a start.
+        let log_format = new.agent.log_format;
         new.agent = self.config.agent.clone();
+        new.agent.log_format = log_format;
         if new.vrrp != self.config.vrrp {
             kept.push("[[vrrp]]");
             new.vrrp = self.config.vrrp.clone();
@@ -141,6 +149,7 @@ impl Agent {
             .flat_map(|v| v.backends.iter().map(|b| super::core::key(v, b)))
             .collect();
         self.overrides.retain(|k, _| present.contains(k));
+        crate::logging::follow_config(log_format);
         Ok(Applied {
             services: self.config.vips.len(),
             backends: self.config.vips.iter().map(|v| v.backends.len()).sum(),

@@ -76,7 +76,7 @@ impl SweepThread {
                                 s.error = None;
                             }
                             Err(e) => {
-                                log::warn!("sweeping expired flows failed: {}", chain(&e));
+                                tracing::warn!("sweeping expired flows failed: {}", chain(&e));
                                 s.error = Some(chain(&e));
                             }
                         }
@@ -86,7 +86,7 @@ impl SweepThread {
                             .filter(|i| unlogged.2[*i] > 0)
                             .map(|i| format!("{} {}", state_name(i as u8), unlogged.2[i]))
                             .collect();
-                        log::info!(
+                        tracing::info!(
                             "swept {} expired flows ({}) and {} NAT bindings in the last {} s",
                             unlogged.0,
                             by.join(", "),

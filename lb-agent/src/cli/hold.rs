@@ -18,7 +18,7 @@ pub struct HoldArgs {
 pub fn run(a: &HoldArgs) -> Result<()> {
     let handed = handover::adopt(&a.connections).map_err(|e| anyhow!(e))?;
     let n = handed.len();
-    log::info!(
+    tracing::info!(
         "holding {n} proxied connection(s) handed over by the stopping agent, until they end"
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -31,6 +31,6 @@ pub fn run(a: &HoldArgs) -> Result<()> {
         }
         while tasks.join_next().await.is_some() {}
     });
-    log::info!("the {n} handed-over connection(s) ended");
+    tracing::info!("the {n} handed-over connection(s) ended");
     Ok(())
 }

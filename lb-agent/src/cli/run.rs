@@ -4,15 +4,28 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use lb_agent::logging::{self, LogFormat};
 
 #[derive(Args)]
 pub struct RunArgs {
     /// The config file (re-read on SIGHUP and `lb-agent reload`).
     #[arg(long)]
     config: PathBuf,
+    /// Log lines as `text` or `json` (one object per line); overrides the config's
+    /// `[agent] log_format`.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 pub fn run(a: &RunArgs) -> Result<()> {
+    // The config's format when it reads (the agent reports the config's errors
+    // itself, in text).
+    let format = a.log_format.unwrap_or_else(|| {
+        lb_agent::config::load(&a.config)
+            .map(|c| c.agent.log_format)
+            .unwrap_or_default()
+    });
+    logging::init(format, a.log_format.is_some());
     let path = std::path::absolute(&a.config)?;
     lb_agent::agent::run(&path)?;
     Ok(())

@@ -84,12 +84,12 @@ impl Dataplane {
                 PROTO_TCP => Protocol::Tcp,
                 PROTO_UDP => Protocol::Udp,
                 other => {
-                    log::warn!("pinned VIPS holds a service with protocol {other}: ignored");
+                    tracing::warn!("pinned VIPS holds a service with protocol {other}: ignored");
                     continue;
                 }
             };
             if meta.id >= caps.max_vips || meta.ring > 1 {
-                log::warn!("pinned VIPS holds a service with slot {}: ignored", meta.id);
+                tracing::warn!("pinned VIPS holds a service with slot {}: ignored", meta.id);
                 continue;
             }
             used_vips.push(meta.id);

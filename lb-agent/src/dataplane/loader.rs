@@ -166,7 +166,7 @@ impl Dataplane {
                 AttachMode::Auto => match try_mode(xdp, XdpMode::Driver) {
                     Ok(id) => (AttachMode::Native, id),
                     Err(e) => {
-                        log::warn!("{iface}: native XDP unavailable ({e}), using generic mode");
+                        tracing::warn!("{iface}: native XDP unavailable ({e}), using generic mode");
                         (AttachMode::Generic, try_mode(xdp, XdpMode::Skb)?)
                     }
                 },

@@ -152,7 +152,7 @@ fn prepare_dir(dir: &Path) -> Result<(), DataplaneError> {
                 std::io::Error::last_os_error()
             )));
         }
-        log::info!("mounted a bpffs at {BPFFS_ROOT}");
+        tracing::info!("mounted a bpffs at {BPFFS_ROOT}");
     }
     let existing = dir
         .ancestors()

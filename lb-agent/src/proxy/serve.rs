@@ -377,7 +377,7 @@ async fn relay(mut a: TcpStream, mut b: TcpStream, idle: Duration, handover: Opt
                 down: q,
                 idle,
             }),
-            _ => log::warn!("a routed connection could not be handed over: closed"),
+            _ => tracing::warn!("a routed connection could not be handed over: closed"),
         },
     }
 }
@@ -389,7 +389,7 @@ pub async fn resume(h: Handed) {
         TcpStream::from_std(h.client),
         TcpStream::from_std(h.backend),
     ) else {
-        log::warn!("a handed-over connection could not be registered: closed");
+        tracing::warn!("a handed-over connection could not be registered: closed");
         return;
     };
     spliced_both(a, b, h.up, h.down, pending, h.idle).await;

@@ -78,7 +78,7 @@ pub fn run(
                 continue;
             }
             Err(e) => {
-                log::warn!("flow sync: receiving: {e}");
+                tracing::warn!("flow sync: receiving: {e}");
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
@@ -92,7 +92,7 @@ pub fn run(
             Ok(x) => x,
             Err(why) => {
                 stats.reject(why);
-                log::debug!("flow sync: a message from {peer} rejected: {why}");
+                tracing::debug!("flow sync: a message from {peer} rejected: {why}");
                 continue;
             }
         };
@@ -144,7 +144,7 @@ pub fn run(
                         }) {
                         Ok(x) => Some(x),
                         Err(e) => {
-                            log::warn!("flow sync: opening the pinned maps: {e}");
+                            tracing::warn!("flow sync: opening the pinned maps: {e}");
                             None
                         }
                     };
@@ -155,7 +155,7 @@ pub fn run(
                 match learn(m, s, &records) {
                     Ok(n) => Stats::add(&stats.records_learned, n),
                     Err(e) => {
-                        log::warn!("flow sync: writing learned flows: {e}");
+                        tracing::warn!("flow sync: writing learned flows: {e}");
                         maps = None;
                     }
                 }

@@ -239,7 +239,7 @@ impl Out {
                 Stats::add(&stats.records_sent, records.len() as u64);
                 Stats::add(&stats.bytes_sent, n as u64);
             }
-            Err(e) => log::warn!("flow sync: sending to {to}: {e}"),
+            Err(e) => tracing::warn!("flow sync: sending to {to}: {e}"),
         }
     }
 

@@ -57,7 +57,7 @@ pub fn run(
             maps = match PinnedMaps::open(pins) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    log::warn!("flow sync: opening the pinned maps: {e}");
+                    tracing::warn!("flow sync: opening the pinned maps: {e}");
                     continue;
                 }
             };
@@ -66,7 +66,7 @@ pub fn run(
         let (changed, all) = match pass(m, cfg, &mut sent, !asked.is_empty()) {
             Ok(r) => r,
             Err(e) => {
-                log::warn!("flow sync: reading the flow table: {e}");
+                tracing::warn!("flow sync: reading the flow table: {e}");
                 maps = None;
                 continue;
             }
@@ -75,7 +75,7 @@ pub fn run(
             out.send_all(SocketAddr::new(*p, cfg.port), &changed, stats);
         }
         for p in asked {
-            log::info!(
+            tracing::info!(
                 "flow sync: {} asked for every flow: sending {}",
                 p.ip(),
                 all.len()

@@ -107,7 +107,7 @@ pub async fn run(
             Err(e) => {
                 st.error = e.clone();
                 let _ = status.send(st.clone());
-                log::error!("vrrp {}: {e}; retrying in 1 s", cfg.name);
+                tracing::error!("vrrp {}: {e}; retrying in 1 s", cfg.name);
                 tokio::select! {
                     () = sleep(Duration::from_secs(1)) => continue,
                     c = commands.recv() => match c {
@@ -174,7 +174,7 @@ pub async fn run(
     };
     let mut fault = false;
     let mut actions = if resume {
-        log::info!(
+        tracing::info!(
             "vrrp {}: resuming as MASTER after a restart (the VIP's adverts never stopped long enough for a backup to take over)",
             cfg.name
         );
@@ -222,13 +222,13 @@ pub async fn run(
                         Ok(a) => {
                             st.adverts_received += 1;
                             if a.interval_cs != (cfg.advert_interval.as_millis() / 10) as u16 {
-                                log::debug!("vrrp {}: {} advertises {} cs", cfg.name, p.src, a.interval_cs);
+                                tracing::debug!("vrrp {}: {} advertises {} cs", cfg.name, p.src, a.interval_cs);
                             }
                             actions = m.on_advert(Instant::now(), p.src, a.priority, a.interval_cs);
                         }
                         Err(reason) => {
                             *st.rejected.entry(reason.label().to_string()).or_default() += 1;
-                            log::debug!("vrrp {}: advert from {} rejected: {}", cfg.name, p.src, reason.label());
+                            tracing::debug!("vrrp {}: advert from {} rejected: {}", cfg.name, p.src, reason.label());
                         }
                     }
                 }
@@ -242,7 +242,7 @@ pub async fn run(
             }
             () = sleep_until(refresh_at.unwrap_or_else(far)), if refresh_at.is_some() => {
                 if let Err(e) = announce::announce(&ifc, &vips) {
-                    log::warn!("vrrp {}: refreshing the announcement failed: {e}", cfg.name);
+                    tracing::warn!("vrrp {}: refreshing the announcement failed: {e}", cfg.name);
                 }
                 refresh_at = Some(Instant::now() + cfg.garp_refresh);
             }
@@ -268,7 +268,7 @@ pub async fn run(
                     if !held {
                         held = true;
                         st.held = true;
-                        log::info!("vrrp {}: held out of the election (lb-agent handover)", cfg.name);
+                        tracing::info!("vrrp {}: held out of the election (lb-agent handover)", cfg.name);
                         if !fault {
                             fault = true;
                             actions = m.set_fault(Instant::now(), true);
@@ -279,7 +279,7 @@ pub async fn run(
                     if held {
                         held = false;
                         st.held = false;
-                        log::info!("vrrp {}: back in the election", cfg.name);
+                        tracing::info!("vrrp {}: back in the election", cfg.name);
                         if let Some(p) = tracked {
                             fault = false;
                             actions = m.set_fault(Instant::now(), false);
@@ -334,7 +334,7 @@ fn open(cfg: &VrrpConfig, vips: &[IpAddr]) -> Result<(iface::Interface, IpAddr, 
 fn release(cfg: &VrrpConfig, ifindex: u32) {
     for (a, p) in &cfg.addresses {
         if let Err(e) = route::remove_address(ifindex, *a, *p) {
-            log::error!("vrrp {}: removing {a}/{p}: {e}", cfg.name);
+            tracing::error!("vrrp {}: removing {a}/{p}: {e}", cfg.name);
         }
     }
 }
@@ -375,7 +375,7 @@ impl Io<'_> {
                             Ok(()) => st.adverts_sent += 1,
                             Err(e) => {
                                 st.error = format!("sending to {dst}: {e}");
-                                log::warn!("vrrp {}: sending to {dst}: {e}", cfg.name);
+                                tracing::warn!("vrrp {}: sending to {dst}: {e}", cfg.name);
                             }
                         }
                     }
@@ -394,7 +394,7 @@ impl Io<'_> {
                         && self.taking.try_send(ask).is_ok()
                         && tokio::time::timeout(TAKING_WAIT, answered).await.is_err()
                     {
-                        log::warn!(
+                        tracing::warn!(
                             "vrrp {}: the data plane did not confirm serving {:?} within {} ms; taking them anyway",
                             cfg.name,
                             self.vips,
@@ -404,7 +404,7 @@ impl Io<'_> {
                     for (a, p) in &cfg.addresses {
                         if let Err(e) = route::add_address(self.ifc.index, *a, *p) {
                             st.error = format!("adding {a}/{p}: {e}");
-                            log::error!("vrrp {}: adding {a}/{p}: {e}", cfg.name);
+                            tracing::error!("vrrp {}: adding {a}/{p}: {e}", cfg.name);
                         }
                     }
                     let (ifc, vips, repeat, gap) = (
@@ -417,7 +417,7 @@ impl Io<'_> {
                     tokio::spawn(async move {
                         for i in 0..repeat {
                             if let Err(e) = announce::announce(&ifc, &vips) {
-                                log::warn!("vrrp {name}: announcing: {e}");
+                                tracing::warn!("vrrp {name}: announcing: {e}");
                             }
                             if i + 1 < repeat {
                                 sleep(gap).await;
@@ -435,13 +435,21 @@ impl Io<'_> {
                 Action::Transition { from, to } => {
                     st.transitions += 1;
                     st.last_transition_unix = unix_now();
-                    log::info!(
+                    let master = m.master().map(|a| a.to_string());
+                    tracing::info!(
+                        event = "vrrp_transition",
+                        vrrp_instance = %cfg.name,
+                        from = from.name(),
+                        to = to.name(),
+                        priority = m.priority(),
+                        master,
                         "vrrp {}: {} -> {} (priority {}{})",
                         cfg.name,
                         from.name(),
                         to.name(),
                         m.priority(),
-                        m.master()
+                        master
+                            .as_deref()
                             .map(|a| format!(", master {a}"))
                             .unwrap_or_default()
                     );
@@ -468,9 +476,9 @@ fn notify(cfg: &VrrpConfig, state: State, priority: u8) {
     tokio::spawn(async move {
         match tokio::time::timeout(Duration::from_secs(30), cmd.status()).await {
             Ok(Ok(s)) if s.success() => {}
-            Ok(Ok(s)) => log::warn!("vrrp {name}: notify exited with {s}"),
-            Ok(Err(e)) => log::warn!("vrrp {name}: notify could not run: {e}"),
-            Err(_) => log::warn!("vrrp {name}: notify still running after 30 s, killed"),
+            Ok(Ok(s)) => tracing::warn!("vrrp {name}: notify exited with {s}"),
+            Ok(Err(e)) => tracing::warn!("vrrp {name}: notify could not run: {e}"),
+            Err(_) => tracing::warn!("vrrp {name}: notify still running after 30 s, killed"),
         }
     });
 }

@@ -110,7 +110,7 @@ impl Record {
         match serde_json::from_str(&text) {
             Ok(r) => Some(r),
             Err(e) => {
-                log::warn!("{}: not a restart record ({e}); ignored", path.display());
+                tracing::warn!("{}: not a restart record ({e}); ignored", path.display());
                 None
             }
         }

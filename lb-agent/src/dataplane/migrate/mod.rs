@@ -500,11 +500,11 @@ impl Plan {
             std::fs::rename(&self.old, &self.maps)
         };
         match back() {
-            Ok(()) => log::warn!(
+            Ok(()) => tracing::warn!(
                 "the upgrade of the pinned maps did not complete: the old maps are back in {}",
                 self.maps.display()
             ),
-            Err(e) => log::error!(
+            Err(e) => tracing::error!(
                 "putting {} back as {} failed: {e}; the next start redoes the upgrade",
                 self.old.display(),
                 self.maps.display()
@@ -610,7 +610,7 @@ impl Plan {
             }
         }
         self.copying += started.elapsed();
-        log::debug!(
+        tracing::debug!(
             "upgrade: {pass:?} copied {written} connection entries in {} us",
             started.elapsed().as_micros()
         );
