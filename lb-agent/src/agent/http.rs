@@ -1,21 +1,31 @@
 //! HTTP on `api_listen`: `/metrics`, `/ready`, `/healthz`, `/stats` (and
-//! `/stats.json`). A small HTTP/1.1 server (GET only, one request per connection)
-//! reading the status the owner task publishes every second; it never touches the
-//! maps itself.
+//! `/stats.json`), served by hyper's HTTP/1 server (GET and HEAD, one request per
+//! connection, a head of at most 16 KiB read within 5 s), each request answered from
+//! the status the owner task publishes every second; it never touches the maps
+//! itself.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{
-    io::{AsyncReadExt as _, AsyncWriteExt as _},
-    net::{TcpListener, TcpStream},
-    sync::watch,
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header::{self, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
 };
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, sync::watch};
 
 use super::{AgentError, metrics, page};
 use crate::{config::StatsAuth, status::Status, tasks::Tasks};
 
-/// Largest request head read.
-const MAX_HEAD: usize = 8 * 1024;
+/// Largest request head read (hyper's buffer; it answers 431 beyond).
+const MAX_HEAD: usize = 16 * 1024;
+/// Time to send the request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a connection is kept, whatever it does.
+const CONNECTION_LIMIT: Duration = Duration::from_secs(10);
 
 /// Serves `api_listen` on `tasks` (the accept loop and a task per connection).
 pub(super) async fn serve(
@@ -31,7 +41,8 @@ pub(super) async fn serve(
             path: addr.to_string().into(),
             source,
         })?;
-    let expected = auth.map(|a| format!("{}:{}", a.user, a.password));
+    let expected: Arc<Option<String>> =
+        Arc::new(auth.map(|a| format!("{}:{}", a.user, a.password)));
     let connections = tasks.clone();
     tasks.spawn("http", async move {
         let mut backoff = super::backoff::Backoff::default();
@@ -46,121 +57,109 @@ pub(super) async fn serve(
                     continue;
                 }
             };
-            let status = status.borrow().clone();
-            let expected = expected.clone();
+            let status = status.clone();
+            let expected = Arc::clone(&expected);
             connections.spawn("http connection", async move {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(10),
-                    answer(stream, &status, expected.as_deref()),
-                )
-                .await;
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let now = Arc::clone(&status.borrow());
+                    let reply = answer(&req, &now, expected.as_deref());
+                    async move { Ok::<_, Infallible>(reply) }
+                });
+                let conn = http1::Builder::new()
+                    .keep_alive(false)
+                    .max_buf_size(MAX_HEAD)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEAD_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(CONNECTION_LIMIT, conn).await;
             });
         }
     });
     Ok(())
 }
 
-struct Reply {
-    code: u16,
-    content_type: &'static str,
-    body: String,
-    extra: &'static str,
+fn reply(code: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = code;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
-fn text(code: u16, body: String) -> Reply {
-    Reply {
-        code,
-        content_type: "text/plain; charset=utf-8",
-        body,
-        extra: "",
+const PLAIN: &str = "text/plain; charset=utf-8";
+
+fn answer(
+    req: &Request<Incoming>,
+    status: &Arc<Status>,
+    auth: Option<&str>,
+) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, PLAIN, "only GET\n".into());
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
     }
-}
-
-async fn answer(mut s: TcpStream, status: &Status, auth: Option<&str>) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = s.read(&mut buf).await?;
-        if n == 0 || head.len() > MAX_HEAD {
-            return Ok(());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or("").split_whitespace();
-    let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
-    let authorization = lines
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-        .map(|(_, v)| v.trim().to_string());
-    let path = target.split('?').next().unwrap_or("");
-    let reply = if method != "GET" && method != "HEAD" {
-        text(405, "only GET\n".into())
-    } else {
-        route(path, status, auth, authorization.as_deref())
+    let text = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let reason = match reply.code {
-        200 => "OK",
-        401 => "Unauthorized",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Service Unavailable",
-    };
-    let body = if method == "HEAD" { "" } else { &reply.body };
-    let out = format!(
-        "HTTP/1.1 {} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{}\r\n{body}",
-        reply.code,
-        reply.content_type,
-        reply.body.len(),
-        reply.extra,
-    );
-    s.write_all(out.as_bytes()).await?;
-    s.shutdown().await
-}
-
-fn route(path: &str, status: &Status, auth: Option<&str>, given: Option<&str>) -> Reply {
+    let path = req.uri().path();
     match path {
-        "/healthz" => text(200, "ok\n".into()),
+        "/healthz" => reply(StatusCode::OK, PLAIN, "ok\n".into()),
         "/ready" => match status.readiness() {
-            Ok(why) => text(200, format!("ready: {why}\n")),
-            Err(why) => text(503, format!("not ready: {why}\n")),
+            Ok(why) => reply(StatusCode::OK, PLAIN, format!("ready: {why}\n")),
+            Err(why) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PLAIN,
+                format!("not ready: {why}\n"),
+            ),
         },
-        "/metrics" => Reply {
-            code: 200,
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: metrics::render(status),
-            extra: "",
-        },
+        "/metrics" => {
+            let openmetrics = metrics::wants_openmetrics(text(header::ACCEPT));
+            reply(
+                StatusCode::OK,
+                if openmetrics {
+                    metrics::OPENMETRICS
+                } else {
+                    metrics::PROMETHEUS_TEXT
+                },
+                metrics::render(status, openmetrics),
+            )
+        }
         "/stats" | "/stats.json" | "/" => {
             if let Some(want) = auth
-                && !credentials_match(given, want)
+                && !credentials_match(text(header::AUTHORIZATION), want)
             {
-                return Reply {
-                    code: 401,
-                    content_type: "text/plain; charset=utf-8",
-                    body: "authentication required\n".into(),
-                    extra: "WWW-Authenticate: Basic realm=\"lb-agent stats\"\r\n",
-                };
+                let mut r = reply(
+                    StatusCode::UNAUTHORIZED,
+                    PLAIN,
+                    "authentication required\n".into(),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"lb-agent stats\""),
+                );
+                return r;
             }
             if path == "/stats.json" {
-                Reply {
-                    code: 200,
-                    content_type: "application/json",
-                    body: serde_json::to_string(status).unwrap_or_default(),
-                    extra: "",
-                }
+                reply(
+                    StatusCode::OK,
+                    "application/json",
+                    serde_json::to_string(status.as_ref()).unwrap_or_default(),
+                )
             } else {
-                Reply {
-                    code: 200,
-                    content_type: "text/html; charset=utf-8",
-                    body: page::render(status),
-                    extra: "",
-                }
+                reply(
+                    StatusCode::OK,
+                    "text/html; charset=utf-8",
+                    page::render(status),
+                )
             }
         }
-        _ => text(
-            404,
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            PLAIN,
             "not found: try /metrics, /ready, /healthz, /stats\n".into(),
         ),
     }

@@ -1,55 +1,165 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4).
+//! `/metrics`: the published [`Status`] as metric families, encoded by
+//! prometheus-client at each scrape (a [`Collector`] over the status the owner task
+//! published last): OpenMetrics text for a scraper that asks for it, else the same
+//! families without the OpenMetrics `# EOF` (Prometheus' text format 0.0.4).
 
-use std::fmt::Write as _;
+use std::{fmt::Write as _, sync::Arc};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{
+        DescriptorEncoder, EncodeLabelValue, LabelValueEncoder, NoLabelSet,
+        text::{encode_eof, encode_registry},
+    },
+    metrics::MetricType,
+    registry::Registry,
+};
 
 use crate::{
     status::{BackendStatus, Status, VipStatus, host_port},
     vrrp::{InstanceStatus, packet::Reject},
 };
 
-/// A label value escaped as the format asks.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// The content type of each exposition.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A label value, escaped as both formats ask (prometheus-client writes values
+/// as given).
+#[derive(Clone, Copy, Debug)]
+struct Text<'a>(&'a str);
+
+impl EncodeLabelValue for Text<'_> {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sample's value: integers printed as integers, measurements as decimals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum V {
+    Int(u64),
+    Real(f64),
+}
+
+impl From<u64> for V {
+    fn from(v: u64) -> Self {
+        V::Int(v)
+    }
+}
+
+impl From<usize> for V {
+    fn from(v: usize) -> Self {
+        V::Int(v as u64)
+    }
+}
+
+impl From<u32> for V {
+    fn from(v: u32) -> Self {
+        V::Int(u64::from(v))
+    }
+}
+
+impl From<u16> for V {
+    fn from(v: u16) -> Self {
+        V::Int(u64::from(v))
+    }
+}
+
+impl From<u8> for V {
+    fn from(v: u8) -> Self {
+        V::Int(u64::from(v))
+    }
+}
+
+impl From<f64> for V {
+    fn from(v: f64) -> Self {
+        V::Real(v)
+    }
 }
 
 type Labels<'a> = Vec<(&'static str, &'a str)>;
 
-struct Out<'s> {
-    text: String,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+use Kind::{Counter, Gauge};
+
+struct Out<'s, 'e> {
+    enc: DescriptorEncoder<'e>,
     s: &'s Status,
+    /// The first encoding error (writing to a String: none expected).
+    failed: Option<std::fmt::Error>,
 }
 
-fn flag(b: bool) -> f64 {
-    f64::from(u8::from(b))
+fn flag(b: bool) -> u64 {
+    u64::from(b)
 }
 
-impl<'s> Out<'s> {
-    /// One metric family: its HELP and TYPE lines, then its samples.
-    fn family<'a>(
+impl<'s> Out<'s, '_> {
+    /// One metric family: its descriptor, then its samples. A counter's name is
+    /// given with its `_total`, as its samples carry it.
+    fn family<'a, T: Into<V>>(
         &mut self,
         name: &str,
-        kind: &str,
+        kind: Kind,
         help: &str,
-        samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+        samples: impl IntoIterator<Item = (Labels<'a>, T)>,
     ) {
-        let _ = writeln!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let labels: Vec<String> = labels
-                .iter()
-                .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
-                .collect();
-            if labels.is_empty() {
-                let _ = writeln!(self.text, "{name} {value}");
-            } else {
-                let _ = writeln!(self.text, "{name}{{{}}} {value}", labels.join(","));
-            }
+        if self.failed.is_none()
+            && let Err(e) = self.encode(name, kind, help, samples)
+        {
+            self.failed = Some(e);
         }
     }
 
+    fn encode<'a, T: Into<V>>(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        samples: impl IntoIterator<Item = (Labels<'a>, T)>,
+    ) -> Result<(), std::fmt::Error> {
+        let (base, ty) = match kind {
+            Counter => (
+                name.strip_suffix("_total").unwrap_or(name),
+                MetricType::Counter,
+            ),
+            Gauge => (name, MetricType::Gauge),
+        };
+        let mut family = self.enc.encode_descriptor(base, help, None, ty)?;
+        for (labels, value) in samples {
+            let labels: Vec<(&str, Text<'_>)> = labels.iter().map(|(k, v)| (*k, Text(v))).collect();
+            let mut m = family.encode_family(&labels)?;
+            match (kind, value.into()) {
+                (Counter, V::Int(v)) => m.encode_counter::<NoLabelSet, _, u64>(&v, None)?,
+                (Counter, V::Real(v)) => m.encode_counter::<NoLabelSet, _, f64>(&v, None)?,
+                (Gauge, V::Int(v)) => m.encode_gauge(&v)?,
+                (Gauge, V::Real(v)) => m.encode_gauge(&v)?,
+            }
+        }
+        Ok(())
+    }
+
     /// A family with one sample per VIP.
-    fn per_vip(&mut self, name: &str, kind: &str, help: &str, value: impl Fn(&VipStatus) -> f64) {
+    fn per_vip<T: Into<V>>(
+        &mut self,
+        name: &str,
+        kind: Kind,
+        help: &str,
+        value: impl Fn(&VipStatus) -> T,
+    ) {
         let s = self.s;
         self.family(
             name,
@@ -66,9 +176,9 @@ impl<'s> Out<'s> {
     fn per_backend(
         &mut self,
         name: &str,
-        kind: &str,
+        kind: Kind,
         help: &str,
-        value: impl Fn(&BackendStatus) -> Vec<(Option<(&'static str, &'static str)>, f64)>,
+        value: impl Fn(&BackendStatus) -> Vec<(Option<(&'static str, &'static str)>, V)>,
     ) {
         let s = self.s;
         let mut samples = Vec::new();
@@ -93,12 +203,12 @@ impl<'s> Out<'s> {
     }
 
     /// A family with one sample per VRRP instance.
-    fn per_instance(
+    fn per_instance<T: Into<V>>(
         &mut self,
         name: &str,
-        kind: &str,
+        kind: Kind,
         help: &str,
-        value: impl Fn(&InstanceStatus) -> f64,
+        value: impl Fn(&InstanceStatus) -> T,
     ) {
         let s = self.s;
         self.family(
@@ -112,208 +222,247 @@ impl<'s> Out<'s> {
     }
 }
 
-pub fn render(s: &Status) -> String {
-    let mut o = Out {
-        text: String::with_capacity(4096),
-        s,
-    };
+/// The published status as prometheus-client sees it at a scrape.
+#[derive(Debug)]
+struct Snapshot(Arc<Status>);
+
+impl Collector for Snapshot {
+    fn encode(&self, enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let mut o = Out {
+            enc,
+            s: &self.0,
+            failed: None,
+        };
+        families(&mut o);
+        o.failed.map_or(Ok(()), Err)
+    }
+}
+
+/// `/metrics`' body for `status`: OpenMetrics (with its `# EOF`) or the 0.0.4 text.
+pub fn render(status: &Arc<Status>, openmetrics: bool) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Snapshot(Arc::clone(status))));
+    let mut text = String::with_capacity(8192);
+    // Writing to a String cannot fail; an encoder's error leaves what was written.
+    let _ = encode_registry(&mut text, &registry);
+    if openmetrics {
+        let _ = encode_eof(&mut text);
+    }
+    text
+}
+
+/// Whether an `Accept` header asks for OpenMetrics.
+pub fn wants_openmetrics(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').any(|t| {
+            let mut parts = t.split(';').map(str::trim);
+            let kind = parts.next().unwrap_or_default();
+            // A media range with q=0 is refused.
+            kind.eq_ignore_ascii_case("application/openmetrics-text")
+                && !parts.any(|p| p.replace(' ', "") == "q=0" || p.replace(' ', "") == "q=0.0")
+        })
+    })
+}
+
+fn families(o: &mut Out<'_, '_>) {
+    let s = o.s;
     o.family(
         "lb_build_info",
-        "gauge",
+        Gauge,
         "Build of the running agent.",
-        [(vec![("version", s.version.as_str())], 1.0)],
+        [(vec![("version", s.version.as_str())], 1u64)],
     );
     o.family(
         "lb_dataplane_info",
-        "gauge",
+        Gauge,
         "XDP attachment per interface (mode native, generic, or replaced: an earlier start's link).",
         s.interfaces.iter().map(|i| {
             (
                 vec![("interface", i.name.as_str()), ("mode", i.mode.as_str())],
-                1.0,
+                1u64,
             )
         }),
     );
     o.family(
         "lb_dataplane_ready",
-        "gauge",
+        Gauge,
         "1 while the data plane can forward; 0 with the reason on /ready and in `lb-agent status` (a forwarding sysctl off, route lookups failing).",
         [(vec![], flag(s.dataplane_problems.is_empty()))],
     );
     o.family(
         "lb_uptime_seconds",
-        "gauge",
+        Gauge,
         "Seconds since the agent started.",
-        [(vec![], s.uptime_s as f64)],
+        [(vec![], s.uptime_s)],
     );
     o.family(
         "lb_maps_adopted",
-        "gauge",
+        Gauge,
         "1 if this start re-adopted maps pinned by an earlier agent.",
         [(vec![], flag(s.adopted))],
     );
     if let Some(r) = &s.last_reload {
         o.family(
             "lb_config_last_reload_success",
-            "gauge",
+            Gauge,
             "1 if the last reload was applied.",
             [(vec![], flag(r.ok))],
         );
         o.family(
             "lb_config_last_reload_timestamp_seconds",
-            "gauge",
+            Gauge,
             "When the last reload ran.",
-            [(vec![], r.at_unix as f64)],
+            [(vec![], r.at_unix)],
         );
     }
     o.family(
         "lb_dataplane_packets_total",
-        "counter",
+        Counter,
         "Packets by what the XDP and TC programs did and why (reason label); the sock_* reasons count connects and UDP sends of this node balanced by the socket programs.",
         s.counters
             .iter()
-            .map(|c| (vec![("reason", c.name.as_str())], c.value as f64)),
+            .map(|c| (vec![("reason", c.name.as_str())], c.value)),
     );
     o.per_vip(
         "lb_vip_packets_total",
-        "counter",
+        Counter,
         "Packets to the VIP forwarded to a backend.",
-        |v| v.traffic.packets as f64,
+        |v| v.traffic.packets,
     );
     o.per_vip(
         "lb_vip_bytes_total",
-        "counter",
+        Counter,
         "Bytes to the VIP forwarded to a backend.",
-        |v| v.traffic.bytes as f64,
+        |v| v.traffic.bytes,
     );
     o.per_vip(
         "lb_vip_flows_total",
-        "counter",
+        Counter,
         "New flows to the VIP.",
-        |v| v.traffic.new_flows as f64,
+        |v| v.traffic.new_flows,
     );
     o.per_vip(
         "lb_vip_backends_up",
-        "gauge",
+        Gauge,
         "Backends of the VIP taking new flows.",
-        |v| v.up as f64,
+        |v| v.up,
     );
-    o.per_vip("lb_vip_backends", "gauge", "Backends of the VIP.", |v| {
-        v.total as f64
+    o.per_vip("lb_vip_backends", Gauge, "Backends of the VIP.", |v| {
+        v.total
     });
     o.per_backend(
         "lb_backend_packets_total",
-        "counter",
+        Counter,
         "Packets forwarded to the backend.",
-        |b| vec![(None, b.traffic.packets as f64)],
+        |b| vec![(None, V::from(b.traffic.packets))],
     );
     o.per_backend(
         "lb_backend_bytes_total",
-        "counter",
+        Counter,
         "Bytes forwarded to the backend.",
-        |b| vec![(None, b.traffic.bytes as f64)],
+        |b| vec![(None, V::from(b.traffic.bytes))],
     );
     o.per_backend(
         "lb_backend_flows_total",
-        "counter",
+        Counter,
         "New flows sent to the backend.",
-        |b| vec![(None, b.traffic.new_flows as f64)],
+        |b| vec![(None, V::from(b.traffic.new_flows))],
     );
     o.per_backend(
         "lb_backend_up",
-        "gauge",
+        Gauge,
         "Health: 1 up (or not checked), 0 down.",
-        |b| vec![(None, flag(matches!(b.health.as_str(), "up" | "unchecked")))],
+        |b| {
+            vec![(
+                None,
+                V::from(flag(matches!(b.health.as_str(), "up" | "unchecked"))),
+            )]
+        },
     );
     o.per_backend(
         "lb_backend_backup",
-        "gauge",
+        Gauge,
         "1 for a backup backend (new flows only while no other backend of its VIP takes them).",
-        |b| vec![(None, flag(b.backup))],
+        |b| vec![(None, V::from(flag(b.backup)))],
     );
     o.per_backend(
         "lb_backend_state",
-        "gauge",
+        Gauge,
         "What the data plane does with the backend: 1 for its state (up, drain, down, standby: a backup held back).",
         |b| {
             ["up", "drain", "down", "standby"]
                 .into_iter()
-                .map(|st| (Some(("state", st)), flag(b.state == st)))
+                .map(|st| (Some(("state", st)), V::from(flag(b.state == st))))
                 .collect()
         },
     );
     o.per_backend(
         "lb_backend_check_duration_seconds",
-        "gauge",
+        Gauge,
         "Duration of the last health check.",
         |b| {
             b.last_check
                 .iter()
-                .map(|c| (None, c.duration_ms / 1000.0))
+                .map(|c| (None, V::from(c.duration_ms / 1000.0)))
                 .collect()
         },
     );
     o.per_backend(
         "lb_backend_ring_slots",
-        "gauge",
+        Gauge,
         "Entries of the VIP's Maglev ring pointing at the backend.",
-        |b| vec![(None, f64::from(b.ring_slots))],
+        |b| vec![(None, V::from(b.ring_slots))],
     );
     if s.flow_table.is_some() {
-        flow_table(&mut o);
+        flow_table(o);
     }
     if !s.vrrp.is_empty() {
-        vrrp(&mut o);
+        vrrp(o);
     }
     if s.sync.is_some() {
-        sync(&mut o);
+        sync(o);
     }
-    routed(&mut o);
-    o.text
+    routed(o);
 }
 
 /// Flow sync with the other LB nodes.
-fn routed(o: &mut Out<'_>) {
+fn routed(o: &mut Out<'_, '_>) {
     let r = &o.s.routed;
     if r.is_empty() {
         return;
     }
     o.family(
         "lb_routed_connections_total",
-        "counter",
+        Counter,
         "Connections of a routed VIP (the proxy path) by outcome.",
         r.iter().flat_map(|v| {
             v.connections.iter().map(|(outcome, n)| {
                 (
                     vec![("vip", v.name.as_str()), ("outcome", outcome.as_str())],
-                    *n as f64,
+                    *n,
                 )
             })
         }),
     );
     o.family(
         "lb_routed_pool_connections_total",
-        "counter",
+        Counter,
         "Connections a routed VIP sent to a pool's backends.",
         r.iter().flat_map(|v| {
-            v.pools.iter().map(|(pool, n)| {
-                (
-                    vec![("vip", v.name.as_str()), ("pool", pool.as_str())],
-                    *n as f64,
-                )
-            })
+            v.pools
+                .iter()
+                .map(|(pool, n)| (vec![("vip", v.name.as_str()), ("pool", pool.as_str())], *n))
         }),
     );
     o.family(
         "lb_routed_active_connections",
-        "gauge",
+        Gauge,
         "Connections a routed VIP is proxying now.",
-        r.iter()
-            .map(|v| (vec![("vip", v.name.as_str())], v.active as f64)),
+        r.iter().map(|v| (vec![("vip", v.name.as_str())], v.active)),
     );
 }
 
-fn sync(o: &mut Out<'_>) {
+fn sync(o: &mut Out<'_, '_>) {
     let Some(y) = &o.s.sync else {
         return;
     };
@@ -345,105 +494,100 @@ fn sync(o: &mut Out<'_>) {
             y.records_learned,
         ),
     ] {
-        o.family(
-            &name,
-            "counter",
-            &help,
-            std::iter::once((Vec::new(), v as f64)),
-        );
+        o.family(&name, Counter, &help, std::iter::once((Vec::new(), v)));
     }
     o.family(
         "lb_sync_messages_rejected_total",
-        "counter",
+        Counter,
         "Flow sync messages rejected, by reason (auth, replayed, stale, not_a_peer, length, ...).",
         y.rejected
             .iter()
-            .map(|(r, n)| (vec![("reason", r.as_str())], *n as f64)),
+            .map(|(r, n)| (vec![("reason", r.as_str())], *n)),
     );
     o.family(
         "lb_sync_peer_last_heard_seconds",
-        "gauge",
+        Gauge,
         "Seconds since the peer's last accepted message (its lag; absent: never heard).",
         y.peers.iter().filter_map(|p| {
             p.heard_s_ago
-                .map(|s| (vec![("peer", p.address.as_str())], s as f64))
+                .map(|s| (vec![("peer", p.address.as_str())], s))
         }),
     );
 }
 
-fn flow_table(o: &mut Out<'_>) {
+fn flow_table(o: &mut Out<'_, '_>) {
     let Some(f) = &o.s.flow_table else {
         return;
     };
     o.family(
         "lb_flow_table_capacity",
-        "gauge",
+        Gauge,
         "Entries of the flow table and of the NAT binding table each (flow_table_size).",
-        [(vec![], f64::from(f.capacity))],
+        [(vec![], f.capacity)],
     );
     o.family(
         "lb_flow_table_entries",
-        "gauge",
+        Gauge,
         "Entries by table (flows, nat) and state at the last sweep: live ones by their \
          state, expired NAT bindings not yet deleted (free ports) as \"expired\".",
         f.flows_by_state
             .iter()
-            .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n as f64))
+            .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n))
             .chain(
                 f.bindings_by_state
                     .iter()
-                    .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n as f64)),
+                    .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n)),
             )
             .chain(std::iter::once((
                 vec![("table", "nat"), ("state", "expired")],
-                f.bindings_expired as f64,
+                f.bindings_expired,
             ))),
     );
     o.family(
         "lb_flows_expired_total",
-        "counter",
+        Counter,
         "Expired entries removed by the agent's sweeps, by table and the state they expired in.",
         f.flows_removed
             .iter()
-            .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n as f64))
+            .map(|(st, n)| (vec![("table", "flows"), ("state", st.as_str())], *n))
             .chain(
                 f.bindings_removed
                     .iter()
-                    .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n as f64)),
+                    .map(|(st, n)| (vec![("table", "nat"), ("state", st.as_str())], *n)),
             ),
     );
     o.family(
         "lb_nat_bindings",
-        "gauge",
+        Gauge,
         "Live NAT bindings (ports in use) per SNAT address and backend, at the last sweep.",
         f.in_use.iter().map(|u| {
             (
                 vec![("snat", u.snat.as_str()), ("backend", u.backend.as_str())],
-                u.bindings as f64,
+                u.bindings,
             )
         }),
     );
     o.family(
         "lb_nat_ports_per_backend",
-        "gauge",
+        Gauge,
         "NAT ports a backend of the VIP can hold at once (SNAT addresses x snat_port_range).",
         f.nat
             .iter()
-            .map(|c| (vec![("vip", c.vip.as_str())], c.per_backend as f64)),
+            .map(|c| (vec![("vip", c.vip.as_str())], c.per_backend)),
     );
     o.family(
         "lb_nat_ports_per_address",
-        "gauge",
+        Gauge,
         "NAT ports of one SNAT address towards one backend (the snat_port_range).",
-        f.nat.first().map(|c| (vec![], f64::from(c.ports))),
+        f.nat.first().map(|c| (vec![], c.ports)),
     );
 }
 
-fn vrrp(o: &mut Out<'_>) {
+fn vrrp(o: &mut Out<'_, '_>) {
     let s = o.s;
     o.family(
         "lb_vrrp_state",
-        "gauge",
+        Gauge,
         "1 for the instance's state (INIT, BACKUP, MASTER, FAULT).",
         s.vrrp.iter().flat_map(|v| {
             ["INIT", "BACKUP", "MASTER", "FAULT"].into_iter().map(|st| {
@@ -456,13 +600,13 @@ fn vrrp(o: &mut Out<'_>) {
     );
     o.per_instance(
         "lb_vrrp_priority",
-        "gauge",
+        Gauge,
         "Effective priority (base adjusted by trackers).",
-        |v| f64::from(v.priority),
+        |v| v.priority,
     );
     o.family(
         "lb_vrrp_master_info",
-        "gauge",
+        Gauge,
         "1, labelled with the master as last heard.",
         s.vrrp.iter().map(|v| {
             (
@@ -470,48 +614,107 @@ fn vrrp(o: &mut Out<'_>) {
                     ("vrrp_instance", v.name.as_str()),
                     ("master", v.master.as_str()),
                 ],
-                1.0,
+                1u64,
             )
         }),
     );
     o.per_instance(
         "lb_vrrp_last_transition_timestamp_seconds",
-        "gauge",
+        Gauge,
         "When the state last changed.",
-        |v| v.last_transition_unix as f64,
+        |v| v.last_transition_unix,
     );
     o.per_instance(
         "lb_vrrp_transitions_total",
-        "counter",
+        Counter,
         "State changes.",
-        |v| v.transitions as f64,
+        |v| v.transitions,
     );
     o.per_instance(
         "lb_vrrp_adverts_sent_total",
-        "counter",
+        Counter,
         "Advertisements sent.",
-        |v| v.adverts_sent as f64,
+        |v| v.adverts_sent,
     );
     o.per_instance(
         "lb_vrrp_adverts_received_total",
-        "counter",
+        Counter,
         "Advertisements accepted.",
-        |v| v.adverts_received as f64,
+        |v| v.adverts_received,
     );
     o.family(
         "lb_vrrp_adverts_rejected_total",
-        "counter",
+        Counter,
         "Advertisements rejected, by reason.",
         s.vrrp.iter().flat_map(|v| {
             Reject::ALL.into_iter().map(|r| {
                 let n = v.rejected.get(r.label()).copied().unwrap_or(0);
                 (
                     vec![("vrrp_instance", v.name.as_str()), ("reason", r.label())],
-                    n as f64,
+                    n,
                 )
             })
         }),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::BackendStatus;
+
+    fn status() -> Arc<Status> {
+        Arc::new(Status {
+            version: "v\"1\\2\n".into(),
+            vips: vec![VipStatus {
+                name: "web".into(),
+                up: 2,
+                backends: vec![BackendStatus {
+                    address: "2001:db8::11".into(),
+                    port: 80,
+                    health: "down".into(),
+                    ..BackendStatus::default()
+                }],
+                ..VipStatus::default()
+            }],
+            ..Status::default()
+        })
+    }
+
+    #[test]
+    fn families_in_both_formats() {
+        let om = render(&status(), true);
+        let text = render(&status(), false);
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        assert!(!text.contains("# EOF"), "{text}");
+        assert_eq!(om.trim_end_matches("# EOF\n"), text);
+        for want in [
+            "# TYPE lb_vip_packets counter\n",
+            "lb_vip_packets_total{vip=\"web\"} 0\n",
+            "# TYPE lb_vip_backends_up gauge\n",
+            "lb_vip_backends_up{vip=\"web\"} 2\n",
+            "lb_backend_up{vip=\"web\",backend=\"[2001:db8::11]:80\"} 0\n",
+            // A label value escaped as the formats ask.
+            "lb_build_info{version=\"v\\\"1\\\\2\\n\"} 1\n",
+        ] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn openmetrics_when_the_scraper_asks_for_it() {
+        // Prometheus' own Accept header.
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(wants_openmetrics(Some("Application/OpenMetrics-Text")));
+        assert!(!wants_openmetrics(Some("text/plain;version=0.0.4")));
+        assert!(!wants_openmetrics(Some(
+            "application/openmetrics-text; q=0"
+        )));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(None));
+    }
 }
 
 #[cfg(test)]
@@ -591,7 +794,7 @@ mod dashboard_tests {
 
     /// Every exported family with the label names its samples carry.
     fn exported() -> BTreeMap<String, BTreeSet<String>> {
-        let text = render(&everything());
+        let text = render(&Arc::new(everything()), true);
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
