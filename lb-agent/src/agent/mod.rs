@@ -12,6 +12,7 @@
 //! not at all.
 
 pub(crate) mod backoff;
+mod chart;
 mod control;
 mod core;
 mod error;
