@@ -7,6 +7,7 @@ pub mod agent;
 pub use lb_config as config;
 pub mod dataplane;
 pub mod health;
+pub mod history;
 pub use lb_import as import;
 #[cfg(feature = "lab")]
 pub mod lab;

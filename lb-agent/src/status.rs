@@ -44,6 +44,10 @@ pub struct Status {
     /// The routed VIPs' listeners (the proxy path; daemon only).
     #[serde(default)]
     pub routed: Vec<RoutedStatus>,
+    /// The last minutes of each backend and VRRP instance, for the status page's
+    /// charts (daemon only; see `crate::history`).
+    #[serde(default)]
+    pub history: Option<crate::history::History>,
 }
 
 /// A routed VIP's listener: connections by outcome, and per pool.

@@ -90,6 +90,8 @@ pub struct Agent {
     pub(super) sync: Option<crate::sync::FlowSync>,
     /// The routed VIPs' listeners, once started.
     pub(super) routed: Vec<super::routed::Listener>,
+    /// The last minutes of each backend and VRRP instance (the status page's charts).
+    pub(super) history: crate::history::Recorder,
 }
 
 /// Key of a backend of `vip`.
@@ -147,6 +149,7 @@ impl Agent {
             sweep: None,
             sync: None,
             routed: Vec::new(),
+            history: crate::history::Recorder::default(),
         }
     }
 

@@ -12,6 +12,7 @@
 //! not at all.
 
 pub(crate) mod backoff;
+mod chart;
 mod control;
 mod core;
 mod error;
@@ -396,7 +397,7 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
             }
             _ = tick.tick() => {
                 agent.follow_local_addresses();
-                agent.publish();
+                agent.publish_refresh();
             }
             _ = term.recv() => {
                 let (how, why) = leave::on_sigterm(&config.agent);
@@ -553,10 +554,26 @@ fn known_health(backends: &[AdoptedBackend], config: &Config) -> HashMap<core::B
 }
 
 impl Agent {
-    /// Refreshes counters and rates and publishes the picture.
+    /// Refreshes counters and rates and publishes the picture (on a change).
     fn publish(&mut self) {
+        self.publish_with(false);
+    }
+
+    /// The once-a-second refresh: publishes, and samples the history when due.
+    fn publish_refresh(&mut self) {
+        self.publish_with(true);
+    }
+
+    fn publish_with(&mut self, refresh: bool) {
         match self.snapshot(true) {
-            Ok(s) => {
+            Ok(mut s) => {
+                let now = std::time::Instant::now();
+                if refresh && self.history.due(now) {
+                    self.history.sample(&s, now);
+                } else {
+                    self.history.observe(&s);
+                }
+                s.history = Some(self.history.view(&s));
                 let _ = self.status.send(Arc::new(s));
             }
             Err(e) => tracing::error!("reading the maps failed: {}", chain(&e)),
@@ -566,7 +583,8 @@ impl Agent {
     fn handle(&mut self, req: Request) -> Response {
         let result = match req {
             Request::Status => match self.snapshot(false) {
-                Ok(s) => {
+                Ok(mut s) => {
+                    s.history = Some(self.history.view(&s));
                     return Response::Status {
                         status: Box::new(s),
                     };

@@ -231,6 +231,7 @@ impl Agent {
             counters,
             last_reload: self.last_reload.clone(),
             vrrp: self.vrrp.iter().map(|w| w.borrow().clone()).collect(),
+            history: None,
         };
         if remember {
             self.previous = Some((now, readings, globals));
@@ -458,5 +459,6 @@ pub fn offline_status(
         dataplane_problems: Vec::new(),
         sockets: None,
         flow_table: None,
+        history: None,
     })
 }
