@@ -8,7 +8,7 @@ use std::{fmt::Write as _, sync::Arc};
 use prometheus_client::{
     collector::Collector,
     encoding::{
-        DescriptorEncoder, EncodeLabelValue, LabelValueEncoder, NoLabelSet,
+        DescriptorEncoder, EncodeLabelValue, LabelValueEncoder, MetricEncoder, NoLabelSet,
         text::{encode_eof, encode_registry},
     },
     metrics::MetricType,
@@ -141,12 +141,11 @@ impl<'s> Out<'s, '_> {
         let mut family = self.enc.encode_descriptor(base, help, None, ty)?;
         for (labels, value) in samples {
             let labels: Vec<(&str, Text<'_>)> = labels.iter().map(|(k, v)| (*k, Text(v))).collect();
-            let mut m = family.encode_family(&labels)?;
-            match (kind, value.into()) {
-                (Counter, V::Int(v)) => m.encode_counter::<NoLabelSet, _, u64>(&v, None)?,
-                (Counter, V::Real(v)) => m.encode_counter::<NoLabelSet, _, f64>(&v, None)?,
-                (Gauge, V::Int(v)) => m.encode_gauge(&v)?,
-                (Gauge, V::Real(v)) => m.encode_gauge(&v)?,
+            // No labels: the bare name (a family's encoder would write `{}`).
+            if labels.is_empty() {
+                sample(&mut family, kind, value.into())?;
+            } else {
+                sample(&mut family.encode_family(&labels)?, kind, value.into())?;
             }
         }
         Ok(())
@@ -219,6 +218,15 @@ impl<'s> Out<'s, '_> {
                 .iter()
                 .map(|v| (vec![("vrrp_instance", v.name.as_str())], value(v))),
         );
+    }
+}
+
+fn sample(m: &mut MetricEncoder<'_>, kind: Kind, value: V) -> Result<(), std::fmt::Error> {
+    match (kind, value) {
+        (Counter, V::Int(v)) => m.encode_counter::<NoLabelSet, _, u64>(&v, None),
+        (Counter, V::Real(v)) => m.encode_counter::<NoLabelSet, _, f64>(&v, None),
+        (Gauge, V::Int(v)) => m.encode_gauge(&v),
+        (Gauge, V::Real(v)) => m.encode_gauge(&v),
     }
 }
 
@@ -693,6 +701,7 @@ mod tests {
             "lb_vip_packets_total{vip=\"web\"} 0\n",
             "# TYPE lb_vip_backends_up gauge\n",
             "lb_vip_backends_up{vip=\"web\"} 2\n",
+            "# TYPE lb_uptime_seconds gauge\nlb_uptime_seconds 0\n",
             "lb_backend_up{vip=\"web\",backend=\"[2001:db8::11]:80\"} 0\n",
             // A label value escaped as the formats ask.
             "lb_build_info{version=\"v\\\"1\\\\2\\n\"} 1\n",
