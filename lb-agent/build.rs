@@ -18,6 +18,14 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+/// The programs' log writers (lb-ebpf/src/log.rs): exported, so each is a global BPF
+/// function the verifier checks once on its own.
+const LOG_FUNCTIONS: [&str; 3] = [
+    "lb_log_insert_failed",
+    "lb_log_internal",
+    "lb_log_snat_exhausted",
+];
+
 fn main() -> anyhow::Result<()> {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let root = manifest
@@ -52,7 +60,10 @@ fn main() -> anyhow::Result<()> {
         .env("PATH", env::join_paths(path)?)
         .env(
             "CARGO_ENCODED_RUSTFLAGS",
-            format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"),
+            format!(
+                "--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf\x1f-Clink-arg=--export={}",
+                LOG_FUNCTIONS.join(",")
+            ),
         )
         // The host build's compiler settings are not the sub-build's.
         .env_remove("RUSTC")

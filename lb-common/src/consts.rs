@@ -62,6 +62,17 @@ pub const MAP_SOCK_REVNAT: &str = "SOCK_REVNAT";
 /// instead of chosen anew or passed: the agent sets it while it carries an older
 /// agent's connections into new maps (`lb-agent/src/dataplane/migrate`); 0 = never.
 pub const MAP_UPGRADE_HOLD: &str = "UPGRADE_HOLD";
+/// `Array<u32>`, one entry: 1 while the programs log their rare events (aya-log), 0
+/// off; written by the agent after each load and reload (`[agent] dataplane_log`).
+/// Not pinned: each load's program has its own, as it has its own log ring.
+pub const MAP_LOG_SWITCH: &str = "LOG_SWITCH";
+/// `PerCpuArray<u64>`, one entry: when this CPU last logged (ns): at most one line a
+/// second per CPU reaches the log; the counters count every event.
+pub const MAP_LOG_LAST: &str = "LOG_LAST";
+/// aya-log's ring buffer, read by the agent that loaded the program.
+pub const MAP_AYA_LOGS: &str = "AYA_LOGS";
+/// Least time between two log lines of one CPU.
+pub const LOG_INTERVAL_NS: u64 = 1_000_000_000;
 
 // ---- Program names ----
 

@@ -8,10 +8,11 @@ use core::mem::size_of;
 
 use crate::{
     ADDR_TABLE_SLOTS, AddrInfo, AddrKey, AddrSlot, Backend, COUNTER_COUNT, FlowEntry, FlowKey,
-    MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_BACKEND_STATS, MAP_BACKENDS, MAP_FLOWS,
-    MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS, MAP_SNAT_CURSORS, MAP_SOCK_REVNAT, MAP_STATS,
-    MAP_TIMEOUTS, MAP_UPGRADE_HOLD, MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS,
-    NatEntry, NextHop, SockKey, SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta,
+    MAP_ADDR_TABLE, MAP_ADDR_TABLE_LIVE, MAP_ADDRS, MAP_AYA_LOGS, MAP_BACKEND_STATS, MAP_BACKENDS,
+    MAP_FLOWS, MAP_LOG_LAST, MAP_LOG_SWITCH, MAP_NAT, MAP_NEXTHOPS, MAP_RINGS, MAP_SNAT_ADDRS,
+    MAP_SNAT_CURSORS, MAP_SOCK_REVNAT, MAP_STATS, MAP_TIMEOUTS, MAP_UPGRADE_HOLD,
+    MAP_VIP_GENERATIONS, MAP_VIP_STATS, MAP_VIPS, MAX_SNAT_ADDRS, NatEntry, NextHop, SockKey,
+    SockOrigin, Timeouts, TrafficCounters, VipKey, VipMeta,
 };
 
 /// The kernel map types the program uses.
@@ -136,9 +137,10 @@ pub const MAPS: [MapDef; 18] = [
     def::<u32, u32>(MAP_UPGRADE_HOLD, Array, Fixed(1), Rebuilt),
 ];
 
-/// Maps of the object that are the program's own (never pinned, never read by the
-/// agent): its per-CPU scratch space.
-pub const PRIVATE_MAPS: [&str; 1] = ["SCRATCH"];
+/// Maps of the object that are not pinned, made anew with each load: the program's
+/// per-CPU scratch space, and its log (switch, rate limit, aya-log's ring, which the
+/// agent that loaded it drains).
+pub const PRIVATE_MAPS: [&str; 4] = ["SCRATCH", MAP_LOG_SWITCH, MAP_LOG_LAST, MAP_AYA_LOGS];
 
 /// The table entry of map `name`.
 pub fn map_def(name: &str) -> Option<&'static MapDef> {

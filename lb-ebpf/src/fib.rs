@@ -130,6 +130,7 @@ fn send(
 ) -> u32 {
     let Some(eth) = EthAddrs::at(pkt) else {
         count(Counter::DropInternal);
+        crate::log::internal(crate::log::Internal::EthernetHeader);
         return xdp_action::XDP_DROP;
     };
     eth.set(d, s);
@@ -150,11 +151,13 @@ fn to_kernel(ctx: &XdpContext, params: &FibParams, family: u8) -> u32 {
     // SAFETY: grows the metadata area in front of the packet; checked below.
     if unsafe { bpf_xdp_adjust_meta(ctx.ctx, -(size as i32)) } != 0 {
         count(Counter::DropInternal);
+        crate::log::internal(crate::log::Internal::AdjustMeta);
         return xdp_action::XDP_DROP;
     }
     let meta = ctx.metadata();
     if meta + size > ctx.data() {
         count(Counter::DropInternal);
+        crate::log::internal(crate::log::Internal::MetaBounds);
         return xdp_action::XDP_DROP;
     }
     let m = NeighMeta {

@@ -149,5 +149,7 @@ pub fn hashed(vip: &VipMeta, key: &FlowKey, out: &mut Choice, now: u32, flags: u
 pub fn remember(key: &FlowKey, entry: &FlowEntry) {
     // An LRU insert only fails under memory pressure; the flow then re-hashes to the
     // same backend on its next packet (the ring is deterministic), so nothing breaks.
-    let _ = FLOWS.insert(key, entry, u64::from(BPF_ANY));
+    if let Err(e) = FLOWS.insert(key, entry, u64::from(BPF_ANY)) {
+        crate::log::insert_failed(crate::log::Table::Flows, e);
+    }
 }

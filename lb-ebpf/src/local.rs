@@ -53,7 +53,9 @@ pub fn deliver(pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
             // The reply 5-tuple is the client's own flow mirrored: no other live
             // flow can hold it, so no claim is needed. Should the insert fail (memory
             // pressure), the next check tries again.
-            let _ = NAT.insert(&s.reply, &s.nat, u64::from(BPF_ANY));
+            if let Err(e) = NAT.insert(&s.reply, &s.nat, u64::from(BPF_ANY)) {
+                crate::log::insert_failed(crate::log::Table::Nat, e);
+            }
         }
     }
     if s.choice.new_flow {

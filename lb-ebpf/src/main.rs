@@ -29,6 +29,7 @@ mod flow;
 mod headers;
 mod icmp;
 mod local;
+mod log;
 mod maps;
 mod nat;
 mod packet;
@@ -60,6 +61,7 @@ use crate::{
 pub fn lb_xdp(ctx: XdpContext) -> u32 {
     let pkt = Packet::new(&ctx);
     let Some(s) = maps::scratch() else {
+        log::internal(log::Internal::Scratch);
         return pass(Counter::PassParseError);
     };
     match parse::ip(&pkt, &mut s.key, &mut s.addr) {
@@ -229,6 +231,8 @@ fn to_backend(ctx: &XdpContext, pkt: &Packet, ip: &Ip, s: &mut Scratch) -> u32 {
             let port = nat::claim_port(s, bport);
             if port == 0 {
                 count(Counter::DropSnatExhausted);
+                let b = &s.choice.backend;
+                log::snat_exhausted(s.vip.id, &b.addr, b.family, bport);
                 return xdp_action::XDP_DROP;
             }
             s.choice.entry.snat_port = port;

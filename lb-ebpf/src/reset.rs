@@ -29,6 +29,7 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, ip: &Ip, key: &FlowKey) -> u32 {
             // packet pointers afterwards.
             if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
                 count(Counter::DropInternal);
+                crate::log::internal(crate::log::Internal::AdjustTail);
                 return xdp_action::XDP_DROP;
             }
             count(Counter::TxReset);
@@ -40,6 +41,7 @@ pub fn send(ctx: &XdpContext, pkt: &Packet, ip: &Ip, key: &FlowKey) -> u32 {
         }
         None => {
             count(Counter::DropInternal);
+            crate::log::internal(crate::log::Internal::ResetBuild);
             xdp_action::XDP_DROP
         }
     }

@@ -200,7 +200,9 @@ fn balance(sa: &SockAddr, hook_family: u8) -> i32 {
             _pad2: 0,
         };
         // Should the insert fail, the socket works; only its peer shows the backend.
-        let _ = SOCK_REVNAT.insert(key, origin, u64::from(BPF_ANY));
+        if let Err(e) = SOCK_REVNAT.insert(key, origin, u64::from(BPF_ANY)) {
+            crate::log::insert_failed(crate::log::Table::SockRevnat, e);
+        }
         account_flow(&VIP_STATS, vip.id);
         account_flow(&BACKEND_STATS, slot);
         count(Counter::SockBalanced);

@@ -21,6 +21,8 @@ pub const SOCKET_LB_NAMESPACES: &str = "own";
 /// `[agent] on_sigterm`: SIGTERM hands the VIP over unless systemd is restarting
 /// the unit (keepalived's behaviour, with restarts kept).
 pub const ON_SIGTERM: &str = "handover";
+/// `[agent] dataplane_log`: the programs' rare events reach the agent's log.
+pub const DATAPLANE_LOG: bool = true;
 /// `[agent] log_format`: text lines for people.
 pub const LOG_FORMAT: &str = "text";
 /// `[agent.sync] port`: UDP port of flow sync messages.

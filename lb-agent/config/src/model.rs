@@ -48,6 +48,8 @@ pub struct AgentConfig {
     pub sync: Option<SyncConfig>,
     /// How the agent writes its log (`--log-format` overrides it).
     pub log_format: LogFormat,
+    /// The XDP and socket programs log their rare events into the agent's log.
+    pub dataplane_log: bool,
 }
 
 /// The agent's log lines: text for people, JSON (one object per line) for log

@@ -30,6 +30,7 @@ pub struct Agent {
     pub snat_port_range: Option<String>,
     pub on_sigterm: Option<String>,
     pub log_format: Option<String>,
+    pub dataplane_log: Option<bool>,
     pub timeouts: Option<Timeouts>,
     pub sync: Option<Sync>,
 }

@@ -448,6 +448,7 @@ fn agent(p: &mut Problems, at: &KeyPath, a: &raw::Agent) -> Option<AgentConfig> 
     let timeouts = timeouts(p, &at.key("timeouts"), a.timeouts.as_ref(), d::timeouts());
     Some(AgentConfig {
         log_format: log_format?,
+        dataplane_log: a.dataplane_log.unwrap_or(d::DATAPLANE_LOG),
         socket_lb,
         manage_forwarding: a.manage_forwarding.unwrap_or(d::MANAGE_FORWARDING),
         snat_ports: snat_ports?,

@@ -218,6 +218,14 @@ async fn serve(config: Config, config_path: &Path) -> Result<(), AgentError> {
     for c in config::capacity::nat(&config) {
         tracing::info!("capacity of VIP {}", c.describe());
     }
+    // The programs' own log lines: forwarded from now on, on or off as the config says.
+    match agent.dp.take_log() {
+        Ok(log) => {
+            tasks.spawn("dataplane log", log.forward());
+        }
+        Err(e) => tracing::warn!("the programs' log lines cannot be read: {}", chain(&e)),
+    }
+    started!(agent.dp.set_log(config.agent.dataplane_log));
     started!(agent.reconcile_checks());
     // Services before the program sees traffic (on a restart: the same content, so
     // nothing is rewritten).

@@ -6,7 +6,7 @@
 
 use std::mem;
 
-use super::{core::Agent, error::ReloadError};
+use super::{chain, core::Agent, error::ReloadError};
 use crate::{
     config::{self, AgentConfig},
     health,
@@ -96,10 +96,11 @@ impl Agent {
             )?;
         }
         let mut kept = restart_only(&self.config.agent, &new.agent);
-        // Of [agent], the log format follows a reload; the rest waits for a start.
-        let log_format = new.agent.log_format;
+        // Of [agent], the logs follow a reload; the rest waits for a start.
+        let (log_format, dataplane_log) = (new.agent.log_format, new.agent.dataplane_log);
         new.agent = self.config.agent.clone();
         new.agent.log_format = log_format;
+        new.agent.dataplane_log = dataplane_log;
         if new.vrrp != self.config.vrrp {
             kept.push("[[vrrp]]");
             new.vrrp = self.config.vrrp.clone();
@@ -150,6 +151,9 @@ impl Agent {
             .collect();
         self.overrides.retain(|k, _| present.contains(k));
         crate::logging::follow_config(log_format);
+        if let Err(e) = self.dp.set_log(dataplane_log) {
+            tracing::warn!("switching the programs' log lines: {}", chain(&e));
+        }
         Ok(Applied {
             services: self.config.vips.len(),
             backends: self.config.vips.iter().map(|v| v.backends.len()).sum(),

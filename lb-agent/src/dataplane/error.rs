@@ -7,6 +7,11 @@ use std::{net::IpAddr, path::PathBuf};
 pub enum DataplaneError {
     #[error("invalid capacity {what}: {why}")]
     Capacity { what: &'static str, why: String },
+    #[error("the programs' log ring")]
+    ProgramLog {
+        #[source]
+        source: aya_log::Error,
+    },
     #[error("loading the XDP object failed")]
     Load {
         #[source]

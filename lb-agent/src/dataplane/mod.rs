@@ -13,6 +13,7 @@ mod local;
 mod mapset;
 pub mod migrate;
 mod pins;
+mod program_log;
 pub mod read;
 mod services;
 mod shapes;
@@ -30,6 +31,7 @@ pub use loader::{AttachMode, Dataplane, SocketScope};
 pub use local::node_addresses;
 pub use mapset::{MapSet, PinnedMaps, typed};
 pub use pins::{Attached, PinLayout, detach_others};
+pub use program_log::ProgramLog;
 pub use read::{BackendView, GlobalCounters, ServiceView, Traffic};
 pub use services::{
     BackendSpec, BackendState, Forwarding, LiveRing, NoBackend, Protocol, ServiceSpec,
