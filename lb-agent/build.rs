@@ -73,7 +73,8 @@ fn main() -> anyhow::Result<()> {
         .context("running `rustup run nightly cargo build` for lb-ebpf (run `cargo xtask build-ebpf` once to install the toolchain)")?;
     let said = String::from_utf8_lossy(&run.stderr);
     if !run.status.success() {
-        for line in said.lines() {
+        // The errors in full, without cargo's progress lines.
+        for line in said.lines().filter(|l| !is_progress(l)) {
             println!("cargo:warning={line}");
         }
         bail!(

@@ -68,21 +68,21 @@ pub extern "C" fn lb_log_insert_failed(table: u32, err: i32) -> u32 {
     if !allowed() {
         return 0;
     }
-    match table {
-        t if t == Table::Flows as u32 => error!(
+    if table == Table::Flows as u32 {
+        error!(
             (),
             "FLOWS insert failed (error {}): a flow goes unremembered", err
-        ),
-        t if t == Table::Nat as u32 => error!(
+        );
+    } else if table == Table::Nat as u32 {
+        error!(
             (),
             "NAT insert failed (error {}): a reply may find no binding", err
-        ),
-        _ => {
-            error!(
-                (),
-                "SOCK_REVNAT insert failed (error {}): a socket's peer shows its backend", err
-            )
-        }
+        );
+    } else {
+        error!(
+            (),
+            "SOCK_REVNAT insert failed (error {}): a socket's peer shows its backend", err
+        );
     }
     1
 }
@@ -118,25 +118,24 @@ pub extern "C" fn lb_log_internal(site: u32) -> u32 {
     if !allowed() {
         return 0;
     }
-    match site {
-        s if s == Internal::EthernetHeader as u32 => {
-            error!((), "drop_internal: no Ethernet header to rewrite")
-        }
-        s if s == Internal::AdjustMeta as u32 => error!(
+    if site == Internal::EthernetHeader as u32 {
+        error!((), "drop_internal: no Ethernet header to rewrite");
+    } else if site == Internal::AdjustMeta as u32 {
+        error!(
             (),
             "drop_internal: bpf_xdp_adjust_meta refused the neighbour metadata"
-        ),
-        s if s == Internal::MetaBounds as u32 => {
-            error!((), "drop_internal: the neighbour metadata is out of bounds")
-        }
-        s if s == Internal::AdjustTail as u32 => error!(
+        );
+    } else if site == Internal::MetaBounds as u32 {
+        error!((), "drop_internal: the neighbour metadata is out of bounds");
+    } else if site == Internal::AdjustTail as u32 {
+        error!(
             (),
             "drop_internal: bpf_xdp_adjust_tail refused to shrink the frame to a RST"
-        ),
-        s if s == Internal::ResetBuild as u32 => {
-            error!((), "drop_internal: the RST could not be written")
-        }
-        _ => error!((), "pass_parse_error: the per-CPU scratch space is missing"),
+        );
+    } else if site == Internal::ResetBuild as u32 {
+        error!((), "drop_internal: the RST could not be written");
+    } else {
+        error!((), "pass_parse_error: the per-CPU scratch space is missing");
     }
     1
 }
