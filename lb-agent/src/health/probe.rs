@@ -10,9 +10,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use http_body_util::Empty;
+use hyper::{Request, body::Bytes, client::conn::http1, header};
+use hyper_util::rt::TokioIo;
 use rustls::{ClientConfig, pki_types::ServerName};
 use tokio::{
-    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _},
+    io::{AsyncRead, AsyncWrite, AsyncWriteExt as _},
     net::TcpStream,
     time::timeout,
 };
@@ -127,48 +130,63 @@ async fn handshake(
     }
 }
 
-async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut s: S,
+/// The GET over `s` with hyper's HTTP/1 client: the verdict is the response's
+/// status (its body is not read).
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    s: S,
     http: &HttpProbe,
     spec: &ProbeSpec,
     start: Instant,
 ) -> Result<String, String> {
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lb-agent-check\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        http.path, http.host
-    );
+    let request = Request::get(http.path.as_str())
+        .header(header::HOST, http.host.as_str())
+        .header(header::USER_AGENT, "lb-agent-check")
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("L7 invalid request: {e}"))?;
     let io = async {
-        s.write_all(request.as_bytes()).await?;
-        let mut buf = Vec::with_capacity(256);
-        let mut chunk = [0u8; 256];
-        while !buf.windows(2).any(|w| w == b"\r\n") && buf.len() < 4096 {
-            let n = s.read(&mut chunk).await?;
-            if n == 0 {
-                break;
+        // Header names as HAProxy's checks write them (`Host:`): some backends'
+        // checks match them that way.
+        let (mut sender, connection) = http1::Builder::new()
+            .title_case_headers(true)
+            .handshake(TokioIo::new(s))
+            .await?;
+        // The connection is driven here, beside the request, until the response's
+        // head has come.
+        tokio::pin!(connection);
+        let response = sender.send_request(request);
+        tokio::pin!(response);
+        let head = tokio::select! {
+            r = &mut response => r,
+            done = &mut connection => {
+                // The connection ended first: the request's own result says why.
+                done?;
+                response.await
             }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        Ok::<_, std::io::Error>(buf)
+        };
+        head.map(|r| r.status().as_u16())
     };
-    let buf = match timeout(left(spec, start), io).await {
+    let status = match timeout(left(spec, start), io).await {
         Err(_) => return Err("L7 timeout".into()),
-        Ok(Err(e)) => return Err(format!("L7 {}", io_reason(&e))),
-        Ok(Ok(b)) => b,
-    };
-    let line = String::from_utf8_lossy(&buf);
-    let line = line.lines().next().unwrap_or("");
-    let mut parts = line.split_whitespace();
-    let status = match (
-        parts.next(),
-        parts.next().and_then(|c| c.parse::<u16>().ok()),
-    ) {
-        (Some(v), Some(code)) if v.starts_with("HTTP/") => code,
-        _ => return Err(format!("L7 invalid response {:?}", truncate(line, 40))),
+        Ok(Err(e)) => return Err(l7_reason(&e)),
+        Ok(Ok(code)) => code,
     };
     if http.expect_status.contains(&status) {
         Ok(format!("L7 OK, status {status}"))
     } else {
         Err(format!("L7 wrong status {status}"))
+    }
+}
+
+/// A failed exchange, as HAProxy would name it.
+fn l7_reason(e: &hyper::Error) -> String {
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    match io {
+        Some(io) => format!("L7 {}", io_reason(io)),
+        None if e.is_parse() => "L7 invalid response".to_string(),
+        None if e.is_incomplete_message() || e.is_canceled() => "L7 connection closed".to_string(),
+        None => format!("L7 {e}"),
     }
 }
 
@@ -181,12 +199,5 @@ fn io_reason(e: &std::io::Error) -> String {
         NetworkUnreachable => "network unreachable".into(),
         UnexpectedEof => "connection closed".into(),
         _ => e.to_string(),
-    }
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }

@@ -320,3 +320,39 @@ async fn a_checker_follows_a_backend_going_down_and_up() {
         .expect("checker stops")
         .expect("join");
 }
+
+/// A server that answers `reply` to whatever it is sent, then closes.
+async fn raw_server(reply: &'static [u8]) -> (SocketAddr, JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(reply).await;
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn http_checks_name_what_is_not_an_http_answer() {
+    let (ssh, _a) = raw_server(b"SSH-2.0-OpenSSH_9.6\r\n").await;
+    let out = run(&http(ssh, None)).await;
+    assert_eq!(
+        (out.ok, out.reason.as_str()),
+        (false, "L7 invalid response"),
+        "{out}"
+    );
+    let (silent, _b) = raw_server(b"").await;
+    let out = run(&http(silent, None)).await;
+    assert_eq!(
+        (out.ok, out.reason.as_str()),
+        (false, "L7 connection closed"),
+        "{out}"
+    );
+    // An answer with a body: its status decides, the body is not waited for.
+    let (ok, _c) = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await;
+    let out = run(&http(ok, None)).await;
+    assert!(out.ok && out.reason == "L7 OK, status 200", "{out}");
+}
