@@ -18,49 +18,41 @@ pub enum Head {
     Invalid(&'static str),
 }
 
-/// Parses the first bytes of a connection; `max` bounds the request head.
+/// Most headers a request head may have (HAProxy's default `tune.http.maxhdr` is
+/// 101 with the request line).
+const MAX_HEADERS: usize = 100;
+
+/// Parses the first bytes of a connection (with httparse); `max` bounds the request
+/// head.
 pub fn parse(buf: &[u8], max: usize) -> Head {
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4)
-        .or_else(|| buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2));
-    let Some(end) = end else {
-        // A request line that cannot be HTTP fails at once, not at the bound.
-        if let Some(line_end) = buf.iter().position(|&b| b == b'\n')
-            && request_line(&buf[..line_end]).is_err()
-        {
-            return Head::Invalid("not an HTTP/1.x request line");
-        }
-        if buf.len() > max {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let end = match req.parse(buf) {
+        Ok(httparse::Status::Complete(end)) => end,
+        // What came so far is a request's start; more is needed unless it is
+        // already too large.
+        Ok(httparse::Status::Partial) if buf.len() > max => {
             return Head::Invalid("a request head larger than the bound");
         }
-        return Head::NeedMore;
+        Ok(httparse::Status::Partial) => return Head::NeedMore,
+        Err(e) => return Head::Invalid(invalid(e)),
     };
     if end > max {
         return Head::Invalid("a request head larger than the bound");
     }
-    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
-        return Head::Invalid("a request head that is not text");
-    };
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let first = lines.next().unwrap_or_default();
-    let target = match request_line(first.as_bytes()) {
-        Ok(t) => t,
-        Err(why) => return Head::Invalid(why),
-    };
     let mut host = None;
-    for line in lines.take_while(|l| !l.is_empty()) {
-        let Some((name, value)) = line.split_once(':') else {
-            return Head::Invalid("a header line without a colon");
-        };
-        if name.eq_ignore_ascii_case("host") {
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
             if host.is_some() {
                 return Head::Invalid("two Host headers");
             }
+            let Ok(value) = std::str::from_utf8(h.value) else {
+                return Head::Invalid("a Host that is not text");
+            };
             host = Some(value.trim());
         }
     }
+    let target = req.path.unwrap_or_default();
     // An absolute-form target's authority wins over Host (RFC 9112 3.2.2).
     let authority = target
         .strip_prefix("http://")
@@ -77,21 +69,15 @@ pub fn parse(buf: &[u8], max: usize) -> Head {
     }
 }
 
-/// The request target of `METHOD SP target SP HTTP/1.x`.
-fn request_line(line: &[u8]) -> Result<&str, &'static str> {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let line = std::str::from_utf8(line).map_err(|_| "a request line that is not text")?;
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err("not an HTTP/1.x request line");
-    };
-    let token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase());
-    if !token || target.is_empty() || !matches!(version, "HTTP/1.1" | "HTTP/1.0") {
-        return Err("not an HTTP/1.x request line");
+/// What httparse refused, in words.
+fn invalid(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::TooManyHeaders => "more than 100 headers",
+        httparse::Error::HeaderName | httparse::Error::HeaderValue | httparse::Error::NewLine => {
+            "a malformed header line"
+        }
+        _ => "not an HTTP/1.x request line",
     }
-    Ok(target)
 }
 
 /// `host[:port]` or `[v6][:port]` as a host name, lowercase.
@@ -160,6 +146,14 @@ mod tests {
             parse(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", MAX),
             Head::Invalid(_)
         ));
+        let many = format!(
+            "GET / HTTP/1.1\r\n{}Host: a\r\n\r\n",
+            "X: y\r\n".repeat(100)
+        );
+        assert_eq!(
+            parse(many.as_bytes(), 1 << 20),
+            Head::Invalid("more than 100 headers")
+        );
         // A 64 KB request line: refused at the bound, not buffered further.
         let long = format!("GET /{} HTTP/1.1", "a".repeat(65536));
         assert_eq!(
