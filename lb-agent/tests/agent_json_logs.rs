@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
-use common::{AgentLab, BACKENDS, LB, VIP, eventually::eventually_some_or, name};
+use common::{AgentLab, BACKENDS, LB, VIP, eventually::eventually_some_or};
 use lb_agent::lab::{TcpServer, lan_v4};
 use serde_json::Value;
 
@@ -35,18 +35,7 @@ fn objects(log: &str) -> Vec<Value> {
 #[test]
 fn json_log_events_carry_their_fields_and_a_reload_switches_to_text() {
     let mut lab = AgentLab::new();
-    let servers: Vec<TcpServer> = BACKENDS
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            TcpServer::spawn(
-                &lab.backends[i].ns,
-                SocketAddr::new(lan_v4(b), 80),
-                &name(b),
-            )
-            .expect("server")
-        })
-        .collect();
+    let servers = lab.banners(lan_v4, 80);
     lab.write_config(&config("json"));
     lab.start();
     lab.wait_for("all up", Duration::from_secs(5), |s| {

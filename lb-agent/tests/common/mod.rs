@@ -103,6 +103,28 @@ impl AgentLab {
     }
 }
 
+/// A banner server on every host of `backends` at `ip(host index):port`.
+fn banners_on(
+    backends: &[Host],
+    ip: impl Fn(u8) -> std::net::IpAddr,
+    port: u16,
+) -> Vec<TcpServer> {
+    backends
+        .iter()
+        .map(|b| {
+            TcpServer::spawn(&b.ns, SocketAddr::new(ip(b.index), port), &name(b.index))
+                .expect("server")
+        })
+        .collect()
+}
+
+impl AgentLab {
+    /// A banner server on every backend at `ip(backend index):port`.
+    pub fn banners(&self, ip: impl Fn(u8) -> std::net::IpAddr, port: u16) -> Vec<TcpServer> {
+        banners_on(&self.backends, ip, port)
+    }
+}
+
 impl Cluster {
     /// `n` nodes; the VIP is nobody's until VRRP gives it to one.
     pub fn new(n: u8) -> Self {
@@ -301,13 +323,7 @@ impl Drop for Node {
 impl Cluster {
     /// A banner server on every backend at `ip(backend index):port`.
     pub fn banners(&self, ip: impl Fn(u8) -> std::net::IpAddr, port: u16) -> Vec<TcpServer> {
-        self.backends
-            .iter()
-            .map(|b| {
-                TcpServer::spawn(&b.ns, SocketAddr::new(ip(b.index), port), &name(b.index))
-                    .expect("server")
-            })
-            .collect()
+        banners_on(&self.backends, ip, port)
     }
 
     /// 30 connections from the client to `target` once the client sends it to node
