@@ -337,6 +337,15 @@ fn rootfs(arch: &str, binary: &Path, out: &Path) -> Result<PathBuf> {
         .arg("."))?;
     let listing = output(Command::new("tar").arg("-tvf").arg(&tar))?;
     eprint!("{listing}");
+    // Self-contained: the binary runs in it alone (chroot needs root).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        step("  lb-agent check-config chrooted into the root file system");
+        run(Command::new("chroot")
+            .arg(&dir)
+            .args([&format!("/{BIN_PATH}"), "check-config", "--config"])
+            .arg(format!("/{CONFIG_PATH}")))?;
+    }
     Ok(tar)
 }
 
