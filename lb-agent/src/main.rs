@@ -57,6 +57,10 @@ enum Command {
     /// until they end.
     #[command(hide = true)]
     HoldConnections(cli::hold::HoldArgs),
+    /// Write the man pages and shell completions of this command line into a
+    /// directory (packaging: `cargo xtask dist`).
+    #[command(hide = true)]
+    GenerateFiles(cli::generate::GenerateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,6 +88,9 @@ fn main() -> std::process::ExitCode {
         Command::Handover(a) => cli::admin::handover(&a),
         Command::Restart(t) => cli::admin::restart(&t),
         Command::HoldConnections(a) => cli::hold::run(&a),
+        Command::GenerateFiles(a) => {
+            cli::generate::run(&a, <Cli as clap::CommandFactory>::command())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -81,6 +81,11 @@ pub fn nightly_cargo(args: &[&str]) -> Result<()> {
 
 /// Runs `tool ARGS` under the nightly toolchain (its `cargo` and `rustc`).
 pub fn nightly_tool(tool: &Path, args: &[&str]) -> Result<()> {
+    nightly_tool_env(tool, args, &[])
+}
+
+/// [`nightly_tool`] with extra environment.
+pub fn nightly_tool_env(tool: &Path, args: &[&str], env: &[(String, String)]) -> Result<()> {
     let mut cmd = Command::new("rustup");
     cmd.args(["run", "nightly"])
         .arg(tool)
@@ -96,6 +101,7 @@ pub fn nightly_tool(tool: &Path, args: &[&str]) -> Result<()> {
     ] {
         cmd.env_remove(var);
     }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
     run(&mut cmd)
 }
 

@@ -9,9 +9,14 @@
 //! - `bench-dp`: per-packet cost of the XDP program under real traffic (`--steady`:
 //!   through `BPF_PROG_TEST_RUN`, without traffic).
 //! - `fuzz`: the VRRP advert parser under cargo-fuzz (installed into `.cache/`).
+//! - `dist`: the release binary, the Debian package and the container root file
+//!   system in `target/dist/`; `--verify` (or `verify-deb`) then installs the package
+//!   here, serves a VIP through its service in a namespace lab and purges it.
 
 mod bootstrap;
 mod cmd;
+mod dist;
+mod verify;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -57,6 +62,19 @@ enum Command {
         /// Arguments for the benchmark (after `--`).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Release artifacts in target/dist: the static lb-agent binary (no lab), the
+    /// Debian package and a container root file system.
+    Dist {
+        /// Then verify the package (as `verify-deb`; needs root).
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Install the Debian package on this machine, run its service on a VIP in a
+    /// namespace lab (client, LB, nginx backends), reload, stop, purge (needs root).
+    VerifyDeb {
+        /// The package (default: the one `cargo xtask dist` built for this machine).
+        deb: Option<std::path::PathBuf>,
     },
 }
 
@@ -181,6 +199,23 @@ fn run(command: Command) -> Result<()> {
             cmd::cargo(&["build", "--release", "--package", "lb-agent"], &[])?;
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             bench_bin("bench", &args)
+        }
+        Command::Dist { verify } => {
+            if verify {
+                cmd::require_root("--verify installs the package and builds network namespaces")?;
+            }
+            let deb = dist::build()?;
+            if verify {
+                verify::verify(&deb)?;
+            }
+            Ok(())
+        }
+        Command::VerifyDeb { deb } => {
+            let deb = match deb {
+                Some(deb) => deb,
+                None => dist::dist_dir().join(dist::deb_name(&dist::debian_arch()?)),
+            };
+            verify::verify(&deb)
         }
         Command::BenchDp { args } => {
             cmd::require_root("the benchmark attaches XDP programs in network namespaces")?;

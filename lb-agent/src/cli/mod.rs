@@ -5,6 +5,7 @@ pub mod check_config;
 #[cfg(feature = "lab")]
 pub mod demo;
 pub mod flows;
+pub mod generate;
 pub mod hold;
 pub mod import;
 pub mod inspect;
