@@ -104,11 +104,7 @@ impl AgentLab {
 }
 
 /// A banner server on every host of `backends` at `ip(host index):port`.
-fn banners_on(
-    backends: &[Host],
-    ip: impl Fn(u8) -> std::net::IpAddr,
-    port: u16,
-) -> Vec<TcpServer> {
+fn banners_on(backends: &[Host], ip: impl Fn(u8) -> std::net::IpAddr, port: u16) -> Vec<TcpServer> {
     backends
         .iter()
         .map(|b| {
