@@ -502,13 +502,14 @@ impl Lab {
         }
         step("  the installed default config starts (ExecStart, LB namespace)");
         let log = self.dir.join("default.log");
+        let (out, err) = log_file(&log)?;
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.lb])
             .args(exec_start)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(fs::File::create(&log)?)
-            .stderr(fs::File::create(&log)?.try_clone()?)
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .context("cannot start the agent")?;
         let up = self.wait_http(&format!("http://{API}/healthz"), "200", &mut child, &log);
@@ -563,14 +564,15 @@ impl Lab {
         // so the pins go to the host's bpffs and outlive the agent as in production;
         // `ip netns exec` would give it a fresh /sys. nsenter execs: the child is the agent.
         let log = self.dir.join("agent.log");
+        let (out, err) = log_file(&log)?;
         let child = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.lb))
             .arg("--")
             .args(exec_start)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(fs::File::create(&log)?)
-            .stderr(fs::File::create(&log)?.try_clone()?)
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .context("cannot start the agent")?;
         let pid = child.id();
@@ -820,4 +822,13 @@ impl Drop for Lab {
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
+}
+
+/// `path`, created empty, as a child's stdout and stderr: one open file, so the two
+/// append to it in turn instead of writing over each other.
+fn log_file(path: &Path) -> Result<(fs::File, fs::File)> {
+    let out =
+        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let err = out.try_clone()?;
+    Ok((out, err))
 }

@@ -47,11 +47,12 @@ use self::{
     protocol::{Request, Response},
 };
 use crate::{
-    config::{self, AdminState, Config},
+    config::{self, AdminState, Config, LogFormat},
     dataplane::{
         AdoptedBackend, Attached, BackendState, Capacities, Dataplane, PinLayout, PinnedMaps,
         SocketScope, cgroup2_root, detach_others, detach_sockets,
     },
+    logging,
     status::{InterfaceStatus, SocketLbStatus, Status},
     tasks::Tasks,
     vrrp::{Record, Taking, Vrrp, resume},
@@ -68,8 +69,14 @@ const REFRESH: Duration = Duration::from_secs(1);
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Runs the daemon until SIGTERM/SIGINT.
-pub fn run(config_path: &Path) -> Result<(), AgentError> {
+pub fn run(config_path: &Path, log_format: Option<LogFormat>) -> Result<(), AgentError> {
     let config = config::load(config_path).map_err(AgentError::Config)?;
+    // The log as the command line (which wins) or the config asks; a no-op where the
+    // caller installed one already.
+    logging::init(
+        log_format.unwrap_or(config.agent.log_format),
+        log_format.is_some(),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

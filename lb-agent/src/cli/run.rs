@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use lb_agent::logging::{self, LogFormat};
+use lb_agent::logging::LogFormat;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -18,15 +18,7 @@ pub struct RunArgs {
 }
 
 pub fn run(a: &RunArgs) -> Result<()> {
-    // The config's format when it reads (the agent reports the config's errors
-    // itself, in text).
-    let format = a.log_format.unwrap_or_else(|| {
-        lb_agent::config::load(&a.config)
-            .map(|c| c.agent.log_format)
-            .unwrap_or_default()
-    });
-    logging::init(format, a.log_format.is_some());
     let path = std::path::absolute(&a.config)?;
-    lb_agent::agent::run(&path)?;
+    lb_agent::agent::run(&path, a.log_format)?;
     Ok(())
 }

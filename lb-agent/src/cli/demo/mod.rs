@@ -84,7 +84,7 @@ impl Mode {
 pub fn run(args: &DemoArgs) -> Result<()> {
     if let Some(config) = &args.config {
         let path = std::path::absolute(config)?;
-        lb_agent::agent::run(&path)?;
+        lb_agent::agent::run(&path, None)?;
         return Ok(());
     }
     if args.step_seconds < 2 {
