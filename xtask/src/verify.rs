@@ -502,16 +502,7 @@ impl Lab {
         }
         step("  the installed default config starts (ExecStart, LB namespace)");
         let log = self.dir.join("default.log");
-        let (out, err) = log_file(&log)?;
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.lb])
-            .args(exec_start)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("cannot start the agent")?;
+        let mut child = spawn_agent(&["ip", "netns", "exec", &self.lb], exec_start, &log)?;
         let up = self.wait_http(&format!("http://{API}/healthz"), "200", &mut child, &log);
         let _ = terminate(&mut child, Duration::from_secs(15));
         up.context("the default config did not start")?;
@@ -564,17 +555,8 @@ impl Lab {
         // so the pins go to the host's bpffs and outlive the agent as in production;
         // `ip netns exec` would give it a fresh /sys. nsenter execs: the child is the agent.
         let log = self.dir.join("agent.log");
-        let (out, err) = log_file(&log)?;
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.lb))
-            .arg("--")
-            .args(exec_start)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("cannot start the agent")?;
+        let net = format!("--net=/run/netns/{}", self.lb);
+        let child = spawn_agent(&["nsenter", &net, "--"], exec_start, &log)?;
         let pid = child.id();
         self.agent = Some(child);
         Ok(pid)
@@ -824,11 +806,19 @@ impl Drop for Lab {
     }
 }
 
-/// `path`, created empty, as a child's stdout and stderr: one open file, so the two
-/// append to it in turn instead of writing over each other.
-fn log_file(path: &Path) -> Result<(fs::File, fs::File)> {
-    let out =
-        fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+/// Starts `exec_start` (the unit's command) behind `enter` (what puts it in the LB's
+/// namespace), its stdout and stderr in `log`: one open file, so the two append to it
+/// in turn instead of writing over each other.
+fn spawn_agent(enter: &[&str], exec_start: &[String], log: &Path) -> Result<Child> {
+    let out = fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     let err = out.try_clone()?;
-    Ok((out, err))
+    Command::new(enter[0])
+        .args(&enter[1..])
+        .args(exec_start)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .context("cannot start the agent")
 }
